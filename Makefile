@@ -1,0 +1,35 @@
+# Everything runs in a local .venv with the tested versions pinned in constraints.txt.
+PYTHON ?= python3
+VENV ?= .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.installed-stamp
+ARGS ?=
+
+.PHONY: install train test test-fast lint tensorboard clean
+
+$(STAMP): pyproject.toml constraints.txt
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet -c constraints.txt -e ".[dev,export]"
+	touch $(STAMP)
+
+install: $(STAMP)  ## create .venv with pinned versions
+
+train: $(STAMP)  ## default run: lenet on the embedded digits set (make train ARGS="model=resnet18")
+	$(PY) train.py $(ARGS)
+
+test: $(STAMP)  ## the whole suite (CI runs this)
+	$(PY) -m pytest -q $(ARGS)
+
+test-fast: $(STAMP)  ## skip the @pytest.mark.slow runs
+	$(PY) -m pytest -q -m "not slow" $(ARGS)
+
+lint: $(STAMP)
+	$(VENV)/bin/ruff check src tests train.py benchmarks
+	$(VENV)/bin/ruff format --check src tests train.py benchmarks
+
+tensorboard: $(STAMP)  ## curves of every run under outputs/
+	$(VENV)/bin/tensorboard --logdir outputs
+
+clean:
+	rm -rf $(VENV) .pytest_cache .ruff_cache

@@ -1,0 +1,36 @@
+"""Console entry points: thin `@hydra.main` shells around the tasks."""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Callable
+from typing import Any
+
+import hydra
+from lightning.fabric.utilities.exceptions import MisconfigurationException
+from omegaconf import DictConfig
+
+from lightcls.config import config_dir, forget_run_dirs, register_resolvers
+from lightcls.errors import LightclsError
+
+register_resolvers()
+CONFIG_DIR = str(config_dir())
+
+
+def run_task(task: Callable[[DictConfig], Any], cfg: DictConfig) -> Any:
+    """Run `task`; a user's mistake ends the process with one line on stderr and exit code 2."""
+    try:
+        return task(cfg)
+    except (LightclsError, MisconfigurationException) as err:
+        print(f"error: {err}", file=sys.stderr)
+        sys.exit(2)
+    finally:
+        forget_run_dirs()
+
+
+@hydra.main(version_base="1.3", config_path=CONFIG_DIR, config_name="train")
+def train(cfg: DictConfig) -> float | None:
+    """`lightcls-train` / `python train.py`: returns best val top-1, the objective for sweepers."""
+    from lightcls.tasks import train as train_task
+
+    return run_task(train_task, cfg)["best_val_top1"]

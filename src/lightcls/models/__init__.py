@@ -1,0 +1,7 @@
+"""Backbones: torchvision's classification builders plus our LeNet-5."""
+
+from lightcls.models.lenet import LeNet5
+from lightcls.models.pretrained import load_pretrained
+from lightcls.models.registry import MODELS, build_model, list_models
+
+__all__ = ["MODELS", "LeNet5", "build_model", "list_models", "load_pretrained"]

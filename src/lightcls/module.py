@@ -1,0 +1,101 @@
+"""The LightningModule: a backbone, cross-entropy, top-k accuracy, optimizer and schedule from config."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import lightning as L
+import torch
+from hydra.utils import instantiate
+from torch import nn
+from torch.optim.lr_scheduler import LinearLR, SequentialLR
+from torchmetrics import MetricCollection
+from torchmetrics.classification import MulticlassAccuracy
+
+from lightcls.models import build_model
+
+
+class ClassificationModule(L.LightningModule):
+    """Image classifier whose hyperparameters are plain data, so a checkpoint alone rebuilds it.
+
+    Args:
+        model: the model config (`name`, ...), as in conf/model/.
+        classes: class names; index i is label i.
+        preprocess: the input contract: `image_size`, `channels`, `mean`, `std`.
+        optimizer: a `_partial_: true` optimizer config, called with the parameters.
+        scheduler: `schedule` (a `_partial_: true` scheduler config) plus optional
+            `warmup_epochs`/`warmup_start_factor`; empty or None for a constant lr.
+        label_smoothing: cross-entropy label smoothing.
+    """
+
+    def __init__(
+        self,
+        model: Mapping[str, Any],
+        classes: Sequence[str],
+        preprocess: Mapping[str, Any],
+        optimizer: Mapping[str, Any] | None = None,
+        scheduler: Mapping[str, Any] | None = None,
+        label_smoothing: float = 0.0,
+    ) -> None:
+        super().__init__()
+        self.save_hyperparameters()
+        num_classes = len(classes)
+        self.net = build_model(model["name"], num_classes, int(preprocess["channels"]))
+        self.criterion = nn.CrossEntropyLoss(label_smoothing=label_smoothing)
+        self.train_top1 = MulticlassAccuracy(num_classes, top_k=1, average="micro")
+        topk = {"top1": MulticlassAccuracy(num_classes, top_k=1, average="micro")}
+        if num_classes > 5:
+            topk["top5"] = MulticlassAccuracy(num_classes, top_k=5, average="micro")
+        self.val_metrics = MetricCollection(topk, prefix="val/")
+        self.test_metrics = self.val_metrics.clone(prefix="test/")
+
+    @property
+    def classes(self) -> list[str]:
+        """Class names; index i is label i."""
+        return list(self.hparams["classes"])
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """Logits for a normalized batch."""
+        return self.net(x)
+
+    def training_step(self, batch: tuple[torch.Tensor, torch.Tensor], batch_idx: int) -> torch.Tensor:
+        x, y = batch
+        logits = self(x)
+        loss = self.criterion(logits, y)
+        self.train_top1(logits, y)
+        self.log("train/loss", loss, on_step=True, on_epoch=True, prog_bar=True, batch_size=len(y))
+        self.log("train/top1", self.train_top1, on_epoch=True, batch_size=len(y))
+        return loss
+
+    def validation_step(self, batch: tuple[torch.Tensor, torch.Tensor], batch_idx: int) -> None:
+        self._eval_step(batch, self.val_metrics, "val")
+
+    def test_step(self, batch: tuple[torch.Tensor, torch.Tensor], batch_idx: int) -> None:
+        self._eval_step(batch, self.test_metrics, "test")
+
+    def _eval_step(self, batch: tuple[torch.Tensor, torch.Tensor], metrics: MetricCollection, split: str) -> None:
+        x, y = batch
+        logits = self(x)
+        loss = self.criterion(logits, y)
+        metrics.update(logits, y)
+        self.log(f"{split}/loss", loss, on_epoch=True, sync_dist=True, batch_size=len(y))
+        self.log_dict(metrics, on_epoch=True, prog_bar=True, batch_size=len(y))
+
+    def predict_step(self, batch: Any, batch_idx: int) -> torch.Tensor:
+        """Class probabilities for a batch (images, or (images, labels))."""
+        x = batch[0] if isinstance(batch, (tuple, list)) else batch
+        return self(x).softmax(dim=-1)
+
+    def configure_optimizers(self) -> Any:
+        """The optimizer from its partial config; the schedule (with optional linear warmup) per epoch."""
+        optimizer = instantiate(self.hparams["optimizer"])(self.parameters())
+        sched = self.hparams.get("scheduler") or {}
+        if not sched.get("schedule"):
+            return optimizer
+        scheduler = instantiate(sched["schedule"])(optimizer)
+        warmup = int(sched.get("warmup_epochs", 0))
+        if warmup > 0:
+            ramp = LinearLR(optimizer, start_factor=sched.get("warmup_start_factor", 0.1), total_iters=warmup)
+            scheduler = SequentialLR(optimizer, [ramp, scheduler], milestones=[warmup])
+        return {"optimizer": optimizer, "lr_scheduler": {"scheduler": scheduler, "interval": "epoch"}}

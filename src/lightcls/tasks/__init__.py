@@ -1,0 +1,5 @@
+"""Tasks: plain functions taking the composed config and returning their results."""
+
+from lightcls.tasks.train import train
+
+__all__ = ["train"]

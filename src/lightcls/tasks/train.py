@@ -1,0 +1,129 @@
+"""The training task: compose data, model, trainer from the config, fit, test, write metrics.json."""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+from pathlib import Path
+from typing import Any
+
+import lightning as L
+import torch
+from hydra.core.hydra_config import HydraConfig
+from hydra.types import RunMode
+from hydra.utils import instantiate
+from lightning.pytorch.callbacks import ModelCheckpoint
+from omegaconf import DictConfig, OmegaConf
+from rich.console import Console
+from rich.table import Table
+
+from lightcls.data import SplitFolderDataModule
+from lightcls.models import load_pretrained
+from lightcls.module import ClassificationModule
+
+log = logging.getLogger(__name__)
+
+
+def train(cfg: DictConfig) -> dict[str, Any]:
+    """Train a classifier as `cfg` says; return the metrics it writes to `<run dir>/metrics.json`."""
+    L.seed_everything(cfg.seed, workers=True)
+    run_dir = Path(cfg.paths.output_dir).resolve()
+    datamodule: SplitFolderDataModule = instantiate(cfg.data)
+    datamodule.prepare_data()
+    module = ClassificationModule(
+        model=_plain(cfg.model),
+        classes=datamodule.classes,
+        preprocess=datamodule.preprocess,
+        optimizer=_plain(cfg.optimizer),
+        scheduler=_plain(cfg.scheduler),
+        label_smoothing=cfg.get("label_smoothing", 0.0),
+    )
+    if cfg.model.get("pretrained") and not cfg.get("ckpt_path"):
+        load_pretrained(module.net, cfg.model.name, cfg.model.pretrained)
+
+    callbacks = [instantiate(c) for c in (cfg.get("callbacks") or {}).values()]
+    checkpoint = next((c for c in callbacks if isinstance(c, ModelCheckpoint)), None)
+    trainer_overrides: dict[str, Any] = {}
+    if not datamodule.has_val:
+        log.warning("no val split in %s: training without validation, keeping last.ckpt only", datamodule.root)
+        trainer_overrides["limit_val_batches"] = 0
+        if checkpoint is not None:
+            checkpoint.monitor, checkpoint.save_top_k = None, 0
+    loggers = [instantiate(c) for c in (cfg.get("logger") or {}).values()]
+    trainer: L.Trainer = instantiate(
+        cfg.trainer, callbacks=callbacks, logger=loggers or False, **trainer_overrides, **_sweep_safe(cfg)
+    )
+
+    start = time.perf_counter()
+    trainer.fit(module, datamodule=datamodule, ckpt_path=cfg.get("ckpt_path"))
+    train_seconds = time.perf_counter() - start
+
+    best = checkpoint.best_model_path if checkpoint is not None else ""
+    test = {}
+    if datamodule.has_test:
+        results = trainer.test(module, datamodule=datamodule, ckpt_path=best or None, verbose=False)
+        test = results[0] if results else {}
+
+    metrics = {
+        "best_val_top1": _float(checkpoint.best_model_score) if best and checkpoint.monitor else None,
+        "best_epoch": _epoch_of(best) if best and checkpoint.monitor else None,
+        "final_val_top1": _float(trainer.callback_metrics.get("val/top1")),
+        "test_top1": _float(test.get("test/top1")),
+        "test_top5": _float(test.get("test/top5")),
+        "best_ckpt": _relative(best, run_dir),
+        "last_ckpt": _relative(checkpoint.last_model_path, run_dir) if checkpoint else None,
+        "classes": module.classes,
+        "model": cfg.model.name,
+        "data": str(datamodule.root.resolve()),
+        "epochs": trainer.current_epoch,
+        "global_step": trainer.global_step,
+        "train_seconds": round(train_seconds, 1),
+    }
+    if trainer.is_global_zero:
+        run_dir.mkdir(parents=True, exist_ok=True)
+        (run_dir / "metrics.json").write_text(json.dumps(metrics, indent=2) + "\n", encoding="utf-8")
+        print_summary(metrics, run_dir)
+    return metrics
+
+
+def print_summary(metrics: dict[str, Any], run_dir: Path) -> None:
+    """A short table of the run's results."""
+    table = Table(title=f"lightcls: {metrics['model']} on {Path(metrics['data']).name}", show_header=False)
+    for key in ("best_val_top1", "best_epoch", "test_top1", "test_top5", "epochs", "train_seconds"):
+        value = metrics[key]
+        table.add_row(key, "-" if value is None else f"{value:.4f}" if isinstance(value, float) else str(value))
+    table.add_row("run dir", str(run_dir))
+    table.add_row("best ckpt", str(metrics["best_ckpt"] or "-"))
+    Console().print(table)
+
+
+def _sweep_safe(cfg: DictConfig) -> dict[str, Any]:
+    """In a multirun, plain `ddp` would re-launch the whole sweep per rank: use `ddp_spawn` there."""
+    if cfg.trainer.get("strategy") != "ddp" or not HydraConfig.initialized():
+        return {}
+    if HydraConfig.get().mode != RunMode.MULTIRUN:
+        return {}
+    log.warning("trainer.strategy=ddp inside a multirun: using ddp_spawn so ranks stay in this job")
+    return {"strategy": "ddp_spawn"}
+
+
+def _plain(node: Any) -> Any:
+    """A config node as resolved plain Python data (what a checkpoint can hold safely)."""
+    return OmegaConf.to_container(node, resolve=True) if isinstance(node, DictConfig) else node
+
+
+def _float(value: Any) -> float | None:
+    return None if value is None else float(value.item() if isinstance(value, torch.Tensor) else value)
+
+
+def _epoch_of(ckpt: str) -> int:
+    """1-based epoch a checkpoint was saved at (mmap: the weights are not read)."""
+    return int(torch.load(ckpt, map_location="cpu", weights_only=True, mmap=True)["epoch"]) + 1
+
+
+def _relative(path: str | None, run_dir: Path) -> str | None:
+    if not path:
+        return None
+    path_ = Path(path).resolve()
+    return path_.relative_to(run_dir).as_posix() if path_.is_relative_to(run_dir) else str(path_)
