@@ -59,12 +59,16 @@ class ClassificationModule(L.LightningModule):
         """Logits for a normalized batch."""
         return self.net(x)
 
-    def training_step(self, batch: tuple[torch.Tensor, torch.Tensor], batch_idx: int) -> torch.Tensor:
+    def training_step(
+        self, batch: tuple[torch.Tensor, torch.Tensor], batch_idx: int
+    ) -> torch.Tensor:
         x, y = batch
         logits = self(x)
         loss = self.criterion(logits, y)
         self.train_top1(logits, y)
-        self.log("train/loss", loss, on_step=True, on_epoch=True, prog_bar=True, batch_size=len(y))
+        self.log(
+            "train/loss", loss, on_epoch=True, prog_bar=True, sync_dist=True, batch_size=len(y)
+        )
         self.log("train/top1", self.train_top1, on_epoch=True, batch_size=len(y))
         return loss
 
@@ -74,7 +78,9 @@ class ClassificationModule(L.LightningModule):
     def test_step(self, batch: tuple[torch.Tensor, torch.Tensor], batch_idx: int) -> None:
         self._eval_step(batch, self.test_metrics, "test")
 
-    def _eval_step(self, batch: tuple[torch.Tensor, torch.Tensor], metrics: MetricCollection, split: str) -> None:
+    def _eval_step(
+        self, batch: tuple[torch.Tensor, torch.Tensor], metrics: MetricCollection, split: str
+    ) -> None:
         x, y = batch
         logits = self(x)
         loss = self.criterion(logits, y)
@@ -96,6 +102,11 @@ class ClassificationModule(L.LightningModule):
         scheduler = instantiate(sched["schedule"])(optimizer)
         warmup = int(sched.get("warmup_epochs", 0))
         if warmup > 0:
-            ramp = LinearLR(optimizer, start_factor=sched.get("warmup_start_factor", 0.1), total_iters=warmup)
+            ramp = LinearLR(
+                optimizer, start_factor=sched.get("warmup_start_factor", 0.1), total_iters=warmup
+            )
             scheduler = SequentialLR(optimizer, [ramp, scheduler], milestones=[warmup])
-        return {"optimizer": optimizer, "lr_scheduler": {"scheduler": scheduler, "interval": "epoch"}}
+        return {
+            "optimizer": optimizer,
+            "lr_scheduler": {"scheduler": scheduler, "interval": "epoch"},
+        }

@@ -26,7 +26,9 @@ class LeNet5(nn.Module):
             nn.Conv2d(16, 120, kernel_size=5),
             nn.Tanh(),
         )
-        self.classifier = nn.Sequential(nn.Flatten(), nn.Linear(120, 84), nn.Tanh(), nn.Linear(84, num_classes))
+        self.classifier = nn.Sequential(
+            nn.Flatten(), nn.Linear(120, 84), nn.Tanh(), nn.Linear(84, num_classes)
+        )
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """Logits of shape (N, num_classes)."""

@@ -46,18 +46,26 @@ def train(cfg: DictConfig) -> dict[str, Any]:
     checkpoint = next((c for c in callbacks if isinstance(c, ModelCheckpoint)), None)
     trainer_overrides: dict[str, Any] = {}
     if not datamodule.has_val:
-        log.warning("no val split in %s: training without validation, keeping last.ckpt only", datamodule.root)
+        log.warning(
+            "no val split in %s: training without validation, keeping last.ckpt only",
+            datamodule.root,
+        )
         trainer_overrides["limit_val_batches"] = 0
         if checkpoint is not None:
             checkpoint.monitor, checkpoint.save_top_k = None, 0
     loggers = [instantiate(c) for c in (cfg.get("logger") or {}).values()]
     trainer: L.Trainer = instantiate(
-        cfg.trainer, callbacks=callbacks, logger=loggers or False, **trainer_overrides, **_sweep_safe(cfg)
+        cfg.trainer,
+        callbacks=callbacks,
+        logger=loggers or False,
+        **trainer_overrides,
+        **_sweep_safe(cfg),
     )
 
     start = time.perf_counter()
     trainer.fit(module, datamodule=datamodule, ckpt_path=cfg.get("ckpt_path"))
     train_seconds = time.perf_counter() - start
+    final_val_top1 = _float(trainer.callback_metrics.get("val/top1"))
 
     best = checkpoint.best_model_path if checkpoint is not None else ""
     test = {}
@@ -66,9 +74,11 @@ def train(cfg: DictConfig) -> dict[str, Any]:
         test = results[0] if results else {}
 
     metrics = {
-        "best_val_top1": _float(checkpoint.best_model_score) if best and checkpoint.monitor else None,
+        "best_val_top1": _float(checkpoint.best_model_score)
+        if best and checkpoint.monitor
+        else None,
         "best_epoch": _epoch_of(best) if best and checkpoint.monitor else None,
-        "final_val_top1": _float(trainer.callback_metrics.get("val/top1")),
+        "final_val_top1": final_val_top1,
         "test_top1": _float(test.get("test/top1")),
         "test_top5": _float(test.get("test/top5")),
         "best_ckpt": _relative(best, run_dir),
@@ -82,17 +92,24 @@ def train(cfg: DictConfig) -> dict[str, Any]:
     }
     if trainer.is_global_zero:
         run_dir.mkdir(parents=True, exist_ok=True)
-        (run_dir / "metrics.json").write_text(json.dumps(metrics, indent=2) + "\n", encoding="utf-8")
+        (run_dir / "metrics.json").write_text(
+            json.dumps(metrics, indent=2) + "\n", encoding="utf-8"
+        )
         print_summary(metrics, run_dir)
     return metrics
 
 
 def print_summary(metrics: dict[str, Any], run_dir: Path) -> None:
     """A short table of the run's results."""
-    table = Table(title=f"lightcls: {metrics['model']} on {Path(metrics['data']).name}", show_header=False)
+    table = Table(
+        title=f"lightcls: {metrics['model']} on {Path(metrics['data']).name}", show_header=False
+    )
     for key in ("best_val_top1", "best_epoch", "test_top1", "test_top5", "epochs", "train_seconds"):
         value = metrics[key]
-        table.add_row(key, "-" if value is None else f"{value:.4f}" if isinstance(value, float) else str(value))
+        table.add_row(
+            key,
+            "-" if value is None else f"{value:.4g}" if isinstance(value, float) else str(value),
+        )
     table.add_row("run dir", str(run_dir))
     table.add_row("best ckpt", str(metrics["best_ckpt"] or "-"))
     Console().print(table)
@@ -114,7 +131,9 @@ def _plain(node: Any) -> Any:
 
 
 def _float(value: Any) -> float | None:
-    return None if value is None else float(value.item() if isinstance(value, torch.Tensor) else value)
+    return (
+        None if value is None else float(value.item() if isinstance(value, torch.Tensor) else value)
+    )
 
 
 def _epoch_of(ckpt: str) -> int:
