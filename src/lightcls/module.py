@@ -59,16 +59,12 @@ class ClassificationModule(L.LightningModule):
         """Logits for a normalized batch."""
         return self.net(x)
 
-    def training_step(
-        self, batch: tuple[torch.Tensor, torch.Tensor], batch_idx: int
-    ) -> torch.Tensor:
+    def training_step(self, batch: tuple[torch.Tensor, torch.Tensor], batch_idx: int) -> torch.Tensor:
         x, y = batch
         logits = self(x)
         loss = self.criterion(logits, y)
         self.train_top1(logits, y)
-        self.log(
-            "train/loss", loss, on_epoch=True, prog_bar=True, sync_dist=True, batch_size=len(y)
-        )
+        self.log("train/loss", loss, on_epoch=True, prog_bar=True, sync_dist=True, batch_size=len(y))
         self.log("train/top1", self.train_top1, on_epoch=True, batch_size=len(y))
         return loss
 
@@ -102,9 +98,7 @@ class ClassificationModule(L.LightningModule):
         scheduler = instantiate(sched["schedule"])(optimizer)
         warmup = int(sched.get("warmup_epochs", 0))
         if warmup > 0:
-            ramp = LinearLR(
-                optimizer, start_factor=sched.get("warmup_start_factor", 0.1), total_iters=warmup
-            )
+            ramp = LinearLR(optimizer, start_factor=sched.get("warmup_start_factor", 0.1), total_iters=warmup)
             scheduler = SequentialLR(optimizer, [ramp, scheduler], milestones=[warmup])
         return {
             "optimizer": optimizer,

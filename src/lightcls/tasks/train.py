@@ -74,9 +74,7 @@ def train(cfg: DictConfig) -> dict[str, Any]:
         test = results[0] if results else {}
 
     metrics = {
-        "best_val_top1": _float(checkpoint.best_model_score)
-        if best and checkpoint.monitor
-        else None,
+        "best_val_top1": _float(checkpoint.best_model_score) if best and checkpoint.monitor else None,
         "best_epoch": _epoch_of(best) if best and checkpoint.monitor else None,
         "final_val_top1": final_val_top1,
         "test_top1": _float(test.get("test/top1")),
@@ -92,18 +90,14 @@ def train(cfg: DictConfig) -> dict[str, Any]:
     }
     if trainer.is_global_zero:
         run_dir.mkdir(parents=True, exist_ok=True)
-        (run_dir / "metrics.json").write_text(
-            json.dumps(metrics, indent=2) + "\n", encoding="utf-8"
-        )
+        (run_dir / "metrics.json").write_text(json.dumps(metrics, indent=2) + "\n", encoding="utf-8")
         print_summary(metrics, run_dir)
     return metrics
 
 
 def print_summary(metrics: dict[str, Any], run_dir: Path) -> None:
     """A short table of the run's results."""
-    table = Table(
-        title=f"lightcls: {metrics['model']} on {Path(metrics['data']).name}", show_header=False
-    )
+    table = Table(title=f"lightcls: {metrics['model']} on {Path(metrics['data']).name}", show_header=False)
     for key in ("best_val_top1", "best_epoch", "test_top1", "test_top5", "epochs", "train_seconds"):
         value = metrics[key]
         table.add_row(
@@ -131,9 +125,7 @@ def _plain(node: Any) -> Any:
 
 
 def _float(value: Any) -> float | None:
-    return (
-        None if value is None else float(value.item() if isinstance(value, torch.Tensor) else value)
-    )
+    return None if value is None else float(value.item() if isinstance(value, torch.Tensor) else value)
 
 
 def _epoch_of(ckpt: str) -> int:
