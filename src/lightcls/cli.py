@@ -7,6 +7,7 @@ from collections.abc import Callable
 from typing import Any
 
 import hydra
+from hydra.errors import InstantiationException
 from lightning.fabric.utilities.exceptions import MisconfigurationException
 from omegaconf import DictConfig
 
@@ -22,10 +23,17 @@ def run_task(task: Callable[[DictConfig], Any], cfg: DictConfig) -> Any:
     try:
         return task(cfg)
     except (LightclsError, MisconfigurationException) as err:
-        print(f"error: {err}", file=sys.stderr)
-        sys.exit(2)
+        _fail(str(err))
+    except InstantiationException as err:
+        key = str(err).rpartition("full_key: ")[2].strip()
+        _fail(f"cannot build {key or 'an object'} from the config: {err.__cause__ or err}")
     finally:
         forget_run_dirs()
+
+
+def _fail(message: str) -> None:
+    print(f"error: {message}", file=sys.stderr)
+    sys.exit(2)
 
 
 @hydra.main(version_base="1.3", config_path=CONFIG_DIR, config_name="train")

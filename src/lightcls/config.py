@@ -37,7 +37,7 @@ def run_dir(base: str, ckpt_path: str | None) -> str:
     """The run dir: the resumed checkpoint's own run dir, or a fresh unique one under `base`."""
     if ckpt_path:
         ckpt = Path(ckpt_path).resolve()
-        if ckpt.parent.name == "checkpoints" and (ckpt.parent.parent / ".hydra").is_dir():
+        if ckpt.parent.name == "checkpoints":
             return str(ckpt.parent.parent)
     return unique_dir(base)
 

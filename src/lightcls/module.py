@@ -65,7 +65,7 @@ class ClassificationModule(L.LightningModule):
         loss = self.criterion(logits, y)
         self.train_top1(logits, y)
         self.log("train/loss", loss, on_epoch=True, prog_bar=True, sync_dist=True, batch_size=len(y))
-        self.log("train/top1", self.train_top1, on_epoch=True, batch_size=len(y))
+        self.log("train/top1", self.train_top1, on_step=False, on_epoch=True, batch_size=len(y))
         return loss
 
     def validation_step(self, batch: tuple[torch.Tensor, torch.Tensor], batch_idx: int) -> None:
