@@ -25,8 +25,8 @@ test-fast: $(STAMP)  ## skip the @pytest.mark.slow runs
 	$(PY) -m pytest -q -m "not slow" $(ARGS)
 
 lint: $(STAMP)
-	$(VENV)/bin/ruff check src tests train.py benchmarks
-	$(VENV)/bin/ruff format --check src tests train.py benchmarks
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
 
 tensorboard: $(STAMP)  ## curves of every run under outputs/
 	$(VENV)/bin/tensorboard --logdir outputs
