@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import pytest
 import torch
-from conftest import compose_train
 from hydra.utils import instantiate
 from omegaconf import OmegaConf
 
+from conftest import compose_train
 from lightcls.config import config_dir
 from lightcls.models import list_models
 from lightcls.module import ClassificationModule

@@ -9,9 +9,9 @@ from pathlib import Path
 
 import pytest
 import torch
-from conftest import compose_train, run_cli
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
+from conftest import compose_train, run_cli
 from lightcls.tasks import train
 
 SPEC_KEYS = {
