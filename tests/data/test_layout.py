@@ -1,0 +1,105 @@
+"""The split-folder layout: classes, splits, listings, and one clear line for each mistake."""
+
+from __future__ import annotations
+
+import json
+import re
+from pathlib import Path
+
+import pytest
+
+from lightcls.data import read_layout
+from lightcls.data.layout import SPLIT_FILE
+from lightcls.errors import LightclsError
+
+
+def test_reads_classes_splits_and_labels_from_classes_txt(make_split_folder) -> None:
+    root = make_split_folder(classes=("rock", "paper", "scissors"))  # not alphabetical: the file decides
+    layout = read_layout(root)
+    assert layout.classes == ["rock", "paper", "scissors"]
+    assert {split: len(s) for split, s in layout.splits.items()} == {"train": 12, "val": 6, "test": 6}
+    assert all(path.parent.name == layout.classes[label] for path, label in layout.splits["train"])
+
+
+def test_without_classes_txt_labels_are_sorted_folder_names(make_split_folder) -> None:
+    root = make_split_folder(classes=("rock", "paper", "scissors"), classes_txt=False)
+    assert read_layout(root).classes == ["paper", "rock", "scissors"]
+
+
+def test_accepts_train_val_test_folder_names(make_split_folder) -> None:
+    root = make_split_folder()
+    for old, new in (("training_set", "train"), ("val_set", "val"), ("test_set", "test")):
+        (root / old).rename(root / new)
+    layout = read_layout(root)
+    assert [len(layout.splits[s]) for s in ("train", "val", "test")] == [12, 6, 6]
+
+
+def test_missing_val_set_leaves_val_empty(make_split_folder) -> None:
+    layout = read_layout(make_split_folder(per_class={"training_set": 3}))
+    assert not layout.has("val") and not layout.has("test") and layout.has("train")
+
+
+def test_hidden_and_non_image_files_are_ignored(make_split_folder) -> None:
+    root = make_split_folder()
+    (root / "training_set" / "rock" / ".DS_Store").write_bytes(b"\0\0")
+    (root / "training_set" / "rock" / "notes.txt").write_text("hi")
+    assert len(read_layout(root).splits["train"]) == 12
+
+
+def test_missing_root_names_the_path_and_the_layout(tmp_path: Path) -> None:
+    with pytest.raises(LightclsError, match=rf"^data set not found at {re.escape(str(tmp_path))}/nope: "
+                       r"expected .*classes.txt, .*training_set/<class>/"):
+        read_layout(tmp_path / "nope")
+
+
+def test_folder_not_in_classes_txt_is_an_error(make_split_folder) -> None:
+    root = make_split_folder()
+    (root / "classes.txt").write_text("paper\nrock\n")
+    with pytest.raises(LightclsError) as err:
+        read_layout(root)
+    assert str(err.value) == (
+        f"{root / 'training_set' / 'scissors'}: folder is not a class named in {root / 'classes.txt'} "
+        "(classes: paper, rock)"
+    )
+
+
+def test_class_without_training_images_is_an_error(make_split_folder) -> None:
+    root = make_split_folder()
+    (root / "classes.txt").write_text("paper\nrock\nscissors\nlizard\n")
+    with pytest.raises(LightclsError) as err:
+        read_layout(root)
+    assert str(err.value) == f"{root / 'classes.txt'}: class 'lizard' has no images in {root / 'training_set'}"
+
+
+def test_val_txt_line_with_a_missing_file_names_file_and_line(make_split_folder) -> None:
+    root = make_split_folder()
+    (root / "val.txt").write_text("paper/paper00.png 0\nrock/gone.png 1\n")
+    with pytest.raises(LightclsError) as err:
+        read_layout(root)
+    assert str(err.value) == f"{root / 'val.txt'}:2: file {root / 'val_set' / 'rock' / 'gone.png'} does not exist"
+
+
+def test_val_txt_label_disagreeing_with_its_folder_is_an_error(make_split_folder) -> None:
+    root = make_split_folder()
+    (root / "test.txt").write_text("paper/paper00.png 2\n")
+    with pytest.raises(LightclsError) as err:
+        read_layout(root)
+    assert str(err.value) == f"{root / 'test.txt'}:1: label 2 ('scissors') disagrees with folder 'paper'"
+
+
+def test_val_txt_selects_the_listed_files(make_split_folder) -> None:
+    root = make_split_folder()
+    (root / "val.txt").write_text("paper/paper00.png 0\nscissors/scissors01.png 2\n")
+    layout = read_layout(root)
+    assert [(p.name, label) for p, label in layout.splits["val"]] == [("paper00.png", 0), ("scissors01.png", 2)]
+
+
+def test_plain_class_folders_get_a_seeded_split_written_down_and_reused(make_split_folder) -> None:
+    root = make_split_folder(per_class={"training_set": 10})
+    plain = root / "training_set"
+    first = read_layout(plain, val_fraction=0.2, seed=3)
+    record = json.loads((plain / SPLIT_FILE).read_text())
+    assert record["seed"] == 3 and len(record["splits"]["val"]) == 6  # 2 of 10 per class
+    assert {label for _, label in first.splits["val"]} == {0, 1, 2}  # stratified
+    again = read_layout(plain, val_fraction=0.5, seed=99)  # the written split wins
+    assert again.splits == first.splits
