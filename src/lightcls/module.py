@@ -13,14 +13,18 @@ from torch.optim.lr_scheduler import LinearLR, SequentialLR
 from torchmetrics import MetricCollection
 from torchmetrics.classification import MulticlassAccuracy
 
+from lightcls.data.transforms import normalize_transform
 from lightcls.models import build_model
 
 
 class ClassificationModule(L.LightningModule):
     """Image classifier whose hyperparameters are plain data, so a checkpoint alone rebuilds it.
 
+    Batches of uint8 images are normalized here, on the model's device; float batches are taken
+    as already normalized.
+
     Args:
-        model: the model config (`name`, ...), as in conf/model/.
+        model: the model config (`name`; `channels_last` and `compile` apply on a GPU), as in conf/model/.
         classes: class names; index i is label i.
         preprocess: the input contract: `image_size`, `channels`, `mean`, `std`.
         optimizer: a `_partial_: true` optimizer config, called with the parameters.
@@ -49,6 +53,8 @@ class ClassificationModule(L.LightningModule):
             topk["top5"] = MulticlassAccuracy(num_classes, top_k=5, average="micro")
         self.val_metrics = MetricCollection(topk, prefix="val/")
         self.test_metrics = self.val_metrics.clone(prefix="test/")
+        self.normalize = normalize_transform(preprocess)
+        self._channels_last = False
 
     @property
     def classes(self) -> list[str]:
@@ -58,6 +64,24 @@ class ClassificationModule(L.LightningModule):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """Logits for a normalized batch."""
         return self.net(x)
+
+    def on_fit_start(self) -> None:
+        """GPU recipe switches: channels_last memory format and torch.compile of the backbone."""
+        options = self.hparams["model"]
+        self._channels_last = bool(options.get("channels_last")) and self.device.type == "cuda"
+        if self._channels_last:
+            self.net.to(memory_format=torch.channels_last)
+        if options.get("compile"):
+            self.net.compile()  # in place: state_dict keys stay those of the plain backbone
+
+    def on_after_batch_transfer(self, batch: Any, dataloader_idx: int) -> Any:
+        """Normalize uint8 images on the device (and make them channels_last where the model is)."""
+        images, *rest = batch if isinstance(batch, (tuple, list)) else (batch,)
+        if images.dtype == torch.uint8:
+            images = self.normalize(images)
+        if self._channels_last:
+            images = images.contiguous(memory_format=torch.channels_last)
+        return (images, *rest) if rest else images
 
     def training_step(self, batch: tuple[torch.Tensor, torch.Tensor], batch_idx: int) -> torch.Tensor:
         x, y = batch

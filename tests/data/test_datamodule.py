@@ -22,13 +22,21 @@ def test_digits_are_written_in_the_split_folder_layout(digits_root: Path) -> Non
     assert (digits_root / "val.txt").read_text().count("\n") == sizes["val"]
 
 
-def test_loaders_give_normalized_batches_of_the_configured_size(digits_root: Path) -> None:
-    dm = SplitFolderDataModule(digits_root, image_size=28, channels=1, mean=[0.5], std=[0.5], batch_size=16)
+@pytest.mark.parametrize("cache", [True, False])
+def test_loaders_give_uint8_batches_of_the_configured_size(
+    digits_root: Path, tmp_path: Path, cache: bool
+) -> None:
+    dm = SplitFolderDataModule(
+        digits_root, 28, 1, [0.5], [0.5], batch_size=16, cache=cache, cache_dir=str(tmp_path / "cache")
+    )
+    dm.prepare_data()
     dm.setup("fit")
     x, y = next(iter(dm.train_dataloader()))
-    assert x.shape == (16, 1, 28, 28) and x.dtype == torch.float32 and y.shape == (16,)
-    assert -1.0 <= x.min() and x.max() <= 1.0 and x.min() < 0 < x.max()
+    assert x.shape == (16, 1, 28, 28) and x.dtype == torch.uint8 and y.shape == (16,)
     assert len(dm.val_dataloader().dataset) == 270 and len(dm.test_dataloader().dataset) == 270
+    assert sorted(p.name.split("-")[0] for p in (tmp_path / "cache").glob("*.npy")) == (
+        ["test", "train", "val"] if cache else []
+    )
 
 
 def test_eval_transform_is_deterministic_and_rgb_has_three_channels(make_split_folder) -> None:
@@ -36,7 +44,7 @@ def test_eval_transform_is_deterministic_and_rgb_has_three_channels(make_split_f
     dm = SplitFolderDataModule(root, image_size=16, channels=3, mean=[0.5] * 3, std=[0.5] * 3)
     dm.setup("fit")
     first, second = dm.datasets["val"][0][0], dm.datasets["val"][0][0]
-    assert first.shape == (3, 16, 16) and torch.equal(first, second)
+    assert first.shape == (3, 16, 16) and first.dtype == torch.uint8 and torch.equal(first, second)
 
 
 def test_builtin_digits_are_written_on_first_use(tmp_path: Path) -> None:
@@ -47,8 +55,11 @@ def test_builtin_digits_are_written_on_first_use(tmp_path: Path) -> None:
 
 def test_missing_data_set_says_how_to_point_data_root_at_it(tmp_path: Path) -> None:
     dm = SplitFolderDataModule(tmp_path / "hand_gray", 32, 1, [0.5], [0.5], name="hand_gray")
-    with pytest.raises(LightclsError, match=r"data set not found at .*hand_gray: expected .*"
-                       r"; or set data.root=/path/to/hand_gray$"):
+    with pytest.raises(
+        LightclsError,
+        match=r"data set not found at .*hand_gray: expected .*"
+        r"; or set data.root=/path/to/hand_gray$",
+    ):
         dm.prepare_data() or dm.classes
 
 

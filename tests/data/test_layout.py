@@ -47,8 +47,11 @@ def test_hidden_and_non_image_files_are_ignored(make_split_folder) -> None:
 
 
 def test_missing_root_names_the_path_and_the_layout(tmp_path: Path) -> None:
-    with pytest.raises(LightclsError, match=rf"^data set not found at {re.escape(str(tmp_path))}/nope: "
-                       r"expected .*classes.txt, .*training_set/<class>/"):
+    with pytest.raises(
+        LightclsError,
+        match=rf"^data set not found at {re.escape(str(tmp_path))}/nope: "
+        r"expected .*classes.txt, .*training_set/<class>/",
+    ):
         read_layout(tmp_path / "nope")
 
 
@@ -68,7 +71,9 @@ def test_class_without_training_images_is_an_error(make_split_folder) -> None:
     (root / "classes.txt").write_text("paper\nrock\nscissors\nlizard\n")
     with pytest.raises(LightclsError) as err:
         read_layout(root)
-    assert str(err.value) == f"{root / 'classes.txt'}: class 'lizard' has no images in {root / 'training_set'}"
+    assert (
+        str(err.value) == f"{root / 'classes.txt'}: class 'lizard' has no images in {root / 'training_set'}"
+    )
 
 
 def test_val_txt_line_with_a_missing_file_names_file_and_line(make_split_folder) -> None:
@@ -76,7 +81,10 @@ def test_val_txt_line_with_a_missing_file_names_file_and_line(make_split_folder)
     (root / "val.txt").write_text("paper/paper00.png 0\nrock/gone.png 1\n")
     with pytest.raises(LightclsError) as err:
         read_layout(root)
-    assert str(err.value) == f"{root / 'val.txt'}:2: file {root / 'val_set' / 'rock' / 'gone.png'} does not exist"
+    assert (
+        str(err.value)
+        == f"{root / 'val.txt'}:2: file {root / 'val_set' / 'rock' / 'gone.png'} does not exist"
+    )
 
 
 def test_val_txt_label_disagreeing_with_its_folder_is_an_error(make_split_folder) -> None:
@@ -91,7 +99,10 @@ def test_val_txt_selects_the_listed_files(make_split_folder) -> None:
     root = make_split_folder()
     (root / "val.txt").write_text("paper/paper00.png 0\nscissors/scissors01.png 2\n")
     layout = read_layout(root)
-    assert [(p.name, label) for p, label in layout.splits["val"]] == [("paper00.png", 0), ("scissors01.png", 2)]
+    assert [(p.name, label) for p, label in layout.splits["val"]] == [
+        ("paper00.png", 0),
+        ("scissors01.png", 2),
+    ]
 
 
 def test_plain_class_folders_get_a_seeded_split_written_down_and_reused(make_split_folder) -> None:

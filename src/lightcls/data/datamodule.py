@@ -13,10 +13,11 @@ import torch
 from torch.utils.data import DataLoader
 from torchvision.transforms import v2
 
+from lightcls.data.cache import build_cache, cache_bytes, cache_path, load_cache
 from lightcls.data.digits import write_digits
-from lightcls.data.images import ImageDataset
+from lightcls.data.images import ImageDataset, TensorImageDataset
 from lightcls.data.layout import Layout, read_layout
-from lightcls.data.transforms import eval_transform, train_transform
+from lightcls.data.transforms import resize_transform
 from lightcls.errors import LightclsError
 
 log = logging.getLogger(__name__)
@@ -25,7 +26,10 @@ BUILTIN = {"digits": write_digits}
 
 
 class SplitFolderDataModule(L.LightningDataModule):
-    """Loaders for `root` in the split-folder layout (SPEC §1), preprocessed to one input contract.
+    """Loaders of uint8 image batches for `root` in the split-folder layout (SPEC §1).
+
+    Batches hold uint8 images resized to the input contract; the model normalizes them on its device.
+    Small data sets are decoded once into a memory-mapped cache that later epochs and later runs reuse.
 
     Args:
         root: the data set folder.
@@ -36,6 +40,9 @@ class SplitFolderDataModule(L.LightningDataModule):
         augment: training-only transforms on uint8 tensors (torchvision.transforms.v2).
         builtin: name of an embedded data set written to `root` when it is missing.
         val_fraction, split_seed: the split made for a plain tree of class folders.
+        cache: "auto" (cache splits up to `cache_max_mb` decoded), true, or false.
+        cache_dir: where the decode cache lives (default `<root>/.lightcls_cache`).
+        pin_memory: pin batches for faster copies to the GPU (default: when a GPU is present).
     """
 
     def __init__(
@@ -52,6 +59,11 @@ class SplitFolderDataModule(L.LightningDataModule):
         val_fraction: float = 0.15,
         split_seed: int = 0,
         name: str | None = None,
+        cache: bool | str = "auto",
+        cache_max_mb: float = 2048,
+        cache_dir: str | None = None,
+        pin_memory: bool | None = None,
+        prefetch_factor: int = 4,
     ) -> None:
         super().__init__()
         if channels not in (1, 3):
@@ -72,13 +84,24 @@ class SplitFolderDataModule(L.LightningDataModule):
         self.builtin = builtin
         self.val_fraction = val_fraction
         self.split_seed = split_seed
-        self.datasets: dict[str, ImageDataset] = {}
+        if cache not in ("auto", True, False):
+            raise LightclsError(f"data.cache must be auto, true or false, got {cache!r}")
+        self.cache = cache
+        self.cache_max_mb = cache_max_mb
+        self.cache_dir = Path(cache_dir).expanduser() if cache_dir else self.root / ".lightcls_cache"
+        self.pin_memory = torch.cuda.is_available() if pin_memory is None else pin_memory
+        self.prefetch_factor = prefetch_factor
+        self.datasets: dict[str, ImageDataset | TensorImageDataset] = {}
 
     def prepare_data(self) -> None:
-        """Write the embedded data set to `root` on first use."""
+        """Write the embedded data set on first use; decode cached splits whose files changed."""
         if self.builtin and not (self.root / "classes.txt").is_file():
             log.info("writing the embedded %s data set to %s", self.builtin, self.root)
             BUILTIN[self.builtin](self.root)
+        for split in self._cached_splits():
+            path = self._cache_path(split)
+            if not path.is_file():
+                build_cache(path, self.layout.splits[split], self.preprocess, self._workers())
 
     @cached_property
     def layout(self) -> Layout:
@@ -104,24 +127,58 @@ class SplitFolderDataModule(L.LightningDataModule):
         return self.layout.has("test")
 
     def setup(self, stage: str | None = None) -> None:
-        """Build the datasets of the splits that exist."""
-        channels = self.preprocess["channels"]
-        plain = eval_transform(self.preprocess)
-        augmented = train_transform(self.preprocess, self.augment)
+        """Build the datasets of the splits that exist: from the cache, or decoding files on access."""
+        cached = self._cached_splits()
+        resize = resize_transform(self.preprocess)
         for split in ("train", "val", "test"):
-            if self.layout.has(split) and split not in self.datasets:
-                transform = augmented if split == "train" else plain
-                self.datasets[split] = ImageDataset(self.layout.splits[split], channels, transform)
+            if not self.layout.has(split) or split in self.datasets:
+                continue
+            augment = v2.Compose(self.augment) if split == "train" and self.augment else None
+            samples = self.layout.splits[split]
+            if split in cached:
+                path = self._cache_path(split)
+                if not path.is_file():
+                    build_cache(path, samples, self.preprocess, self._workers())
+                labels = [label for _, label in samples]
+                self.datasets[split] = TensorImageDataset(load_cache(path), labels, augment)
+            else:
+                transform = v2.Compose([resize, augment]) if augment else resize
+                self.datasets[split] = ImageDataset(samples, self.preprocess["channels"], transform)
+
+    def _cached_splits(self) -> list[str]:
+        """The splits to serve from the decode cache."""
+        splits = [s for s in ("train", "val", "test") if self.layout.has(s)]
+        if not self._cache_dir_writable():
+            return []
+        if self.cache == "auto":
+            total = sum(cache_bytes(len(self.layout.splits[s]), self.preprocess) for s in splits)
+            return splits if total <= self.cache_max_mb * 2**20 else []
+        return splits if self.cache else []
+
+    def _cache_dir_writable(self) -> bool:
+        existing = next(p for p in (self.cache_dir, *self.cache_dir.parents) if p.exists())
+        if os.access(existing, os.W_OK):
+            return True
+        if self.cache:
+            log.warning("cannot write the decode cache in %s: decoding images every epoch", self.cache_dir)
+        return False
+
+    def _cache_path(self, split: str) -> Path:
+        return cache_path(self.cache_dir, split, self.layout.splits[split], self.preprocess)
+
+    def _workers(self) -> int:
+        return max(0, min(self.num_workers, os.cpu_count() or 1))
 
     def _loader(self, split: str, shuffle: bool = False) -> DataLoader:
-        workers = min(self.num_workers, os.cpu_count() or 1)
+        workers = self._workers()
         return DataLoader(
             self.datasets[split],
             batch_size=self.batch_size,
             shuffle=shuffle,
             num_workers=workers,
             persistent_workers=workers > 0,
-            pin_memory=torch.cuda.is_available(),
+            prefetch_factor=self.prefetch_factor if workers > 0 else None,
+            pin_memory=self.pin_memory,
             drop_last=False,
         )
 

@@ -58,3 +58,26 @@ class ImageDataset(Dataset):
         path, label = self.samples[index]
         image = load_image(path, self.channels)
         return (self.transform(image) if self.transform else image), label
+
+
+class TensorImageDataset(Dataset):
+    """(image, label) from uint8 images already decoded and resized (the decode cache)."""
+
+    def __init__(
+        self,
+        images: torch.Tensor,
+        labels: Sequence[int],
+        transform: Callable[[torch.Tensor], torch.Tensor] | None = None,
+    ) -> None:
+        if len(images) != len(labels):
+            raise ValueError(f"{len(images)} images but {len(labels)} labels")
+        self.images = images
+        self.labels = list(labels)
+        self.transform = transform
+
+    def __len__(self) -> int:
+        return len(self.labels)
+
+    def __getitem__(self, index: int) -> tuple[torch.Tensor, int]:
+        image = self.images[index]
+        return (self.transform(image) if self.transform else image.clone()), self.labels[index]

@@ -21,6 +21,7 @@ from rich.table import Table
 from lightcls.data import SplitFolderDataModule
 from lightcls.models import load_pretrained
 from lightcls.module import ClassificationModule
+from lightcls.throughput import TrainThroughput
 
 log = logging.getLogger(__name__)
 
@@ -42,7 +43,8 @@ def train(cfg: DictConfig) -> dict[str, Any]:
     if cfg.model.get("pretrained") and not cfg.get("ckpt_path"):
         load_pretrained(module.net, cfg.model.name, cfg.model.pretrained)
 
-    callbacks = [instantiate(c) for c in (cfg.get("callbacks") or {}).values()]
+    throughput = TrainThroughput()
+    callbacks = [instantiate(c) for c in (cfg.get("callbacks") or {}).values()] + [throughput]
     checkpoint = next((c for c in callbacks if isinstance(c, ModelCheckpoint)), None)
     trainer_overrides: dict[str, Any] = {}
     if not datamodule.has_val:
@@ -89,6 +91,7 @@ def train(cfg: DictConfig) -> dict[str, Any]:
         "epochs": trainer.current_epoch,
         "global_step": trainer.global_step,
         "train_seconds": round(train_seconds, 1),
+        "train_images_per_second": _round(throughput.images_per_second),
     }
     if trainer.is_global_zero:
         run_dir.mkdir(parents=True, exist_ok=True)
@@ -100,7 +103,8 @@ def train(cfg: DictConfig) -> dict[str, Any]:
 def print_summary(metrics: dict[str, Any], run_dir: Path) -> None:
     """A short table of the run's results."""
     table = Table(title=f"lightcls: {metrics['model']} on {Path(metrics['data']).name}", show_header=False)
-    for key in ("best_val_top1", "best_epoch", "test_top1", "test_top5", "epochs", "train_seconds"):
+    keys = ("best_val_top1", "best_epoch", "test_top1", "test_top5", "epochs", "train_seconds")
+    for key in (*keys, "train_images_per_second"):
         value = metrics[key]
         table.add_row(
             key,
@@ -128,6 +132,10 @@ def _plain(node: Any) -> Any:
 
 def _float(value: Any) -> float | None:
     return None if value is None else float(value.item() if isinstance(value, torch.Tensor) else value)
+
+
+def _round(value: float | None) -> float | None:
+    return None if value is None else round(value, 1)
 
 
 def _epoch_of(ckpt: str) -> int:

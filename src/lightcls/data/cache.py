@@ -1,0 +1,67 @@
+"""Decode a split once into a uint8 array on disk, memory-mapped by every later run."""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import os
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch.utils.data import DataLoader
+
+from lightcls.data.images import ImageDataset
+from lightcls.data.transforms import resize_transform
+
+log = logging.getLogger(__name__)
+
+CACHE_VERSION = 1
+
+
+def cache_path(cache_dir: Path, split: str, samples: Sequence[tuple[Path, int]], preprocess: Mapping) -> Path:
+    """The cache file for these files at this size: its name changes when any file changes."""
+    size, channels = int(preprocess["image_size"]), int(preprocess["channels"])
+    digest = hashlib.sha1(f"v{CACHE_VERSION} {size} {channels}".encode())
+    for path, label in samples:
+        stat = path.stat()
+        digest.update(f"\n{path}\t{label}\t{stat.st_size}\t{stat.st_mtime_ns}".encode())
+    return cache_dir / f"{split}-{size}px-{channels}ch-{digest.hexdigest()[:16]}.npy"
+
+
+def cache_bytes(num_images: int, preprocess: Mapping) -> int:
+    """Bytes a split of `num_images` takes in the cache."""
+    return num_images * int(preprocess["channels"]) * int(preprocess["image_size"]) ** 2
+
+
+def build_cache(
+    path: Path, samples: Sequence[tuple[Path, int]], preprocess: Mapping, workers: int = 0
+) -> None:
+    """Decode and resize `samples` into `path` (written whole, then renamed; stale versions removed)."""
+    size, channels = int(preprocess["image_size"]), int(preprocess["channels"])
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    array = np.lib.format.open_memmap(
+        tmp, mode="w+", dtype=np.uint8, shape=(len(samples), channels, size, size)
+    )
+    decoded = DataLoader(
+        ImageDataset(samples, channels, resize_transform(preprocess)), batch_size=256, num_workers=workers
+    )
+    start = 0
+    for images, _ in decoded:
+        array[start : start + len(images)] = images.numpy()
+        start += len(images)
+    array.flush()
+    del array
+    os.replace(tmp, path)
+    prefix = path.name.rsplit("-", 1)[0] + "-"
+    for stale in path.parent.glob(f"{prefix}*.npy"):
+        if stale != path:
+            stale.unlink(missing_ok=True)
+    log.info("decoded %d images once into %s", len(samples), path)
+
+
+def load_cache(path: Path) -> torch.Tensor:
+    """The cached uint8 images (N, C, H, W), memory-mapped (copy-on-write: the file is never changed)."""
+    return torch.from_numpy(np.load(path, mmap_mode="c"))
