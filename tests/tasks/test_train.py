@@ -197,3 +197,36 @@ def test_gpu_trainer_without_a_gpu_is_one_line(digits_root: Path, tmp_path: Path
     assert result.stderr.strip().splitlines()[-1] == (
         "error: cannot build trainer from the config: No supported gpu backend found!"
     )
+
+
+def test_gpu_switches_are_ignored_cleanly_on_the_cpu(digits_root: Path, tmp_path: Path) -> None:
+    metrics = train(
+        compose_train(
+            [
+                f"data.root={digits_root}",
+                "trainer=cpu",
+                "trainer.max_epochs=1",
+                "model.channels_last=true",
+                "+trainer.limit_train_batches=8",
+                "+trainer.limit_val_batches=2",
+            ],
+            tmp_path / "run",
+        )
+    )
+    assert metrics["train_images_per_second"] > 0  # 8 batches, the first 5 excluded
+    state = torch.load(tmp_path / "run" / "checkpoints" / "last.ckpt", weights_only=True)["state_dict"]
+    assert state["net.features.0.weight"].is_contiguous()  # not channels_last on the CPU
+
+
+def test_compiled_training_saves_plain_keys(digits_root: Path, tmp_path: Path) -> None:
+    from lightcls.module import ClassificationModule
+
+    module = ClassificationModule(
+        {"name": "lenet", "compile": True},
+        list("0123456789"),
+        {"image_size": 32, "channels": 1, "mean": [0.5], "std": [0.5]},
+    )
+    module.on_fit_start()
+    assert all(
+        key.startswith("net.features.") or key.startswith("net.classifier.") for key in module.state_dict()
+    )
