@@ -140,7 +140,8 @@ class SplitFolderDataModule(L.LightningDataModule):
                 if not path.is_file():
                     build_cache(path, samples, self.preprocess, self._workers())
                 labels = [label for _, label in samples]
-                self.datasets[split] = TensorImageDataset(load_cache(path), labels, augment)
+                steps = self.augment if split == "train" else []
+                self.datasets[split] = TensorImageDataset(load_cache(path), labels, steps)
             else:
                 transform = v2.Compose([resize, augment]) if augment else resize
                 self.datasets[split] = ImageDataset(samples, self.preprocess["channels"], transform)
