@@ -1,0 +1,60 @@
+"""Decode image files into uint8 tensors, and the Dataset over (file, label) pairs."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from pathlib import Path
+
+import numpy as np
+import torch
+from PIL import Image, ImageOps
+from torch.utils.data import Dataset
+from torchvision.transforms.v2 import functional as F
+
+from lightcls.errors import LightclsError
+
+
+def load_image(path: str | Path, channels: int) -> torch.Tensor:
+    """Decode `path` (first frame, EXIF rotation applied) to a (channels, H, W) uint8 tensor."""
+    try:
+        with Image.open(path) as img:
+            img.seek(0)
+            img = ImageOps.exif_transpose(img)
+            img = _to_mode(img, "L" if channels == 1 else "RGB")
+    except (OSError, ValueError, Image.DecompressionBombError) as err:
+        raise LightclsError(f"{path}: cannot decode image ({err})") from err
+    return F.pil_to_tensor(img)
+
+
+def _to_mode(img: Image.Image, mode: str) -> Image.Image:
+    """Convert to 'L' or 'RGB': 16-bit scaled to 8-bit, transparency flattened onto white."""
+    if img.mode in ("I;16", "I;16B", "I;16L", "I"):
+        high = 65535 if img.mode.startswith("I;16") or np.asarray(img).max() > 255 else 255
+        img = Image.fromarray((np.asarray(img, dtype=np.float64) * 255 / high).round().astype(np.uint8))
+    if img.mode == "P" and "transparency" in img.info or img.mode in ("PA", "LA", "RGBA"):
+        rgba = img.convert("RGBA")
+        white = Image.new("RGBA", rgba.size, (255, 255, 255, 255))
+        img = Image.alpha_composite(white, rgba)
+    return img.convert(mode)
+
+
+class ImageDataset(Dataset):
+    """(image tensor, label) for each (file, label) sample, decoded on access."""
+
+    def __init__(
+        self,
+        samples: Sequence[tuple[Path, int]],
+        channels: int,
+        transform: Callable[[torch.Tensor], torch.Tensor] | None = None,
+    ) -> None:
+        self.samples = list(samples)
+        self.channels = channels
+        self.transform = transform
+
+    def __len__(self) -> int:
+        return len(self.samples)
+
+    def __getitem__(self, index: int) -> tuple[torch.Tensor, int]:
+        path, label = self.samples[index]
+        image = load_image(path, self.channels)
+        return (self.transform(image) if self.transform else image), label

@@ -1,0 +1,193 @@
+"""Read the split-folder data layout (SPEC §1): classes, and the labelled files of each split."""
+
+from __future__ import annotations
+
+import json
+import logging
+import random
+from dataclasses import dataclass
+from pathlib import Path
+
+from lightcls.errors import LightclsError
+
+log = logging.getLogger(__name__)
+
+IMAGE_SUFFIXES = frozenset({".png", ".jpg", ".jpeg", ".bmp", ".gif", ".webp", ".tif", ".tiff"})
+#: Each split's accepted folder names, MMEdu's first.
+SPLIT_DIRS = {"train": ("training_set", "train"), "val": ("val_set", "val"), "test": ("test_set", "test")}
+#: Where the seeded split of a plain class-folder tree is written down.
+SPLIT_FILE = "lightcls_split.json"
+
+Sample = tuple[Path, int]
+
+
+@dataclass(frozen=True)
+class Layout:
+    """A data set on disk: its class names (index = label) and (file, label) pairs per split."""
+
+    root: Path
+    classes: list[str]
+    splits: dict[str, list[Sample]]
+
+    def has(self, split: str) -> bool:
+        """True when `split` exists and holds at least one image."""
+        return bool(self.splits.get(split))
+
+
+def expected_layout(root: Path) -> str:
+    """One line describing the layout we look for at `root`."""
+    return (
+        f"expected {root}/classes.txt, {root}/training_set/<class>/*.png, {root}/val_set/<class>/..., "
+        "optional test_set/, val.txt, test.txt (or train/ val/ test/, or plain class folders)"
+    )
+
+
+def read_layout(root: str | Path, val_fraction: float = 0.15, seed: int = 0) -> Layout:
+    """Read the layout at `root`; a plain tree of class folders gets a seeded split written down."""
+    root = Path(root).expanduser().resolve()
+    if not root.is_dir():
+        raise LightclsError(f"data set not found at {root}: {expected_layout(root)}")
+    dirs = {split: _find_split_dir(root, names) for split, names in SPLIT_DIRS.items()}
+    if dirs["train"] is None:
+        return _plain_tree(root, val_fraction, seed)
+    classes = _read_classes(root, dirs["train"])
+    splits = {"train": _scan(dirs["train"], classes, root / "classes.txt")}
+    counts = _counts(splits["train"], len(classes))
+    empty = [c for c, n in zip(classes, counts) if n == 0]
+    if empty:
+        source = root / "classes.txt"
+        raise LightclsError(f"{source}: class {empty[0]!r} has no images in {dirs['train']}")
+    for split in ("val", "test"):
+        folder = dirs[split]
+        if folder is None:
+            splits[split] = []
+            continue
+        listing = root / f"{split}.txt"
+        if listing.is_file():
+            splits[split] = _read_listing(listing, folder, classes)
+        else:
+            splits[split] = _scan(folder, classes, root / "classes.txt")
+    return Layout(root, classes, splits)
+
+
+def _find_split_dir(root: Path, names: tuple[str, ...]) -> Path | None:
+    for name in names:
+        if (root / name).is_dir():
+            return root / name
+    return None
+
+
+def _images(folder: Path) -> list[Path]:
+    """Image files under `folder`, recursively, sorted; hidden files and other suffixes ignored."""
+    return sorted(
+        p
+        for p in folder.rglob("*")
+        if p.suffix.lower() in IMAGE_SUFFIXES and not p.name.startswith(".") and p.is_file()
+    )
+
+
+def _class_dirs(folder: Path) -> list[str]:
+    return sorted(p.name for p in folder.iterdir() if p.is_dir() and not p.name.startswith("."))
+
+
+def _read_classes(root: Path, train_dir: Path) -> list[str]:
+    """Class names from classes.txt (line i is label i), else the sorted training folder names."""
+    path = root / "classes.txt"
+    if not path.is_file():
+        classes = _class_dirs(train_dir)
+        if not classes:
+            raise LightclsError(f"{train_dir}: no class folders; {expected_layout(root)}")
+        return classes
+    classes = []
+    for number, line in enumerate(path.read_text(encoding="utf-8").splitlines(), start=1):
+        name = line.strip()
+        if not name:
+            continue
+        if name in classes:
+            raise LightclsError(f"{path}:{number}: class {name!r} is listed twice")
+        classes.append(name)
+    if not classes:
+        raise LightclsError(f"{path}: no class names in it")
+    return classes
+
+
+def _scan(folder: Path, classes: list[str], classes_file: Path) -> list[Sample]:
+    """(file, label) for every image in `folder`/<class>/; a folder that is not a class is an error."""
+    samples: list[Sample] = []
+    for name in _class_dirs(folder):
+        if name not in classes:
+            raise LightclsError(
+                f"{folder / name}: folder is not a class named in {classes_file} "
+                f"(classes: {', '.join(classes)})"
+            )
+        label = classes.index(name)
+        samples.extend((path, label) for path in _images(folder / name))
+    return samples
+
+
+def _read_listing(listing: Path, folder: Path, classes: list[str]) -> list[Sample]:
+    """Samples from a `val.txt`-style file: '<class>/<file> <label>' per line, relative to `folder`."""
+    samples: list[Sample] = []
+    for number, line in enumerate(listing.read_text(encoding="utf-8").splitlines(), start=1):
+        if not line.strip():
+            continue
+        rel, _, label_text = line.strip().rpartition(" ")
+        where = f"{listing}:{number}"
+        if not rel or not label_text.lstrip("-").isdigit():
+            raise LightclsError(f"{where}: expected '<class>/<file> <label>', got {line.strip()!r}")
+        label = int(label_text)
+        if not 0 <= label < len(classes):
+            raise LightclsError(f"{where}: label {label} is not in 0..{len(classes) - 1}")
+        path = folder / rel.strip()
+        if not path.is_file():
+            raise LightclsError(f"{where}: file {path} does not exist")
+        folder_class = Path(rel.strip()).parts[0] if len(Path(rel.strip()).parts) > 1 else None
+        if folder_class is not None and folder_class != classes[label]:
+            raise LightclsError(
+                f"{where}: label {label} ({classes[label]!r}) disagrees with folder {folder_class!r}"
+            )
+        samples.append((path, label))
+    return samples
+
+
+def _counts(samples: list[Sample], num_classes: int) -> list[int]:
+    counts = [0] * num_classes
+    for _, label in samples:
+        counts[label] += 1
+    return counts
+
+
+def _plain_tree(root: Path, val_fraction: float, seed: int) -> Layout:
+    """Class folders with no split: split each class seeded, and reuse the split written last time."""
+    classes = _class_dirs(root)
+    if not classes or not any(_images(root / c) for c in classes):
+        raise LightclsError(f"no images found under {root}: {expected_layout(root)}")
+    record = root / SPLIT_FILE
+    if record.is_file():
+        saved = json.loads(record.read_text(encoding="utf-8"))
+        splits = {
+            split: [(root / rel, classes.index(Path(rel).parts[0])) for rel in files]
+            for split, files in saved["splits"].items()
+        }
+        return Layout(root, saved["classes"], {"test": [], **splits})
+
+    rng = random.Random(seed)
+    splits: dict[str, list[Sample]] = {"train": [], "val": [], "test": []}
+    for label, name in enumerate(classes):
+        files = _images(root / name)
+        rng.shuffle(files)
+        n_val = round(len(files) * val_fraction) if len(files) > 1 else 0
+        splits["val"].extend((p, label) for p in files[:n_val])
+        splits["train"].extend((p, label) for p in files[n_val:])
+    payload = {
+        "seed": seed,
+        "val_fraction": val_fraction,
+        "classes": classes,
+        "splits": {s: [p.relative_to(root).as_posix() for p, _ in v] for s, v in splits.items()},
+    }
+    try:
+        record.write_text(json.dumps(payload, indent=1), encoding="utf-8")
+        log.info("no split folders in %s: made a seeded split, written to %s", root, record)
+    except OSError:
+        log.warning("no split folders in %s: made a seeded split (could not write %s)", root, record)
+    return Layout(root, classes, splits)
