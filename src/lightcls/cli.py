@@ -11,7 +11,7 @@ from lightning.fabric.utilities.exceptions import MisconfigurationException
 from omegaconf import DictConfig
 
 from lightcls.config import config_dir, forget_run_dirs, register_resolvers
-from lightcls.errors import LightclsError
+from lightcls.errors import Interrupted, LightclsError
 
 register_resolvers()
 CONFIG_DIR = str(config_dir())
@@ -24,6 +24,9 @@ def run_task(task: Callable[[DictConfig], Any], cfg: DictConfig) -> Any:
     except (LightclsError, MisconfigurationException) as err:
         print(f"error: {err}", file=sys.stderr)
         sys.exit(2)
+    except Interrupted as stop:
+        print(f"interrupted: {stop}", file=sys.stderr)
+        sys.exit(stop.exit_code)
     finally:
         forget_run_dirs()
 

@@ -30,7 +30,7 @@ def write_digits(root: str | Path, seed: int = 0) -> Path:
     val, test = train_test_split(rest, train_size=0.5, stratify=digits.target[rest], random_state=seed)
     tmp = root.with_name(f".{root.name}.tmp-{os.getpid()}")
     shutil.rmtree(tmp, ignore_errors=True)
-    for split, ids in zip(SPLITS, (train, val, test)):
+    for split, ids in zip(SPLITS, (train, val, test), strict=True):
         lines = []
         for i in sorted(ids):
             name = CLASSES[digits.target[i]]

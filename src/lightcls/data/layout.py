@@ -53,7 +53,7 @@ def read_layout(root: str | Path, val_fraction: float = 0.15, seed: int = 0) -> 
     classes = _read_classes(root, dirs["train"])
     splits = {"train": _scan(dirs["train"], classes, root / "classes.txt")}
     counts = _counts(splits["train"], len(classes))
-    empty = [c for c, n in zip(classes, counts) if n == 0]
+    empty = [c for c, n in zip(classes, counts, strict=True) if n == 0]
     if empty:
         source = root / "classes.txt"
         raise LightclsError(f"{source}: class {empty[0]!r} has no images in {dirs['train']}")
