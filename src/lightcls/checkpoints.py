@@ -22,7 +22,7 @@ def load_checkpoint(path: str | Path, what: str = "ckpt_path") -> dict[str, Any]
     try:
         obj = torch.load(path, map_location="cpu", weights_only=True)
     except pickle.UnpicklingError as err:
-        found = re.search(r"Unsupported global: GLOBAL (\S+)", str(err))
+        found = re.search(r"(?:unsupported|Unsupported global:) GLOBAL ([\w.]+)", str(err))
         detail = f" ({found.group(1)})" if found else ""
         raise LightclsError(
             f"{where}: refused: it holds pickled objects{detail} that loading would run as code; "
