@@ -35,6 +35,8 @@ class CheckpointOnInterrupt(Callback):
             Path(checkpoint.dirpath) if checkpoint and checkpoint.dirpath else Path(trainer.default_root_dir)
         )
         path = folder / f"{ModelCheckpoint.CHECKPOINT_NAME_LAST}{ModelCheckpoint.FILE_EXTENSION}"
+        if checkpoint is not None:  # recorded in the saved state, so the resumed run overwrites this file
+            checkpoint.last_model_path = str(path)
         trainer.save_checkpoint(path)
         self.saved = str(path)
         log.warning(
