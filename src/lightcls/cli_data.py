@@ -11,6 +11,7 @@ from lightcls.errors import LightclsError
 
 USAGE = "usage: lightcls-data check data.root=PATH [data.val_fraction=0.15 data.split_seed=0 cache=true]"
 KEYS = "data.root, data.val_fraction, data.split_seed, cache"
+KEYS = "data.root, data.val_fraction, data.split_seed, cache"
 DEFAULTS = {"data": {"root": None, "val_fraction": 0.15, "split_seed": 0}, "cache": True}
 
 
@@ -20,13 +21,14 @@ def check(argv: list[str]) -> int:
 
     cfg = OmegaConf.create(DEFAULTS)
     OmegaConf.set_struct(cfg, True)
+    for arg in argv:
+        key = arg.partition("=")[0]
+        if "=" not in arg or OmegaConf.select(cfg, key, default="missing") == "missing":
+            raise LightclsError(f"unknown argument {arg!r}; valid keys: {KEYS}")
     try:
         cfg.merge_with_dotlist(argv)
     except OmegaConfBaseException as err:
-        key = str(err).splitlines()[0]
-        raise LightclsError(
-            f"{key}; valid keys: data.root, data.val_fraction, data.split_seed, cache"
-        ) from None
+        raise LightclsError(f"{str(err).splitlines()[0]}; {USAGE}") from None
     if not cfg.data.root:
         raise LightclsError(f"data.root is required; {USAGE}")
     report = check_dataset(cfg.data.root, cfg.data.val_fraction, cfg.data.split_seed, cache=cfg.cache)
