@@ -26,7 +26,8 @@ def main(n: int = 10_000) -> None:
         for label in ("first", "cached"):
             start = time.perf_counter()
             report = check_dataset(root)
-            print(f"{label}: {time.perf_counter() - start:.2f} s for {len(report.files)} images ({report.read} read)")
+            took = time.perf_counter() - start
+            print(f"{label}: {took:.2f} s for {len(report.files)} images ({report.read} read)")
 
 
 if __name__ == "__main__":
