@@ -12,7 +12,7 @@ from lightning.fabric.utilities.exceptions import MisconfigurationException
 from omegaconf import DictConfig
 
 from lightcls.config import config_dir, forget_run_dirs, register_resolvers
-from lightcls.errors import LightclsError
+from lightcls.errors import Interrupted, LightclsError
 
 register_resolvers()
 CONFIG_DIR = str(config_dir())
@@ -27,6 +27,9 @@ def run_task(task: Callable[[DictConfig], Any], cfg: DictConfig) -> Any:
     except InstantiationException as err:
         key = str(err).rpartition("full_key: ")[2].strip()
         _fail(f"cannot build {key or 'an object'} from the config: {err.__cause__ or err}")
+    except Interrupted as stop:
+        print(f"interrupted: {stop}", file=sys.stderr)
+        sys.exit(stop.exit_code)
     finally:
         forget_run_dirs()
 

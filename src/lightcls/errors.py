@@ -3,3 +3,11 @@
 
 class LightclsError(Exception):
     """A mistake in the user's data, config or files: shown as one line, without a traceback."""
+
+
+class Interrupted(Exception):
+    """Training stopped by Ctrl-C or SIGTERM after saving a resumable checkpoint (exit code 130/143)."""
+
+    def __init__(self, message: str, exit_code: int) -> None:
+        super().__init__(message)
+        self.exit_code = exit_code

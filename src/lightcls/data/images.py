@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Callable, Sequence
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
@@ -17,13 +19,42 @@ from lightcls.errors import LightclsError
 def load_image(path: str | Path, channels: int) -> torch.Tensor:
     """Decode `path` (first frame, EXIF rotation applied) to a (channels, H, W) uint8 tensor."""
     try:
-        with Image.open(path) as img:
-            img.seek(0)
-            img = ImageOps.exif_transpose(img)
-            img = _to_mode(img, "L" if channels == 1 else "RGB")
-    except (OSError, ValueError, Image.DecompressionBombError) as err:
-        raise LightclsError(f"{path}: cannot decode image ({err})") from err
+        with warnings.catch_warnings():
+            warnings.simplefilter("error", Image.DecompressionBombWarning)
+            with Image.open(path) as img:
+                img.seek(0)
+                img = ImageOps.exif_transpose(img)
+                img = _to_mode(img, "L" if channels == 1 else "RGB")
+    except (Image.DecompressionBombError, Image.DecompressionBombWarning) as err:
+        raise LightclsError(f"{path}: refused: {_bomb(err)}") from None
+    except (OSError, ValueError, SyntaxError) as err:
+        raise LightclsError(f"{path}: cannot decode image ({err})") from None
     return F.pil_to_tensor(img)
+
+
+def decode_check(path: str | Path) -> dict[str, Any]:
+    """Fully decode `path` as training would: {'width', 'height', 'mode'} (as stored), or {'error': line}."""
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("error", Image.DecompressionBombWarning)
+            with Image.open(path) as img:
+                mode, (width, height) = img.mode, img.size
+        load_image(path, 3)
+    except (Image.DecompressionBombError, Image.DecompressionBombWarning) as err:
+        return {"error": f"{path}: refused: {_bomb(err)}"}
+    except LightclsError as err:
+        return {"error": str(err)}
+    except (OSError, ValueError, SyntaxError) as err:
+        return {"error": f"{path}: cannot decode image ({err})"}
+    return {"width": width, "height": height, "mode": mode}
+
+
+def _bomb(err: Exception) -> str:
+    """Pillow's decompression-bomb message as one line naming the limit."""
+    return (
+        f"{err} (a decompression bomb? the limit is Pillow's Image.MAX_IMAGE_PIXELS="
+        f"{Image.MAX_IMAGE_PIXELS} pixels)"
+    )
 
 
 def _to_mode(img: Image.Image, mode: str) -> Image.Image:

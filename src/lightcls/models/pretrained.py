@@ -9,6 +9,7 @@ import torch
 from torch import nn
 from torchvision import models as tvm
 
+from lightcls.checkpoints import load_checkpoint
 from lightcls.errors import LightclsError
 
 log = logging.getLogger(__name__)
@@ -72,10 +73,7 @@ def _file_weights(path: Path) -> dict[str, torch.Tensor]:
     """A state dict from a torchvision `.pth` file or a lightcls `.ckpt`, loaded without unpickling code."""
     if not path.is_file():
         raise LightclsError(f"model.pretrained={path}: no such file")
-    try:
-        obj = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as err:  # noqa: BLE001 - corrupt or unsafe files all get the same one line
-        raise LightclsError(f"model.pretrained={path}: not a weights file ({err})") from err
+    obj = load_checkpoint(path, what="model.pretrained")
     if isinstance(obj, dict) and isinstance(obj.get("state_dict"), dict):
         obj = {k.removeprefix("net."): v for k, v in obj["state_dict"].items()}
     if not isinstance(obj, dict) or not all(isinstance(v, torch.Tensor) for v in obj.values()):

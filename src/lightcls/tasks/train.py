@@ -14,11 +14,16 @@ from hydra.core.hydra_config import HydraConfig
 from hydra.types import RunMode
 from hydra.utils import instantiate
 from lightning.pytorch.callbacks import LearningRateMonitor, ModelCheckpoint
+from lightning.pytorch.utilities.exceptions import SIGTERMException
 from omegaconf import DictConfig, OmegaConf
 from rich.console import Console
 from rich.table import Table
 
+from lightcls.callbacks import CheckpointOnInterrupt
+from lightcls.checkpoint_io import AtomicCheckpointIO
+from lightcls.checkpoints import check_resume
 from lightcls.data import SplitFolderDataModule
+from lightcls.errors import Interrupted
 from lightcls.models import load_pretrained
 from lightcls.module import ClassificationModule
 from lightcls.throughput import TrainThroughput
@@ -32,6 +37,8 @@ def train(cfg: DictConfig) -> dict[str, Any]:
     run_dir = Path(cfg.paths.output_dir).resolve()
     datamodule: SplitFolderDataModule = instantiate(cfg.data)
     datamodule.prepare_data()
+    if cfg.get("ckpt_path"):
+        check_resume(cfg.ckpt_path, cfg.model.name, datamodule.classes, datamodule.preprocess["channels"])
     module = ClassificationModule(
         model=_plain(cfg.model),
         classes=datamodule.classes,
@@ -62,12 +69,16 @@ def train(cfg: DictConfig) -> dict[str, Any]:
         cfg.trainer,
         callbacks=callbacks,
         logger=loggers or False,
+        **({} if cfg.trainer.get("plugins") else {"plugins": [AtomicCheckpointIO()]}),
         **trainer_overrides,
         **_sweep_safe(cfg),
     )
 
     start = time.perf_counter()
-    trainer.fit(module, datamodule=datamodule, ckpt_path=cfg.get("ckpt_path"))
+    try:
+        trainer.fit(module, datamodule=datamodule, ckpt_path=cfg.get("ckpt_path"), weights_only=True)
+    except (SystemExit, SIGTERMException) as stop:  # Lightning's way out after Ctrl-C or SIGTERM
+        _interrupted(stop, callbacks)
     train_seconds = time.perf_counter() - start
     final_val_top1 = _float(trainer.callback_metrics.get("val/top1"))
 
@@ -98,6 +109,18 @@ def train(cfg: DictConfig) -> dict[str, Any]:
         (run_dir / "metrics.json").write_text(json.dumps(metrics, indent=2) + "\n", encoding="utf-8")
         print_summary(metrics, run_dir)
     return metrics
+
+
+def _interrupted(stop: BaseException, callbacks: list) -> None:
+    """Turn Lightning's exit after Ctrl-C/SIGTERM into `Interrupted`, naming the checkpoint to resume."""
+    saver = next((c for c in callbacks if isinstance(c, CheckpointOnInterrupt)), None)
+    if saver is None or saver.saved is None:
+        raise stop
+    sigterm = isinstance(stop, SIGTERMException)
+    raise Interrupted(
+        f"{'SIGTERM' if sigterm else 'Ctrl-C'}: saved {saver.saved}; resume with ckpt_path={saver.saved}",
+        143 if sigterm else 130,
+    ) from None
 
 
 def print_summary(metrics: dict[str, Any], run_dir: Path) -> None:

@@ -1,0 +1,72 @@
+"""Lightning callbacks that make runs resumable: a checkpoint on interruption, per-epoch seeding."""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+import lightning as L
+import torch
+from lightning.pytorch.callbacks import Callback, ModelCheckpoint
+from lightning.pytorch.utilities.exceptions import SIGTERMException
+from torch.utils.data import DataLoader, RandomSampler
+
+log = logging.getLogger(__name__)
+
+
+class CheckpointOnInterrupt(Callback):
+    """On Ctrl-C or SIGTERM, save `last.ckpt` where ModelCheckpoint keeps it, so `ckpt_path=` resumes.
+
+    Lightning stops on SIGTERM after the current batch (SIGTERMException) and on Ctrl-C at once
+    (KeyboardInterrupt), calling `on_exception` in both cases; ModelCheckpoint's own
+    `save_on_exception` would also save on every other error and write a misleading `best-*` file.
+    """
+
+    def __init__(self) -> None:
+        self.saved: str | None = None
+
+    def on_exception(
+        self, trainer: L.Trainer, pl_module: L.LightningModule, exception: BaseException
+    ) -> None:
+        if not isinstance(exception, (KeyboardInterrupt, SIGTERMException)) or trainer.sanity_checking:
+            return
+        checkpoint = next((c for c in trainer.callbacks if isinstance(c, ModelCheckpoint)), None)
+        folder = (
+            Path(checkpoint.dirpath) if checkpoint and checkpoint.dirpath else Path(trainer.default_root_dir)
+        )
+        path = folder / f"{ModelCheckpoint.CHECKPOINT_NAME_LAST}{ModelCheckpoint.FILE_EXTENSION}"
+        if checkpoint is not None:  # recorded in the saved state, so the resumed run overwrites this file
+            checkpoint.last_model_path = str(path)
+        trainer.save_checkpoint(path)
+        self.saved = str(path)
+        log.warning(
+            "%s at epoch %d, step %d: saved %s; resume with ckpt_path=%s",
+            "SIGTERM" if isinstance(exception, SIGTERMException) else "Ctrl-C",
+            trainer.current_epoch,
+            trainer.global_step,
+            path,
+            path,
+        )
+
+
+class SeedEachEpoch(Callback):
+    """Reseed from (seed, epoch) as each epoch starts, so a run resumed at an epoch boundary shuffles and
+    augments exactly as the uninterrupted run (bit-exact with data.num_workers=0).
+
+    Lightning creates the train iterator before this hook on a fresh or resumed start and after it on
+    later epochs; giving the loader and its sampler their own generators keeps that draw off the global
+    RNG the transforms use, so both orders give the same batches.
+    """
+
+    def __init__(self, seed: int) -> None:
+        self.seed = int(seed)
+
+    def on_train_epoch_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        epoch_seed = self.seed + trainer.current_epoch
+        L.seed_everything(epoch_seed, workers=True, verbose=False)
+        loader = trainer.train_dataloader
+        if isinstance(loader, DataLoader):
+            loader.generator = torch.Generator().manual_seed(epoch_seed)
+            sampler = loader.batch_sampler.sampler if loader.batch_sampler is not None else loader.sampler
+            if isinstance(sampler, RandomSampler):
+                sampler.generator = torch.Generator().manual_seed(epoch_seed)

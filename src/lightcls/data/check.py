@@ -1,0 +1,149 @@
+"""The dataset doctor: check every file of a data set before training, with a cache keyed by size+mtime."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+from collections import Counter, defaultdict
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from rich.console import Console
+from rich.table import Table
+
+from lightcls.data.images import decode_check
+from lightcls.data.layout import Layout, read_layout
+
+#: Where the per-file results are kept, in the data set's root (rewritten after each check).
+CACHE_FILE = ".lightcls_check_cache.json"
+#: Largest/smallest class count ratio above which the training split is called imbalanced.
+IMBALANCE = 10.0
+
+
+@dataclass
+class Report:
+    """What a check found: per-split stats, errors (training would be wrong) and warnings."""
+
+    layout: Layout
+    files: dict[str, dict[str, Any]]
+    errors: list[str] = field(default_factory=list)
+    warnings: list[str] = field(default_factory=list)
+    read: int = 0
+
+    @property
+    def ok(self) -> bool:
+        """True when nothing would make training wrong."""
+        return not self.errors
+
+    def broken(self) -> list[Path]:
+        """Files that cannot be decoded."""
+        return [p for s in self.layout.splits.values() for p, _ in s if self.files[str(p)].get("error")]
+
+
+def check_dataset(root: str | Path, val_fraction: float = 0.15, seed: int = 0, cache: bool = True) -> Report:
+    """Read the layout at `root` and check every file (decodable, leakage, duplicates, counts)."""
+    layout = read_layout(root, val_fraction, seed)
+    cache_path = layout.root / CACHE_FILE
+    cached = _load_cache(cache_path) if cache else {}
+    files: dict[str, dict[str, Any]] = {}
+    read = 0
+    for samples in layout.splits.values():
+        for path, _ in samples:
+            key = str(path)
+            stat = path.stat()
+            entry = cached.get(key)
+            if not entry or entry["size"] != stat.st_size or entry["mtime_ns"] != stat.st_mtime_ns:
+                entry = {"size": stat.st_size, "mtime_ns": stat.st_mtime_ns, **_inspect(path)}
+                read += 1
+            files[key] = entry
+    if cache:
+        _save_cache(cache_path, files)
+    report = Report(layout, files, read=read)
+    _find_problems(report)
+    return report
+
+
+def _inspect(path: Path) -> dict[str, Any]:
+    """Hash the bytes and fully decode the image: its size and mode, or why it cannot be used."""
+    digest = hashlib.sha1(path.read_bytes()).hexdigest()
+    info = decode_check(path)
+    return {"sha1": digest, **info}
+
+
+def _find_problems(report: Report) -> None:
+    layout, files = report.layout, report.files
+    for samples in layout.splits.values():
+        for path, _ in samples:
+            if files[str(path)].get("error"):
+                report.errors.append(files[str(path)]["error"])
+    where: dict[str, list[tuple[str, Path]]] = defaultdict(list)
+    for split, samples in layout.splits.items():
+        for path, _ in samples:
+            where[files[str(path)]["sha1"]].append((split, path))
+    for copies in where.values():
+        splits = sorted({s for s, _ in copies})
+        if len(splits) > 1:
+            names = ", ".join(f"{p} ({s})" for s, p in copies)
+            report.errors.append(f"leakage: the same image is in {' and '.join(splits)}: {names}")
+        for split in splits:
+            same = [p for s, p in copies if s == split]
+            if len(same) > 1:
+                report.warnings.append(f"duplicates in {split}: {', '.join(map(str, same))}")
+    if not layout.has("val"):
+        report.warnings.append("no val split: training runs without validation and keeps last.ckpt only")
+    counts = Counter(label for _, label in layout.splits["train"])
+    low, high = min(counts.values()), max(counts.values())
+    if high > IMBALANCE * low:
+        rare = [layout.classes[c] for c, n in counts.items() if n == low]
+        report.warnings.append(
+            f"imbalanced training split: {high} images in the largest class, {low} in {', '.join(rare)}"
+        )
+
+
+def print_report(report: Report, console: Console | None = None) -> None:
+    """A table per split (images and sizes per class, modes seen), then the errors and warnings."""
+    console = console or Console()
+    layout = report.layout
+    for split, samples in layout.splits.items():
+        if not samples:
+            continue
+        table = Table(title=f"{split}: {len(samples)} images in {layout.root}")
+        for column in ("class", "images", "broken", "sizes (WxH)", "modes"):
+            table.add_column(column)
+        by_class: dict[int, list[dict[str, Any]]] = defaultdict(list)
+        for path, label in samples:
+            by_class[label].append(report.files[str(path)])
+        for label, name in enumerate(layout.classes):
+            infos = by_class.get(label, [])
+            good = [i for i in infos if not i.get("error")]
+            sizes = sorted({(i["width"], i["height"]) for i in good})
+            shown = ", ".join(f"{w}x{h}" for w, h in sizes[:3]) + (
+                f" (+{len(sizes) - 3})" if len(sizes) > 3 else ""
+            )
+            modes = ", ".join(sorted({i["mode"] for i in good}))
+            table.add_row(name, str(len(infos)), str(len(infos) - len(good)), shown or "-", modes or "-")
+        console.print(table)
+    for line in report.errors:
+        console.print(f"[red]error:[/red] {line}", highlight=False, soft_wrap=True)
+    for line in report.warnings:
+        console.print(f"[yellow]warning:[/yellow] {line}", highlight=False, soft_wrap=True)
+    verdict = "ok" if report.ok else f"{len(report.errors)} problem(s): training would be wrong"
+    console.print(f"checked {len(report.files)} images ({report.read} read, the rest cached): {verdict}")
+
+
+def _load_cache(path: Path) -> dict[str, dict[str, Any]]:
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return {}
+
+
+def _save_cache(path: Path, files: dict[str, dict[str, Any]]) -> None:
+    tmp = path.with_name(f"{path.name}.tmp-{os.getpid()}")
+    try:
+        tmp.write_text(json.dumps(files), encoding="utf-8")
+        os.replace(tmp, path)
+    except OSError:  # a read-only data set is checked every time
+        tmp.unlink(missing_ok=True)
