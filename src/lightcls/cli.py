@@ -34,3 +34,11 @@ def train(cfg: DictConfig) -> float | None:
     from lightcls.tasks import train as train_task
 
     return run_task(train_task, cfg)["best_val_top1"]
+
+
+@hydra.main(version_base="1.3", config_path=CONFIG_DIR, config_name="eval")
+def evaluate(cfg: DictConfig) -> None:
+    """`lightcls-eval ckpt_path=... [data=NAME data.root=...] [split=val|test]`."""
+    from lightcls.tasks.evaluate import evaluate as evaluate_task
+
+    run_task(evaluate_task, cfg)

@@ -1,5 +1,6 @@
 """Tasks: plain functions taking the composed config and returning their results."""
 
+from lightcls.tasks.evaluate import evaluate
 from lightcls.tasks.train import train
 
-__all__ = ["train"]
+__all__ = ["evaluate", "train"]
