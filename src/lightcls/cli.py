@@ -42,3 +42,11 @@ def evaluate(cfg: DictConfig) -> None:
     from lightcls.tasks.evaluate import evaluate as evaluate_task
 
     run_task(evaluate_task, cfg)
+
+
+@hydra.main(version_base="1.3", config_path=CONFIG_DIR, config_name="predict")
+def predict(cfg: DictConfig) -> None:
+    """`lightcls-predict ckpt_path=model.ckpt|model.onnx input=IMG_OR_DIR [topk=3] [save_dir=...]`."""
+    from lightcls.tasks.predict import predict as predict_task
+
+    run_task(predict_task, cfg)

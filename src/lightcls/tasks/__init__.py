@@ -1,6 +1,7 @@
 """Tasks: plain functions taking the composed config and returning their results."""
 
 from lightcls.tasks.evaluate import evaluate
+from lightcls.tasks.predict import predict
 from lightcls.tasks.train import train
 
-__all__ = ["evaluate", "train"]
+__all__ = ["evaluate", "predict", "train"]
