@@ -50,3 +50,11 @@ def predict(cfg: DictConfig) -> None:
     from lightcls.tasks.predict import predict as predict_task
 
     run_task(predict_task, cfg)
+
+
+@hydra.main(version_base="1.3", config_path=CONFIG_DIR, config_name="export")
+def export(cfg: DictConfig) -> None:
+    """`lightcls-export ckpt_path=... format=onnx|torchscript [dynamic_batch=true]`."""
+    from lightcls.tasks.export import export as export_task
+
+    run_task(export_task, cfg)

@@ -70,6 +70,7 @@ class CheckpointPredictor(Predictor):
         self.device = _device(device)
         self.module = load_module(path).to(self.device)
 
+    @torch.inference_mode()
     def logits(self, batch: torch.Tensor) -> torch.Tensor:
         return self.module(batch.to(self.device)).cpu()
 
@@ -104,13 +105,30 @@ class OnnxPredictor(Predictor):
         return torch.from_numpy(np.concatenate(outputs))
 
 
+class TorchScriptPredictor(Predictor):
+    """An exported TorchScript `.pt` model (torch.jit.load), with its contract from the `.json` beside it."""
+
+    def __init__(self, path: str | Path) -> None:
+        path = Path(path)
+        super().__init__(json.loads(path.with_suffix(".json").read_text(encoding="utf-8")))
+        try:
+            self.module = torch.jit.load(str(path), map_location="cpu").eval()
+        except Exception as err:  # noqa: BLE001 - any unreadable model reads the same to a user
+            raise LightclsError(f"ckpt_path={path}: not a TorchScript model") from err
+
+    @torch.inference_mode()
+    def logits(self, batch: torch.Tensor) -> torch.Tensor:
+        return self.module(batch)
+
+
 def load_predictor(path: str | Path, device: str = "cpu") -> Predictor:
-    """A predictor for a lightcls `.ckpt` or an exported `.onnx` file."""
-    return (
-        OnnxPredictor(path)
-        if Path(str(path)).suffix.lower() == ".onnx"
-        else CheckpointPredictor(path, device)
-    )
+    """A predictor for a lightcls `.ckpt`, or an exported `.onnx` or TorchScript `.pt` (with its `.json`)."""
+    path = Path(str(path)).expanduser()
+    if path.suffix.lower() == ".onnx":
+        return OnnxPredictor(path)
+    if path.suffix.lower() == ".pt" and path.with_suffix(".json").is_file():
+        return TorchScriptPredictor(path)
+    return CheckpointPredictor(path, device)
 
 
 def results_from_probs(probs: torch.Tensor, classes: Sequence[str], topk: int = 3) -> list[dict[str, Any]]:
