@@ -138,7 +138,7 @@ def sort_into(results: list[dict[str, Any]], folder: Path) -> None:
 
 
 def print_results(
-    results: list[dict[str, Any]], skipped: list[dict[str, str]], out_dir: Path, rows: int
+    results: list[dict[str, Any]], skipped: list[dict[str, str]], out_dir: Path | None, rows: int
 ) -> None:
     """A table: file, predicted class, class index, confidence, top-k; then what was skipped."""
     table = Table(title=f"lightcls predict: {len(results)} images")
@@ -146,7 +146,7 @@ def print_results(
         table.add_column(column, justify="right" if column in ("label", "score") else "left")
     for result in results[:rows]:
         table.add_row(
-            Path(result["file"]).name,
+            Path(result["file"]).name if "file" in result else "(image)",
             result["pred_class"],
             str(result["pred_label"]),
             f"{result['pred_score']:.4f}",
@@ -158,7 +158,8 @@ def print_results(
         console.print(f"... {len(results) - rows} more in predictions.json")
     for item in skipped:
         console.print(f"skipped {item['file']}: {item['reason']}", soft_wrap=True)
-    console.print(f"-> {out_dir / 'predictions.json'}", soft_wrap=True)
+    if out_dir is not None:
+        console.print(f"-> {out_dir / 'predictions.json'}", soft_wrap=True)
 
 
 def _write_csv(results: list[dict[str, Any]], path: Path) -> None:
