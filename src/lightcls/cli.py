@@ -58,3 +58,11 @@ def export(cfg: DictConfig) -> None:
     from lightcls.tasks.export import export as export_task
 
     run_task(export_task, cfg)
+
+
+@hydra.main(version_base="1.3", config_path=CONFIG_DIR, config_name="info")
+def info(cfg: DictConfig) -> None:
+    """`lightcls-info ckpt_path=...` or `lightcls-info model=NAME`: parameters, FLOPs, classes, input."""
+    from lightcls.tasks.info import info as info_task
+
+    run_task(info_task, cfg)
