@@ -89,7 +89,9 @@ class OnnxPredictor(Predictor):
 
         super().__init__(json.loads(sidecar.read_text(encoding="utf-8")))
         try:
-            self.session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+            self.session = ort.InferenceSession(
+                str(path), _session_options(), providers=["CPUExecutionProvider"]
+            )
         except Exception as err:  # noqa: BLE001 - any unreadable model reads the same to a user
             raise LightclsError(f"ckpt_path={path}: ONNX Runtime cannot load it") from err
         self.input = self.session.get_inputs()[0]
@@ -154,3 +156,12 @@ def _device(name: str) -> torch.device:
     if name == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
     return torch.device("cuda" if name == "gpu" else name)
+
+
+def _session_options() -> Any:
+    """ONNX Runtime options: no busy-waiting threads between runs (they would slow the image decoding)."""
+    import onnxruntime as ort
+
+    options = ort.SessionOptions()
+    options.add_session_config_entry("session.intra_op.allow_spinning", "0")
+    return options
