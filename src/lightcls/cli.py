@@ -45,3 +45,35 @@ def train(cfg: DictConfig) -> float | None:
     from lightcls.tasks import train as train_task
 
     return run_task(train_task, cfg)["best_val_top1"]
+
+
+@hydra.main(version_base="1.3", config_path=CONFIG_DIR, config_name="eval")
+def evaluate(cfg: DictConfig) -> None:
+    """`lightcls-eval ckpt_path=... [data=NAME data.root=...] [split=val|test]`."""
+    from lightcls.tasks.evaluate import evaluate as evaluate_task
+
+    run_task(evaluate_task, cfg)
+
+
+@hydra.main(version_base="1.3", config_path=CONFIG_DIR, config_name="predict")
+def predict(cfg: DictConfig) -> None:
+    """`lightcls-predict ckpt_path=model.ckpt|model.onnx input=IMG_OR_DIR [topk=3] [save_dir=...]`."""
+    from lightcls.tasks.predict import predict as predict_task
+
+    run_task(predict_task, cfg)
+
+
+@hydra.main(version_base="1.3", config_path=CONFIG_DIR, config_name="export")
+def export(cfg: DictConfig) -> None:
+    """`lightcls-export ckpt_path=... format=onnx|torchscript [dynamic_batch=true]`."""
+    from lightcls.tasks.export import export as export_task
+
+    run_task(export_task, cfg)
+
+
+@hydra.main(version_base="1.3", config_path=CONFIG_DIR, config_name="info")
+def info(cfg: DictConfig) -> None:
+    """`lightcls-info ckpt_path=...` or `lightcls-info model=NAME`: parameters, FLOPs, classes, input."""
+    from lightcls.tasks.info import info as info_task
+
+    run_task(info_task, cfg)

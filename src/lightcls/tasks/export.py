@@ -1,0 +1,87 @@
+"""The export task: checkpoint -> ONNX or TorchScript + contract json, then a parity check on real images."""
+
+from __future__ import annotations
+
+import json
+import logging
+from pathlib import Path
+from typing import Any
+
+import torch
+from omegaconf import DictConfig
+from rich.console import Console
+
+from lightcls.data.layout import read_layout
+from lightcls.errors import LightclsError
+from lightcls.export import FORMATS, export_model
+from lightcls.inference import CheckpointPredictor, load_predictor
+from lightcls.tasks.predict import collect_inputs
+
+log = logging.getLogger(__name__)
+
+
+def export(cfg: DictConfig) -> dict[str, Any]:
+    """Export `cfg.ckpt_path` as `cfg.format`; return the files written and the parity figures."""
+    if cfg.format not in FORMATS:
+        raise LightclsError(f"format={cfg.format}: choose one of {', '.join(FORMATS)}")
+    source = CheckpointPredictor(str(cfg.ckpt_path))
+    out_dir = Path(str(cfg.save_dir or cfg.paths.output_dir)).expanduser().resolve()
+    path, sidecar = export_model(
+        source.module.net,
+        source.meta,
+        out_dir / f"{cfg.name}{FORMATS[cfg.format]}",
+        cfg.format,
+        dynamic_batch=bool(cfg.dynamic_batch),
+        opset=cfg.opset,
+    )
+    parity = check_parity(source, path, _parity_files(cfg), float(cfg.parity_atol))
+    result = {"model": str(path), "contract": str(sidecar), "format": cfg.format, **parity}
+    Console().print(
+        f"exported {path} (+ {sidecar.name}); parity on {parity['images']} {parity['source']} images: "
+        f"max abs logit diff {parity['max_abs_diff']:.3g}, same top-1 {parity['same_top1']}",
+        soft_wrap=True,
+    )
+    return result
+
+
+def check_parity(
+    source: CheckpointPredictor, exported: Path, files: list[Path], atol: float
+) -> dict[str, Any]:
+    """Exported vs checkpoint logits on `files` (random inputs if none): max abs diff, same top-1."""
+    target = load_predictor(exported)
+    if files:
+        images = [source.to_tensor(f) for f in files]
+        batch = torch.stack([source.transform(image) for image in images])
+        kind = "real"
+    else:
+        log.warning("no images for the parity check: using random inputs")
+        size = source.preprocess["image_size"]
+        batch = torch.randn(4, source.channels, size, size, generator=torch.Generator().manual_seed(0))
+        kind = "random"
+    with torch.inference_mode():
+        expected = source.logits(batch)
+        got = target.logits(batch)
+    diff = float((expected - got).abs().max())
+    same = bool((expected.argmax(1) == got.argmax(1)).all())
+    if diff > atol or not same:
+        raise LightclsError(
+            f"parity check failed for {exported}: max abs logit diff {diff:.3g} (allowed {atol:g}), "
+            f"same top-1: {same}"
+        )
+    return {"images": len(batch), "source": kind, "max_abs_diff": diff, "same_top1": same}
+
+
+def _parity_files(cfg: DictConfig) -> list[Path]:
+    """A few real images: from `parity_input`, else spread over the checkpoint's own data set."""
+    n = int(cfg.parity_images)
+    if cfg.parity_input:
+        files, _ = collect_inputs(Path(str(cfg.parity_input)).expanduser())
+        return files[:n]
+    metrics = Path(str(cfg.ckpt_path)).expanduser().resolve().parent.parent / "metrics.json"
+    root = json.loads(metrics.read_text(encoding="utf-8")).get("data") if metrics.is_file() else None
+    if not root or not Path(root).is_dir():
+        return []
+    layout = read_layout(root)
+    samples = layout.splits.get("test") or layout.splits.get("val") or layout.splits["train"]
+    step = max(1, len(samples) // n)
+    return [file for file, _ in samples[::step][:n]]

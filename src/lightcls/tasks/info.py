@@ -1,0 +1,109 @@
+"""The info task: parameters, FLOPs, classes and input contract of a checkpoint or a named backbone."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import re
+from pathlib import Path
+from typing import Any
+
+import torch
+from omegaconf import DictConfig
+from rich.console import Console
+from rich.table import Table
+from torch import nn
+from torch.utils.flop_counter import FlopCounterMode
+
+from lightcls.checkpoint import contract, load_module, read_checkpoint
+from lightcls.errors import LightclsError
+from lightcls.models import build_model
+
+#: What a published checkpoint keeps (Lightning still loads it; training state is dropped).
+PUBLISHED_KEYS = (
+    "epoch",
+    "global_step",
+    "pytorch-lightning_version",
+    "state_dict",
+    "hparams_name",
+    "hyper_parameters",
+)
+
+
+def info(cfg: DictConfig) -> dict[str, Any]:
+    """Facts about `cfg.ckpt_path` or `cfg.model.name`; optionally publish the checkpoint; return them."""
+    out_dir = Path(str(cfg.save_dir or cfg.paths.output_dir)).expanduser().resolve()
+    if cfg.ckpt_path:
+        ckpt = read_checkpoint(cfg.ckpt_path)
+        net = load_module(cfg.ckpt_path).net
+        facts: dict[str, Any] = {
+            "ckpt": str(Path(str(cfg.ckpt_path)).resolve()),
+            **contract(ckpt["hyper_parameters"]),
+        }
+        facts["epoch"] = ckpt.get("epoch")
+    elif cfg.get("model"):
+        pre = {"image_size": int(cfg.image_size), "channels": int(cfg.channels), "mean": [], "std": []}
+        net = build_model(cfg.model.name, int(cfg.num_classes), pre["channels"])
+        facts = {"model": cfg.model.name, "classes": int(cfg.num_classes), "preprocess": pre}
+    else:
+        raise LightclsError("pass ckpt_path=/path/to/model.ckpt or model=NAME")
+    pre = facts["preprocess"]
+    facts.update(count(net, int(pre["channels"]), int(pre["image_size"])))
+    if cfg.publish:
+        if not cfg.ckpt_path:
+            raise LightclsError("publish=true needs ckpt_path=... (a trained checkpoint)")
+        facts["published"] = str(publish(Path(str(cfg.ckpt_path)), out_dir))
+    out_dir.mkdir(parents=True, exist_ok=True)
+    (out_dir / "info.json").write_text(json.dumps(facts, indent=2) + "\n", encoding="utf-8")
+    print_info(facts)
+    return facts
+
+
+def count(net: nn.Module, channels: int, image_size: int) -> dict[str, int]:
+    """Parameters (all and trainable) and FLOPs of one forward pass at `image_size` (MACs = FLOPs / 2)."""
+    net = net.eval()
+    with torch.no_grad(), FlopCounterMode(display=False) as counter:
+        net(torch.zeros(1, channels, image_size, image_size))
+    flops = int(counter.get_total_flops())
+    return {
+        "params": sum(p.numel() for p in net.parameters()),
+        "trainable_params": sum(p.numel() for p in net.parameters() if p.requires_grad),
+        "flops": flops,
+        "macs": flops // 2,
+        "flops_input": [1, channels, image_size, image_size],
+    }
+
+
+def publish(path: Path, out_dir: Path) -> Path:
+    """A copy of the checkpoint without optimizer and loop state, named `<stem>-<sha256[:8]>.ckpt`."""
+    ckpt = read_checkpoint(path)
+    slim = {k: ckpt[k] for k in PUBLISHED_KEYS if k in ckpt}
+    out_dir.mkdir(parents=True, exist_ok=True)
+    tmp = out_dir / f".{path.stem}.publishing"
+    torch.save(slim, tmp)
+    digest = hashlib.sha256(tmp.read_bytes()).hexdigest()[:8]
+    stem = re.sub(r"[^A-Za-z0-9_.-]", "_", path.stem)
+    target = out_dir / f"{stem}-{digest}.ckpt"
+    tmp.replace(target)
+    return target
+
+
+def print_info(facts: dict[str, Any]) -> None:
+    """One table of the facts a user asks for first."""
+    pre = facts["preprocess"]
+    classes = facts["classes"]
+    table = Table(title=f"lightcls info: {facts['model']}", show_header=False)
+    table.add_row("parameters", f"{facts['params']:,} ({facts['params'] / 1e6:.2f} M)")
+    table.add_row("FLOPs", f"{facts['flops']:,} ({facts['flops'] / 1e9:.3f} G) at {facts['flops_input']}")
+    table.add_row(
+        "MACs", f"{facts['macs']:,} ({facts['macs'] / 1e9:.3f} G; what mmpretrain's get_flops calls FLOPs)"
+    )
+    table.add_row(
+        "classes", f"{len(classes)}: {', '.join(classes)}" if isinstance(classes, list) else str(classes)
+    )
+    table.add_row("input", f"{pre['channels']} x {pre['image_size']} x {pre['image_size']}")
+    if pre.get("mean"):
+        table.add_row("mean / std", f"{pre['mean']} / {pre['std']}")
+    if "published" in facts:
+        table.add_row("published", facts["published"])
+    Console().print(table)

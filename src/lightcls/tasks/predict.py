@@ -1,0 +1,177 @@
+"""The predict task: classify an image, a folder or a list of images; print, save, annotate, sort."""
+
+from __future__ import annotations
+
+import csv
+import json
+import logging
+import shutil
+from pathlib import Path
+from typing import Any
+
+from omegaconf import DictConfig
+from PIL import Image, ImageDraw, ImageFont, ImageOps
+from rich.console import Console
+from rich.table import Table
+
+from lightcls.data.layout import IMAGE_SUFFIXES
+from lightcls.errors import LightclsError
+from lightcls.inference import Predictor, load_predictor, results_from_probs
+
+log = logging.getLogger(__name__)
+LIST_SUFFIXES = (".txt", ".lst")
+
+
+def predict(cfg: DictConfig) -> dict[str, Any]:
+    """Classify `cfg.input` with `cfg.ckpt_path`; write predictions.json (and csv); return the results."""
+    files, skipped = collect_inputs(Path(str(cfg.input)).expanduser())
+    predictor = load_predictor(str(cfg.ckpt_path), device=str(cfg.device))
+    results, unreadable = predict_files(predictor, files, int(cfg.batch_size), int(cfg.topk))
+    skipped += unreadable
+    if not results:
+        raise LightclsError(f"input={cfg.input}: none of its {len(files)} image files could be read")
+
+    out_dir = Path(str(cfg.save_dir or cfg.paths.output_dir)).expanduser().resolve()
+    out_dir.mkdir(parents=True, exist_ok=True)
+    summary = {
+        "ckpt": str(Path(str(cfg.ckpt_path)).resolve()),
+        "input": str(Path(str(cfg.input)).resolve()),
+        "classes": predictor.classes,
+        "results": results,
+        "skipped": skipped,
+    }
+    (out_dir / "predictions.json").write_text(json.dumps(summary, indent=2) + "\n", encoding="utf-8")
+    if "csv" in cfg.formats:
+        _write_csv(results, out_dir / "predictions.csv")
+    if cfg.annotate:
+        for result in results:
+            annotate(Path(result["file"]), result, out_dir / "annotated" / _flat_name(result["file"]))
+    if cfg.sort_into:
+        sort_into(results, Path(str(cfg.sort_into)).expanduser())
+    print_results(results, skipped, out_dir, int(cfg.print_rows))
+    return summary
+
+
+def collect_inputs(path: Path) -> tuple[list[Path], list[dict[str, str]]]:
+    """Image files to classify from an image, a folder (recursive) or a list file; and what was skipped."""
+    if not path.exists():
+        raise LightclsError(f"input={path}: no such file or folder")
+    if path.is_file() and path.suffix.lower() in LIST_SUFFIXES:
+        base = path.parent
+        files = []
+        for number, line in enumerate(path.read_text(encoding="utf-8").splitlines(), start=1):
+            name = line.strip().split(" ")[0] if line.strip() else ""
+            if not name or name.startswith("#"):
+                continue
+            file = (base / name).resolve()
+            if not file.is_file():
+                raise LightclsError(f"{path}:{number}: file {file} does not exist")
+            files.append(file)
+        if not files:
+            raise LightclsError(f"input={path}: the list names no images")
+        return files, []
+    if path.is_file():
+        return [path.resolve()], []
+    files, skipped = [], []
+    for file in sorted(p for p in path.rglob("*") if p.is_file() and not p.name.startswith(".")):
+        if file.suffix.lower() in IMAGE_SUFFIXES:
+            files.append(file.resolve())
+        else:
+            skipped.append({"file": str(file.resolve()), "reason": "not an image file"})
+    if not files:
+        raise LightclsError(
+            f"input={path}: no images in this folder (looked for {', '.join(sorted(IMAGE_SUFFIXES))})"
+        )
+    return files, skipped
+
+
+def predict_files(
+    predictor: Predictor, files: list[Path], batch_size: int, topk: int
+) -> tuple[list[dict[str, Any]], list[dict[str, str]]]:
+    """Results for the files that decode, in batches; the ones that do not are reported, not fatal."""
+    results, skipped = [], []
+    for start in range(0, len(files), batch_size):
+        images, names = [], []
+        for file in files[start : start + batch_size]:
+            try:
+                images.append(predictor.to_tensor(file))
+                names.append(file)
+            except LightclsError as err:
+                log.warning("skipped: %s", err)
+                skipped.append({"file": str(file), "reason": "cannot decode image"})
+        if images:
+            probs = predictor.probabilities(images)
+            for file, result in zip(names, results_from_probs(probs, predictor.classes, topk), strict=True):
+                results.append({"file": str(file), **result})
+    return results, skipped
+
+
+def annotate(source: Path, result: dict[str, Any], target: Path) -> Path:
+    """A copy of the image, at least 256 px, with its predicted class and score written on it."""
+    with Image.open(source) as img:
+        img = ImageOps.exif_transpose(img).convert("RGB")
+    scale = max(1.0, 256 / min(img.size))
+    if scale > 1:
+        img = img.resize((round(img.width * scale), round(img.height * scale)), Image.Resampling.NEAREST)
+    draw = ImageDraw.Draw(img)
+    text = f"{result['pred_class']} {result['pred_score']:.2f}"
+    font = ImageFont.load_default(size=max(14, img.height // 16))
+    left, top, right, bottom = draw.textbbox((4, 4), text, font=font)
+    draw.rectangle((0, 0, right + 4, bottom + 4), fill=(0, 0, 0))
+    draw.text((4, 4), text, fill=(255, 255, 0), font=font)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    img.save(target.with_suffix(".png"))
+    return target.with_suffix(".png")
+
+
+def sort_into(results: list[dict[str, Any]], folder: Path) -> None:
+    """Copy each image into `folder/<predicted class>/` (a name already taken gets a numbered suffix)."""
+    for result in results:
+        source = Path(result["file"])
+        target = folder / result["pred_class"] / source.name
+        n = 0
+        while target.exists():
+            n += 1
+            target = target.with_name(f"{source.stem}_{n}{source.suffix}")
+        target.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copy2(source, target)
+
+
+def print_results(
+    results: list[dict[str, Any]], skipped: list[dict[str, str]], out_dir: Path | None, rows: int
+) -> None:
+    """A table: file, predicted class, class index, confidence, top-k; then what was skipped."""
+    table = Table(title=f"lightcls predict: {len(results)} images")
+    for column in ("file", "class", "label", "score", "top-k"):
+        table.add_column(column, justify="right" if column in ("label", "score") else "left")
+    for result in results[:rows]:
+        table.add_row(
+            Path(result["file"]).name if "file" in result else "(image)",
+            result["pred_class"],
+            str(result["pred_label"]),
+            f"{result['pred_score']:.4f}",
+            ", ".join(f"{t['class']} {t['score']:.2f}" for t in result["topk"]),
+        )
+    console = Console()
+    console.print(table)
+    if len(results) > rows:
+        console.print(f"... {len(results) - rows} more in predictions.json")
+    for item in skipped:
+        console.print(f"skipped {item['file']}: {item['reason']}", soft_wrap=True)
+    if out_dir is not None:
+        console.print(f"-> {out_dir / 'predictions.json'}", soft_wrap=True)
+
+
+def _write_csv(results: list[dict[str, Any]], path: Path) -> None:
+    with path.open("w", newline="", encoding="utf-8") as f:
+        writer = csv.writer(f)
+        writer.writerow(["file", "pred_label", "pred_class", "pred_score", "topk"])
+        for r in results:
+            topk = ";".join(f"{t['class']}:{t['score']:.6f}" for t in r["topk"])
+            writer.writerow([r["file"], r["pred_label"], r["pred_class"], f"{r['pred_score']:.6f}", topk])
+
+
+def _flat_name(file: str) -> str:
+    """A file name for an annotated copy that keeps images of the same name apart."""
+    path = Path(file)
+    return f"{path.parent.name}__{path.stem}" if path.parent.name else path.stem
