@@ -1,4 +1,5 @@
-"""Read checkpoints safely (never unpickling code) and check they fit the run that asks for them."""
+"""Read checkpoints safely (never unpickling code), rebuild their model from them alone (SPEC §4), and
+check they fit the run that asks for them."""
 
 from __future__ import annotations
 
@@ -12,28 +13,85 @@ import torch
 
 from lightcls.errors import LightclsError
 
+#: Hyperparameters a lightcls checkpoint must carry to rebuild its model.
+REQUIRED_HPARAMS = ("model", "classes", "preprocess")
+
 
 def load_checkpoint(path: str | Path, what: str = "ckpt_path") -> dict[str, Any]:
     """The dict in `path`, loaded with `torch.load(weights_only=True)`; anything else is one clear line."""
     path = Path(path).expanduser()
     where = f"{what}={path}"
+    if path.is_dir():
+        raise LightclsError(f"{where}: is a folder; pass a .ckpt file (e.g. {path}/checkpoints/last.ckpt)")
     if not path.is_file():
         raise LightclsError(f"{where}: no such file")
     try:
         obj = torch.load(path, map_location="cpu", weights_only=True)
     except pickle.UnpicklingError as err:
-        found = re.search(r"(?:unsupported|Unsupported global:) GLOBAL ([\w.]+)", str(err))
-        detail = f" ({found.group(1)})" if found else ""
-        raise LightclsError(
-            f"{where}: refused: it holds pickled objects{detail} that loading would run as code; "
-            "lightcls only loads tensors and plain data"
-        ) from None
+        found = re.search(r"GLOBAL ([\w.]+)", str(err))
+        if found:
+            raise LightclsError(
+                f"{where}: refused: it holds pickled objects ({found.group(1)}) that loading would run as "
+                "code; lightcls only loads tensors and plain data"
+            ) from None
+        reason = re.search(r"WeightsUnpickler error:\s*(\S[^\n]*)", str(err))
+        detail = reason.group(1).strip() if reason else str(err).strip().splitlines()[0]
+        raise LightclsError(f"{where}: not a readable checkpoint ({detail})") from None
     except Exception as err:  # noqa: BLE001 - truncated, zero-length or foreign files read the same
         first = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
         raise LightclsError(f"{where}: not a readable checkpoint ({first})") from None
     if not isinstance(obj, dict):
         raise LightclsError(f"{where}: not a checkpoint (holds a {type(obj).__name__}, not a dict)")
     return obj
+
+
+def read_checkpoint(path: str | Path, what: str = "ckpt_path") -> dict[str, Any]:
+    """A lightcls checkpoint (weights and the hyperparameters that rebuild its model), loaded safely."""
+    ckpt = load_checkpoint(path, what)
+    hparams = ckpt.get("hyper_parameters")
+    if not isinstance(ckpt.get("state_dict"), dict) or not (
+        isinstance(hparams, Mapping) and all(k in hparams for k in REQUIRED_HPARAMS)
+    ):
+        raise LightclsError(
+            f"{what}={Path(path).expanduser()}: not a lightcls checkpoint (no state_dict with model, classes "
+            "and preprocess hyperparameters); to start from other weights use model.pretrained=PATH"
+        )
+    return ckpt
+
+
+def load_module(path: str | Path, what: str = "ckpt_path") -> Any:
+    """The `ClassificationModule` of a checkpoint, on the CPU in eval mode."""
+    from lightcls.module import ClassificationModule
+
+    ckpt = read_checkpoint(path, what)
+    hparams = ckpt["hyper_parameters"]
+    module = ClassificationModule(**{k: v for k, v in hparams.items() if not k.startswith("_")})
+    try:
+        module.load_state_dict(ckpt["state_dict"])
+    except RuntimeError as err:
+        first = str(err).splitlines()[0]
+        raise LightclsError(f"{what}={path}: its weights do not fit its model ({first})") from err
+    return module.eval()
+
+
+def contract(hparams: Mapping[str, Any]) -> dict[str, Any]:
+    """The input contract a deployed model needs: model name, class names and preprocessing."""
+    pre = hparams["preprocess"]
+    return {
+        "model": hparams["model"]["name"],
+        "classes": list(hparams["classes"]),
+        "preprocess": {
+            "image_size": int(pre["image_size"]),
+            "channels": int(pre["channels"]),
+            "mean": [float(m) for m in pre["mean"]],
+            "std": [float(s) for s in pre["std"]],
+            "resize": "short side to image_size (bilinear, antialias), then center crop to a square",
+            "scale": "uint8 / 255, then (x - mean) / std per channel",
+            "color": "L (grayscale)" if int(pre["channels"]) == 1 else "RGB",
+            "layout": "NCHW float32",
+        },
+        "output": "logits (softmax for probabilities)",
+    }
 
 
 def describe(hparams: Mapping[str, Any]) -> str:
@@ -50,13 +108,8 @@ def describe(hparams: Mapping[str, Any]) -> str:
 
 def check_resume(path: str | Path, model: str, classes: Sequence[str], channels: int) -> dict[str, Any]:
     """Load `path` safely and check it holds a lightcls run of `model` on `classes` with `channels` inputs."""
-    ckpt = load_checkpoint(path)
-    hparams = ckpt.get("hyper_parameters")
-    if not isinstance(hparams, Mapping) or "model" not in hparams or "state_dict" not in ckpt:
-        raise LightclsError(
-            f"ckpt_path={path}: not a lightcls training checkpoint (no model hyperparameters or weights); "
-            "to start from other weights use model.pretrained=PATH"
-        )
+    ckpt = read_checkpoint(path)
+    hparams = ckpt["hyper_parameters"]
     held = (
         hparams["model"].get("name"),
         list(hparams.get("classes") or []),

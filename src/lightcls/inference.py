@@ -12,7 +12,7 @@ import torch
 from PIL import Image
 from torchvision.transforms.v2 import functional as F
 
-from lightcls.checkpoint import contract, load_module, read_checkpoint
+from lightcls.checkpoints import contract, load_module, read_checkpoint
 from lightcls.data.images import _to_mode, load_image
 from lightcls.data.transforms import eval_transform
 from lightcls.errors import LightclsError

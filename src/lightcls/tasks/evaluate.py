@@ -15,7 +15,7 @@ from rich.console import Console
 from rich.table import Table
 from torch.utils.data import DataLoader
 
-from lightcls.checkpoint import load_module
+from lightcls.checkpoints import load_module
 from lightcls.data.datamodule import BUILTIN
 from lightcls.data.images import ImageDataset
 from lightcls.data.layout import read_layout

@@ -15,7 +15,7 @@ from rich.table import Table
 from torch import nn
 from torch.utils.flop_counter import FlopCounterMode
 
-from lightcls.checkpoint import contract, load_module, read_checkpoint
+from lightcls.checkpoints import contract, load_module, read_checkpoint
 from lightcls.errors import LightclsError
 from lightcls.models import build_model
 
