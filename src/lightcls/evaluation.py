@@ -92,6 +92,16 @@ def _write_csv(report: dict[str, Any], path: Path) -> None:
 
 def plot_confusion_matrix(matrix: Sequence[Sequence[int]], classes: Sequence[str], path: Path) -> Path:
     """Save the confusion matrix as a PNG: counts on the left, row-normalised (recall) on the right."""
+    import matplotlib.pyplot as plt
+
+    fig = confusion_matrix_figure(matrix, classes)
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+    return path
+
+
+def confusion_matrix_figure(matrix: Sequence[Sequence[int]], classes: Sequence[str]) -> Any:
+    """A matplotlib figure of the confusion matrix: counts and row-normalised (recall) side by side."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -125,6 +135,4 @@ def plot_confusion_matrix(matrix: Sequence[Sequence[int]], classes: Sequence[str
                         fontsize=8,
                         color="white" if v > limit else "black",
                     )
-    fig.savefig(path, dpi=100)
-    plt.close(fig)
-    return path
+    return fig

@@ -8,10 +8,11 @@ from typing import Any
 import lightning as L
 import torch
 from hydra.utils import instantiate
+from lightning.pytorch.loggers import TensorBoardLogger
 from torch import nn
 from torch.optim.lr_scheduler import LinearLR, SequentialLR
 from torchmetrics import MetricCollection
-from torchmetrics.classification import MulticlassAccuracy
+from torchmetrics.classification import MulticlassAccuracy, MulticlassConfusionMatrix
 
 from lightcls.data.transforms import normalize_transform
 from lightcls.models import build_model
@@ -53,6 +54,7 @@ class ClassificationModule(L.LightningModule):
             topk["top5"] = MulticlassAccuracy(num_classes, top_k=5, average="micro")
         self.val_metrics = MetricCollection(topk, prefix="val/")
         self.test_metrics = self.val_metrics.clone(prefix="test/")
+        self.test_confusion = MulticlassConfusionMatrix(num_classes)
         self.normalize = normalize_transform(preprocess)
         self._channels_last = False
 
@@ -96,17 +98,31 @@ class ClassificationModule(L.LightningModule):
         self._eval_step(batch, self.val_metrics, "val")
 
     def test_step(self, batch: tuple[torch.Tensor, torch.Tensor], batch_idx: int) -> None:
-        self._eval_step(batch, self.test_metrics, "test")
+        logits = self._eval_step(batch, self.test_metrics, "test")
+        self.test_confusion.update(logits, batch[1])
+
+    def on_test_epoch_end(self) -> None:
+        """Show the test confusion matrix in TensorBoard."""
+        matrix = self.test_confusion.compute().tolist()
+        self.test_confusion.reset()
+        loggers = [lg for lg in self.loggers if isinstance(lg, TensorBoardLogger)]
+        if loggers and self.trainer.is_global_zero:
+            from lightcls.evaluation import confusion_matrix_figure
+
+            figure = confusion_matrix_figure(matrix, self.classes)
+            for logger in loggers:
+                logger.experiment.add_figure("test/confusion_matrix", figure, self.global_step)
 
     def _eval_step(
         self, batch: tuple[torch.Tensor, torch.Tensor], metrics: MetricCollection, split: str
-    ) -> None:
+    ) -> torch.Tensor:
         x, y = batch
         logits = self(x)
         loss = self.criterion(logits, y)
         metrics.update(logits, y)
         self.log(f"{split}/loss", loss, on_epoch=True, sync_dist=True, batch_size=len(y))
         self.log_dict(metrics, on_epoch=True, prog_bar=True, batch_size=len(y))
+        return logits
 
     def predict_step(self, batch: Any, batch_idx: int) -> torch.Tensor:
         """Class probabilities for a batch (images, or (images, labels))."""

@@ -31,10 +31,10 @@ def _metrics(run_dir: Path) -> dict:
     return json.loads((run_dir / "metrics.json").read_text())
 
 
-def _scalars(run_dir: Path) -> set[str]:
+def _tags(run_dir: Path, kind: str = "scalars") -> set[str]:
     events = EventAccumulator(str(run_dir / "tensorboard"))
     events.Reload()
-    return set(events.Tags()["scalars"])
+    return set(events.Tags()[kind])
 
 
 def test_lenet_learns_digits_and_writes_the_run_dir(trained_run: Path) -> None:
@@ -49,9 +49,9 @@ def test_lenet_learns_digits_and_writes_the_run_dir(trained_run: Path) -> None:
         metrics["last_ckpt"] == "checkpoints/last.ckpt" and (trained_run / "checkpoints/last.ckpt").is_file()
     )
     assert metrics["classes"][:2] == ["zero", "one"]
-    assert {"train/loss_epoch", "train/top1", "val/loss", "val/top1", "val/top5", "lr-SGD"} <= _scalars(
-        trained_run
-    )
+    scalars = {"train/loss_epoch", "train/top1", "val/loss", "val/top1", "val/top5", "lr-SGD"}
+    assert scalars <= _tags(trained_run)
+    assert _tags(trained_run, "images") == {"test/confusion_matrix"}
 
 
 def test_checkpoint_is_self_contained_and_loads_without_unpickling_code(trained_run: Path) -> None:
@@ -171,7 +171,7 @@ def test_ddp_on_two_cpu_processes_shares_one_run_dir(digits_root: Path, tmp_path
     assert metrics["epochs"] == 2 and metrics["best_val_top1"] > 0.3
     assert metrics["global_step"] == 2 * 10  # 1257 images / (2 ranks x 64) = 10 steps per epoch
     assert (run_dir / "train_ddp_process_1.log").is_file()
-    assert {"val/top1", "train/loss_epoch"} <= _scalars(run_dir)
+    assert {"val/top1", "train/loss_epoch"} <= _tags(run_dir)
 
 
 def test_missing_data_set_is_one_line_on_the_command_line(tmp_path: Path) -> None:
