@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib
 import sys
 from collections.abc import Callable
 from typing import Any
@@ -47,33 +48,22 @@ def train(cfg: DictConfig) -> float | None:
     return run_task(train_task, cfg)["best_val_top1"]
 
 
-@hydra.main(version_base="1.3", config_path=CONFIG_DIR, config_name="eval")
-def evaluate(cfg: DictConfig) -> None:
-    """`lightcls-eval ckpt_path=... [data=NAME data.root=...] [split=val|test]`."""
-    from lightcls.tasks.evaluate import evaluate as evaluate_task
+def _command(config_name: str, task: str) -> Callable[[], Any]:
+    """A console command: Hydra composes `conf/<config_name>.yaml`, then runs `module:function` on it."""
+    module_name, _, function = task.partition(":")
 
-    run_task(evaluate_task, cfg)
+    @hydra.main(version_base="1.3", config_path=CONFIG_DIR, config_name=config_name)
+    def main(cfg: DictConfig) -> Any:
+        return run_task(getattr(importlib.import_module(module_name), function), cfg)
 
-
-@hydra.main(version_base="1.3", config_path=CONFIG_DIR, config_name="predict")
-def predict(cfg: DictConfig) -> None:
-    """`lightcls-predict ckpt_path=model.ckpt|model.onnx input=IMG_OR_DIR [topk=3] [save_dir=...]`."""
-    from lightcls.tasks.predict import predict as predict_task
-
-    run_task(predict_task, cfg)
+    return main
 
 
-@hydra.main(version_base="1.3", config_path=CONFIG_DIR, config_name="export")
-def export(cfg: DictConfig) -> None:
-    """`lightcls-export ckpt_path=... format=onnx|torchscript [dynamic_batch=true]`."""
-    from lightcls.tasks.export import export as export_task
-
-    run_task(export_task, cfg)
-
-
-@hydra.main(version_base="1.3", config_path=CONFIG_DIR, config_name="info")
-def info(cfg: DictConfig) -> None:
-    """`lightcls-info ckpt_path=...` or `lightcls-info model=NAME`: parameters, FLOPs, classes, input."""
-    from lightcls.tasks.info import info as info_task
-
-    run_task(info_task, cfg)
+#: `lightcls-eval ckpt_path=... [data=NAME data.root=...] [split=val|test]`
+evaluate = _command("eval", "lightcls.tasks.evaluate:evaluate")
+#: `lightcls-predict ckpt_path=model.ckpt|model.onnx input=IMG_OR_DIR [topk=3] [save_dir=...]`
+predict = _command("predict", "lightcls.tasks.predict:predict")
+#: `lightcls-export ckpt_path=... format=onnx|torchscript [dynamic_batch=true]`
+export = _command("export", "lightcls.tasks.export:export")
+#: `lightcls-info ckpt_path=...` or `lightcls-info model=NAME`: parameters, FLOPs, classes, input
+info = _command("info", "lightcls.tasks.info:info")
