@@ -36,7 +36,9 @@ class SplitFolderDataModule(L.LightningDataModule):
         image_size: side of the square model input.
         channels: 1 (grayscale) or 3 (RGB).
         mean, std: per-channel normalization after scaling to [0, 1].
-        batch_size, num_workers: DataLoader settings.
+        batch_size: images per batch.
+        num_workers: DataLoader processes; "auto": none for cached splits (a batch is one gather in the
+            main process, cheaper than sending it between processes), else one per CPU up to 8.
         augment: training-only transforms on uint8 tensors (torchvision.transforms.v2).
         builtin: name of an embedded data set written to `root` when it is missing.
         val_fraction, split_seed: the split made for a plain tree of class folders.
@@ -53,7 +55,7 @@ class SplitFolderDataModule(L.LightningDataModule):
         mean: Sequence[float],
         std: Sequence[float],
         batch_size: int = 64,
-        num_workers: int = 0,
+        num_workers: int | str = "auto",
         augment: Sequence[v2.Transform] = (),
         builtin: str | None = None,
         val_fraction: float = 0.15,
@@ -79,6 +81,8 @@ class SplitFolderDataModule(L.LightningDataModule):
             "std": [float(s) for s in std],
         }
         self.batch_size = batch_size
+        if num_workers != "auto" and not (isinstance(num_workers, int) and num_workers >= 0):
+            raise LightclsError(f"data.num_workers must be auto or a number >= 0, got {num_workers!r}")
         self.num_workers = num_workers
         self.augment = list(augment)
         self.builtin = builtin
@@ -101,7 +105,7 @@ class SplitFolderDataModule(L.LightningDataModule):
         for split in self._cached_splits():
             path = self._cache_path(split)
             if not path.is_file():
-                build_cache(path, self.layout.splits[split], self.preprocess, self._workers())
+                build_cache(path, self.layout.splits[split], self.preprocess, self._workers(False))
 
     @cached_property
     def layout(self) -> Layout:
@@ -138,7 +142,7 @@ class SplitFolderDataModule(L.LightningDataModule):
             if split in cached:
                 path = self._cache_path(split)
                 if not path.is_file():
-                    build_cache(path, samples, self.preprocess, self._workers())
+                    build_cache(path, samples, self.preprocess, self._workers(False))
                 labels = [label for _, label in samples]
                 steps = self.augment if split == "train" else []
                 self.datasets[split] = TensorImageDataset(load_cache(path), labels, steps)
@@ -167,11 +171,14 @@ class SplitFolderDataModule(L.LightningDataModule):
     def _cache_path(self, split: str) -> Path:
         return cache_path(self.cache_dir, split, self.layout.splits[split], self.preprocess)
 
-    def _workers(self) -> int:
-        return max(0, min(self.num_workers, os.cpu_count() or 1))
+    def _workers(self, cached: bool) -> int:
+        cpus = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+        if self.num_workers == "auto":
+            return 0 if cached else min(cpus, 8)
+        return min(self.num_workers, cpus)
 
     def _loader(self, split: str, shuffle: bool = False) -> DataLoader:
-        workers = self._workers()
+        workers = self._workers(isinstance(self.datasets[split], TensorImageDataset))
         return DataLoader(
             self.datasets[split],
             batch_size=self.batch_size,

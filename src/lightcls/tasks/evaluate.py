@@ -45,7 +45,8 @@ def evaluate(cfg: DictConfig) -> dict[str, Any]:
     samples = layout.splits[cfg.split]
     preprocess = module.hparams["preprocess"]
     dataset = ImageDataset(samples, int(preprocess["channels"]), eval_transform(preprocess))
-    loader = DataLoader(dataset, batch_size=int(cfg.data.batch_size), num_workers=int(cfg.data.num_workers))
+    workers = 0 if cfg.data.num_workers == "auto" else int(cfg.data.num_workers)  # eval reads each image once
+    loader = DataLoader(dataset, batch_size=int(cfg.data.batch_size), num_workers=workers)
     trainer = L.Trainer(
         accelerator=cfg.accelerator,
         devices=1,
