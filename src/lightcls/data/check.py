@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import logging
 import os
 from collections import Counter, defaultdict
 from dataclasses import dataclass, field
@@ -15,11 +16,18 @@ from rich.table import Table
 
 from lightcls.data.images import decode_check
 from lightcls.data.layout import Layout, read_layout
+from lightcls.errors import LightclsError
+
+log = logging.getLogger(__name__)
 
 #: Where the per-file results are kept, in the data set's root (rewritten after each check).
 CACHE_FILE = ".lightcls_check_cache.json"
 #: Largest/smallest class count ratio above which the training split is called imbalanced.
 IMBALANCE = 10.0
+#: What training does with images that cannot be decoded (`data.on_broken`).
+ON_BROKEN = ("fail", "skip")
+#: How many broken files a one-line error names before "and N more".
+SHOWN = 3
 
 
 @dataclass
@@ -30,6 +38,7 @@ class Report:
     files: dict[str, dict[str, Any]]
     errors: list[str] = field(default_factory=list)
     warnings: list[str] = field(default_factory=list)
+    leaks: list[str] = field(default_factory=list)
     read: int = 0
 
     @property
@@ -65,6 +74,43 @@ def check_dataset(root: str | Path, val_fraction: float = 0.15, seed: int = 0, c
     return report
 
 
+def checked_layout(
+    root: str | Path, val_fraction: float = 0.15, seed: int = 0, on_broken: str = "fail"
+) -> Layout:
+    """The layout training uses: checked (cached); broken images fail the run or are skipped; leaks warned."""
+    if on_broken not in ON_BROKEN:
+        raise LightclsError(f"data.on_broken must be one of {', '.join(ON_BROKEN)}, got {on_broken!r}")
+    report = check_dataset(root, val_fraction, seed)
+    for line in report.leaks:
+        log.warning("%s (see lightcls-data check data.root=%s)", line, report.layout.root)
+    broken = report.broken()
+    if not broken:
+        return report.layout
+    layout = report.layout
+    if on_broken == "fail":
+        lines = [report.files[str(p)]["error"] for p in broken]
+        more = f"; and {len(lines) - SHOWN} more" if len(lines) > SHOWN else ""
+        raise LightclsError(
+            f"{len(broken)} broken image(s) in {layout.root}: {'; '.join(lines[:SHOWN])}{more}; "
+            f"run `lightcls-data check data.root={layout.root}` for the full report, "
+            "or set data.on_broken=skip to train without them"
+        )
+    log.warning(
+        "data.on_broken=skip: training without %d broken image(s): %s",
+        len(broken),
+        ", ".join(map(str, broken)),
+    )
+    skipped = set(broken)
+    splits = {s: [(p, c) for p, c in samples if p not in skipped] for s, samples in layout.splits.items()}
+    empty = sorted(set(range(len(layout.classes))) - {c for _, c in splits["train"]})
+    if empty:
+        raise LightclsError(
+            f"data.on_broken=skip leaves class {layout.classes[empty[0]]!r} "
+            f"with no training images in {layout.root}"
+        )
+    return Layout(layout.root, layout.classes, splits)
+
+
 def _inspect(path: Path) -> dict[str, Any]:
     """Hash the bytes and fully decode the image: its size and mode, or why it cannot be used."""
     digest = hashlib.sha1(path.read_bytes()).hexdigest()
@@ -86,7 +132,8 @@ def _find_problems(report: Report) -> None:
         splits = sorted({s for s, _ in copies})
         if len(splits) > 1:
             names = ", ".join(f"{p} ({s})" for s, p in copies)
-            report.errors.append(f"leakage: the same image is in {' and '.join(splits)}: {names}")
+            report.leaks.append(f"leakage: the same image is in {' and '.join(splits)}: {names}")
+            report.errors.append(report.leaks[-1])
         for split in splits:
             same = [p for s, p in copies if s == split]
             if len(same) > 1:

@@ -14,9 +14,10 @@ from torch.utils.data import DataLoader
 from torchvision.transforms import v2
 
 from lightcls.data.cache import build_cache, cache_bytes, cache_path, load_cache
+from lightcls.data.check import checked_layout
 from lightcls.data.digits import write_digits
 from lightcls.data.images import ImageDataset, TensorImageDataset
-from lightcls.data.layout import Layout, read_layout
+from lightcls.data.layout import Layout
 from lightcls.data.transforms import resize_transform
 from lightcls.errors import LightclsError
 
@@ -45,6 +46,7 @@ class SplitFolderDataModule(L.LightningDataModule):
         cache: "auto" (cache splits up to `cache_max_mb` decoded), true, or false.
         cache_dir: where the decode cache lives (default `<root>/.lightcls_cache`).
         pin_memory: pin batches for faster copies to the GPU (default: when a GPU is present).
+        on_broken: images that cannot be decoded: "fail" (one line naming them) or "skip" (warn, leave out).
     """
 
     def __init__(
@@ -66,6 +68,7 @@ class SplitFolderDataModule(L.LightningDataModule):
         cache_dir: str | None = None,
         pin_memory: bool | None = None,
         prefetch_factor: int = 4,
+        on_broken: str = "fail",
     ) -> None:
         super().__init__()
         if channels not in (1, 3):
@@ -80,6 +83,8 @@ class SplitFolderDataModule(L.LightningDataModule):
             "mean": [float(m) for m in mean],
             "std": [float(s) for s in std],
         }
+        if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
+            raise LightclsError(f"data.batch_size must be a positive integer, got {batch_size!r}")
         self.batch_size = batch_size
         if num_workers != "auto" and not (isinstance(num_workers, int) and num_workers >= 0):
             raise LightclsError(f"data.num_workers must be auto or a number >= 0, got {num_workers!r}")
@@ -95,6 +100,7 @@ class SplitFolderDataModule(L.LightningDataModule):
         self.cache_dir = Path(cache_dir).expanduser() if cache_dir else self.root / ".lightcls_cache"
         self.pin_memory = torch.cuda.is_available() if pin_memory is None else pin_memory
         self.prefetch_factor = prefetch_factor
+        self.on_broken = on_broken
         self.datasets: dict[str, ImageDataset | TensorImageDataset] = {}
 
     def prepare_data(self) -> None:
@@ -109,9 +115,9 @@ class SplitFolderDataModule(L.LightningDataModule):
 
     @cached_property
     def layout(self) -> Layout:
-        """The data set on disk, read and checked once."""
+        """The data set on disk, read and checked once (every image decodable; see lightcls.data.check)."""
         try:
-            return read_layout(self.root, self.val_fraction, self.split_seed)
+            return checked_layout(self.root, self.val_fraction, self.split_seed, self.on_broken)
         except LightclsError as err:
             if not self.root.exists():
                 raise LightclsError(f"{err}; or set data.root=/path/to/{self.name}") from None
