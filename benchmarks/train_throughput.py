@@ -60,9 +60,9 @@ def make_dataset(root: Path, n_train: int, n_val: int, size: int) -> Path:
     return root
 
 
-def _steady(step_times: list[float], batch: int) -> float:
-    """Images/s over the batches after the first SKIP (per epoch)."""
-    return batch * (len(step_times) - SKIP) / (step_times[-1] - step_times[SKIP - 1])
+def images_per_second(step_times: list[float], sizes: list[int]) -> float:
+    """Images/s over the batches after the first SKIP of an epoch (as lightcls's TrainThroughput)."""
+    return sum(sizes[SKIP:]) / (step_times[-1] - step_times[SKIP - 1])
 
 
 def baseline(root: Path, model: str, size: int, batch: int, workers: int) -> float:
@@ -74,29 +74,31 @@ def baseline(root: Path, model: str, size: int, batch: int, workers: int) -> flo
     optimizer = torch.optim.SGD(net.parameters(), lr=0.01, momentum=0.9)
     loss_fn = nn.CrossEntropyLoss()
     net.train()
-    times = []
+    times, sizes = [], []
     for x, y in loader:
         optimizer.zero_grad()
         loss_fn(net(x), y).backward()
         optimizer.step()
         times.append(time.perf_counter())
-    return _steady(times, batch)
+        sizes.append(len(y))
+    return images_per_second(times, sizes)
 
 
-def limit(model: str, size: int, batch: int, steps: int) -> float:
-    """(c) The same step on random tensors already in memory."""
+def limit(model: str, size: int, batch: int, images: int) -> float:
+    """(c) The same epoch of steps (the last batch partial, as in (a) and (b)) on tensors in memory."""
     net = build_model(model, 10, 3)
     optimizer = torch.optim.SGD(net.parameters(), lr=0.01, momentum=0.9)
     loss_fn = nn.CrossEntropyLoss()
     x, y = torch.randn(batch, 3, size, size), torch.randint(0, 10, (batch,))
+    sizes = [batch] * (images // batch) + ([images % batch] if images % batch else [])
     net.train()
     times = []
-    for _ in range(steps):
+    for n in sizes:
         optimizer.zero_grad()
-        loss_fn(net(x), y).backward()
+        loss_fn(net(x[:n]), y[:n]).backward()
         optimizer.step()
         times.append(time.perf_counter())
-    return _steady(times, batch)
+    return images_per_second(times, sizes)
 
 
 def lightcls_run(root: Path, out: Path, model: str, size: int, batch: int, workers: int) -> dict:
@@ -155,15 +157,19 @@ def main() -> None:
             runs: dict[str, list[float]] = {"a": [], "b": [], "c": []}
             walls = []
             for rep in range(args.repeats):
-                runs["a"].append(baseline(root, model, args.size, args.batch, args.baseline_workers))
-                metrics = lightcls_run(
-                    root, Path(out) / f"{model}{rep}", model, args.size, args.batch, args.lightcls_workers
-                )
-                runs["b"].append(metrics["train_images_per_second"])
-                walls.append(metrics["wall_seconds"])
-                runs["c"].append(
-                    limit(model, args.size, args.batch, steps=max(30, args.images // args.batch // 2))
-                )
+                # rotate the order each repeat, so no variant always runs right after another
+                for key in "abc"[rep % 3 :] + "abc"[: rep % 3]:
+                    if key == "a":
+                        runs["a"].append(baseline(root, model, args.size, args.batch, args.baseline_workers))
+                    elif key == "b":
+                        out_dir = Path(out) / f"{model}{rep}"
+                        metrics = lightcls_run(
+                            root, out_dir, model, args.size, args.batch, args.lightcls_workers
+                        )
+                        runs["b"].append(metrics["train_images_per_second"])
+                        walls.append(metrics["wall_seconds"])
+                    else:
+                        runs["c"].append(limit(model, args.size, args.batch, args.images))
             a, b, c = (statistics.median(runs[k]) for k in "abc")
             print(f"{model:10} {a:13.1f} {b:13.1f} {c:11.1f} {b / a:6.2f} {b / c:6.2f}")
             print(

@@ -11,6 +11,8 @@ from lightning.pytorch.callbacks import Callback, ModelCheckpoint
 from lightning.pytorch.utilities.exceptions import SIGTERMException
 from torch.utils.data import DataLoader, RandomSampler
 
+from lightcls.throughput import TrainThroughput
+
 log = logging.getLogger(__name__)
 
 
@@ -70,3 +72,36 @@ class SeedEachEpoch(Callback):
             sampler = loader.batch_sampler.sampler if loader.batch_sampler is not None else loader.sampler
             if isinstance(sampler, RandomSampler):
                 sampler.generator = torch.Generator().manual_seed(epoch_seed)
+
+
+class FitResults(Callback):
+    """Put the fit's outcome (epochs, steps, best score, throughput) into `trainer.callback_metrics`.
+
+    callback_metrics is what Lightning hands back from `ddp_spawn` workers (the sweep-safe DDP), so the
+    train task reads its results from there in every mode. A spawned rank also releases its gloo process
+    group at teardown: Lightning destroys only NCCL groups, and a live gloo group aborts the worker's exit.
+    """
+
+    PREFIX = "fit/"
+
+    def on_fit_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        facts: dict[str, float | torch.Tensor | None] = {
+            "epochs": trainer.current_epoch,
+            "global_step": trainer.global_step,
+            "best_score": getattr(trainer.checkpoint_callback, "best_model_score", None),
+            "images_per_second": next(
+                (c.images_per_second for c in trainer.callbacks if isinstance(c, TrainThroughput)), None
+            ),
+        }
+        trainer.callback_metrics.update(
+            {
+                self.PREFIX + k: torch.as_tensor(v, dtype=torch.float64)
+                for k, v in facts.items()
+                if v is not None
+            }
+        )
+
+    def teardown(self, trainer: L.Trainer, pl_module: L.LightningModule, stage: str) -> None:
+        spawned = getattr(trainer.strategy, "_start_method", "popen") != "popen"
+        if spawned and torch.distributed.is_available() and torch.distributed.is_initialized():
+            torch.distributed.destroy_process_group()

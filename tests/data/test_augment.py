@@ -32,3 +32,13 @@ def test_horizontal_flip_mirrors_about_half_of_the_images() -> None:
     flipped = (out[:, 0, 0, 0] == 3).sum().item()
     assert 60 < flipped < 140
     assert all(torch.equal(o, b) or torch.equal(o, b.flip(-1)) for o, b in zip(out, batch, strict=True))
+
+
+def test_each_crop_of_a_batch_is_a_window_of_its_own_padded_image() -> None:
+    torch.manual_seed(1)
+    batch = torch.arange(8 * 2 * 5 * 7).reshape(8, 2, 5, 7).to(torch.int64) + 1
+    crops = RandomCrop(4, padding=1)(batch)
+    padded = torch.nn.functional.pad(batch, (1, 1, 1, 1))
+    for image, crop in zip(padded, crops, strict=True):
+        windows = [(t, left) for t in range(4) for left in range(6)]
+        assert any(torch.equal(crop, image[:, t : t + 4, left : left + 4]) for t, left in windows)

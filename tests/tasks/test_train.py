@@ -49,7 +49,15 @@ def test_lenet_learns_digits_and_writes_the_run_dir(trained_run: Path) -> None:
         metrics["last_ckpt"] == "checkpoints/last.ckpt" and (trained_run / "checkpoints/last.ckpt").is_file()
     )
     assert metrics["classes"][:2] == ["zero", "one"]
-    scalars = {"train/loss_epoch", "train/top1", "val/loss", "val/top1", "val/top5", "lr-SGD"}
+    scalars = {
+        "train/loss_step",
+        "train/loss_epoch",
+        "train/top1",
+        "val/loss",
+        "val/top1",
+        "val/top5",
+        "lr-SGD",
+    }
     assert scalars <= _tags(trained_run)
     assert _tags(trained_run, "images") == {"test/confusion_matrix"}
 

@@ -19,7 +19,7 @@ from omegaconf import DictConfig, OmegaConf
 from rich.console import Console
 from rich.table import Table
 
-from lightcls.callbacks import CheckpointOnInterrupt
+from lightcls.callbacks import CheckpointOnInterrupt, FitResults
 from lightcls.checkpoint_io import AtomicCheckpointIO
 from lightcls.checkpoints import check_resume
 from lightcls.data import SplitFolderDataModule
@@ -50,8 +50,8 @@ def train(cfg: DictConfig) -> dict[str, Any]:
     if cfg.model.get("pretrained") and not cfg.get("ckpt_path"):
         load_pretrained(module.net, cfg.model.name, cfg.model.pretrained)
 
-    throughput = TrainThroughput()
-    callbacks = [instantiate(c) for c in (cfg.get("callbacks") or {}).values()] + [throughput]
+    callbacks = [instantiate(c) for c in (cfg.get("callbacks") or {}).values()]
+    callbacks += [TrainThroughput(), FitResults()]
     checkpoint = next((c for c in callbacks if isinstance(c, ModelCheckpoint)), None)
     trainer_overrides: dict[str, Any] = {}
     if not datamodule.has_val:
@@ -80,7 +80,7 @@ def train(cfg: DictConfig) -> dict[str, Any]:
     except (SystemExit, SIGTERMException) as stop:  # Lightning's way out after Ctrl-C or SIGTERM
         _interrupted(stop, callbacks)
     train_seconds = time.perf_counter() - start
-    final_val_top1 = _float(trainer.callback_metrics.get("val/top1"))
+    fit = {k: _float(v) for k, v in trainer.callback_metrics.items()}  # read before test() resets them
 
     best = checkpoint.best_model_path if checkpoint is not None else ""
     test = {}
@@ -89,20 +89,20 @@ def train(cfg: DictConfig) -> dict[str, Any]:
         test = results[0] if results else {}
 
     metrics = {
-        "best_val_top1": _float(checkpoint.best_model_score) if best and checkpoint.monitor else None,
+        "best_val_top1": fit.get("fit/best_score") if best and checkpoint.monitor else None,
         "best_epoch": _epoch_of(best) if best and checkpoint.monitor else None,
-        "final_val_top1": final_val_top1,
+        "final_val_top1": fit.get("val/top1"),
         "test_top1": _float(test.get("test/top1")),
         "test_top5": _float(test.get("test/top5")),
         "best_ckpt": _relative(best, run_dir),
-        "last_ckpt": _relative(checkpoint.last_model_path, run_dir) if checkpoint else None,
+        "last_ckpt": _relative(_last(checkpoint), run_dir) if checkpoint else None,
         "classes": module.classes,
         "model": cfg.model.name,
         "data": str(datamodule.root.resolve()),
-        "epochs": trainer.current_epoch,
-        "global_step": trainer.global_step,
+        "epochs": int(fit["fit/epochs"]),
+        "global_step": int(fit["fit/global_step"]),
         "train_seconds": round(train_seconds, 1),
-        "train_images_per_second": _round(throughput.images_per_second),
+        "train_images_per_second": _round(fit.get("fit/images_per_second")),
     }
     if trainer.is_global_zero:
         run_dir.mkdir(parents=True, exist_ok=True)
@@ -151,6 +151,14 @@ def _sweep_safe(cfg: DictConfig) -> dict[str, Any]:
 def _plain(node: Any) -> Any:
     """A config node as resolved plain Python data (what a checkpoint can hold safely)."""
     return OmegaConf.to_container(node, resolve=True) if isinstance(node, DictConfig) else node
+
+
+def _last(checkpoint: ModelCheckpoint) -> str:
+    """last.ckpt's path (ddp_spawn workers hand back only the best path, so look on disk too)."""
+    on_disk = (
+        Path(checkpoint.dirpath or ".") / f"{checkpoint.CHECKPOINT_NAME_LAST}{checkpoint.FILE_EXTENSION}"
+    )
+    return checkpoint.last_model_path or (str(on_disk) if checkpoint.save_last and on_disk.is_file() else "")
 
 
 def _float(value: Any) -> float | None:
