@@ -17,6 +17,8 @@ from lightcls.config import config_dir, register_resolvers
 from lightcls.data.digits import write_digits
 
 REPO = Path(__file__).resolve().parents[1]
+#: Overrides for a one-epoch run of 3 train and 2 val batches.
+TINY_RUN = ["trainer.max_epochs=1", "+trainer.limit_train_batches=3", "+trainer.limit_val_batches=2"]
 register_resolvers()
 
 

@@ -48,18 +48,16 @@ def test_onnx_export_agrees_in_onnx_runtime(
 
     # lightcls-predict on the .onnx gives the checkpoint's answers
     folder = some_images[0].parent.parent
-    via_onnx = predict(
-        compose_task(
-            "predict",
-            [f"ckpt_path={tmp_path / 'model.onnx'}", f"input={folder}", "annotate=false"],
-            tmp_path / "p1",
-        )
-    )["results"]
-    via_ckpt = predict(
-        compose_task("predict", [f"ckpt_path={ckpt}", f"input={folder}", "annotate=false"], tmp_path / "p2")
-    )["results"]
+    via_onnx = _predict(tmp_path / "model.onnx", folder, tmp_path / "p1")
+    via_ckpt = _predict(ckpt, folder, tmp_path / "p2")
     assert [r["pred_label"] for r in via_onnx] == [r["pred_label"] for r in via_ckpt]
     assert max(abs(a["pred_score"] - b["pred_score"]) for a, b in zip(via_onnx, via_ckpt, strict=True)) < 1e-5
+
+
+def _predict(model: Path, images: Path, out: Path) -> list[dict]:
+    """lightcls-predict's results for `images` (a file, folder or list) with a .ckpt or .onnx model."""
+    overrides = [f"ckpt_path={model}", f"input={images}", "annotate=false"]
+    return predict(compose_task("predict", overrides, out))["results"]
 
 
 def test_torchscript_export_loads_and_agrees(
@@ -90,13 +88,7 @@ def test_fixed_batch_onnx_still_predicts_many(
     assert session.get_inputs()[0].shape == [1, 1, 32, 32]
     listing = tmp_path / "list.txt"
     listing.write_text("\n".join(str(p) for p in some_images) + "\n")
-    results = predict(
-        compose_task(
-            "predict",
-            [f"ckpt_path={tmp_path / 'model.onnx'}", f"input={listing}", "annotate=false"],
-            tmp_path / "p",
-        )
-    )["results"]
+    results = _predict(tmp_path / "model.onnx", listing, tmp_path / "p")
     assert len(results) == 10
 
 

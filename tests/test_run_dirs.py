@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import run_cli
+from conftest import TINY_RUN, run_cli
 from lightcls.config import forget_run_dirs, run_dir, unique_dir
 
 
@@ -33,9 +33,7 @@ def test_ddp_inside_a_multirun_stays_in_its_job_dir(digits_root: Path, tmp_path:
         [
             "-m",
             "trainer=ddp_cpu",
-            "trainer.max_epochs=1",
-            "+trainer.limit_train_batches=3",
-            "+trainer.limit_val_batches=2",
+            *TINY_RUN,
             f"data.root={digits_root}",
             f"paths.outputs_root={tmp_path}",
         ],

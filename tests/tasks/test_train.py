@@ -11,7 +11,7 @@ import pytest
 import torch
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
-from conftest import compose_train, run_cli
+from conftest import TINY_RUN, compose_train, run_cli
 from lightcls.tasks import train
 
 SPEC_KEYS = {
@@ -140,9 +140,7 @@ def test_multirun_sweep_gives_one_dir_per_job(digits_root: Path, tmp_path: Path)
             "data.batch_size=16,32",
             f"data.root={digits_root}",
             "trainer=cpu",
-            "trainer.max_epochs=1",
-            "+trainer.limit_train_batches=3",
-            "+trainer.limit_val_batches=2",
+            *TINY_RUN,
             "logger=none",
             f"paths.outputs_root={tmp_path}",
         ],
