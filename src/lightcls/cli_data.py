@@ -11,7 +11,6 @@ from lightcls.errors import LightclsError
 
 USAGE = "usage: lightcls-data check data.root=PATH [data.val_fraction=0.15 data.split_seed=0 cache=true]"
 KEYS = "data.root, data.val_fraction, data.split_seed, cache"
-KEYS = "data.root, data.val_fraction, data.split_seed, cache"
 DEFAULTS = {"data": {"root": None, "val_fraction": 0.15, "split_seed": 0}, "cache": True}
 
 
