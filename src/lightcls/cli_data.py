@@ -1,34 +1,43 @@
-"""`lightcls-data check data.root=PATH`: the dataset doctor's command line (key=value arguments)."""
+"""`lightcls-data check|split ...`: the dataset doctor and the splitter on the command line (key=value)."""
 
 from __future__ import annotations
 
 import sys
+from typing import Any
 
-from omegaconf import OmegaConf
+from omegaconf import DictConfig, OmegaConf
 from omegaconf.errors import OmegaConfBaseException
 
 from lightcls.errors import LightclsError
 
 USAGE = "usage: lightcls-data check data.root=PATH [data.val_fraction=0.15 data.split_seed=0 cache=true]"
 KEYS = "data.root, data.val_fraction, data.split_seed, cache"
-KEYS = "data.root, data.val_fraction, data.split_seed, cache"
 DEFAULTS = {"data": {"root": None, "val_fraction": 0.15, "split_seed": 0}, "cache": True}
+SPLIT_USAGE = "usage: lightcls-data split SRC=DIR DST=DIR [val=0.15 test=0.15 seed=0 mode=copy|link|symlink]"
+SPLIT_KEYS = "SRC, DST, val, test, seed, mode"
+SPLIT_DEFAULTS = {"SRC": None, "DST": None, "val": 0.15, "test": 0.15, "seed": 0, "mode": "copy"}
+
+
+def _parse(argv: list[str], defaults: dict[str, Any], keys: str, usage: str) -> DictConfig:
+    """`key=value` arguments merged over `defaults`; an unknown key or bad value is a one-line error."""
+    cfg = OmegaConf.create(defaults)
+    OmegaConf.set_struct(cfg, True)
+    for arg in argv:
+        key = arg.partition("=")[0]
+        if "=" not in arg or OmegaConf.select(cfg, key, default="missing") == "missing":
+            raise LightclsError(f"unknown argument {arg!r}; valid keys: {keys}")
+    try:
+        cfg.merge_with_dotlist(argv)
+    except OmegaConfBaseException as err:
+        raise LightclsError(f"{str(err).splitlines()[0]}; {usage}") from None
+    return cfg
 
 
 def check(argv: list[str]) -> int:
     """Check the data set named by `data.root=...`; print the report; 1 when training would be wrong."""
     from lightcls.data.check import check_dataset, print_report
 
-    cfg = OmegaConf.create(DEFAULTS)
-    OmegaConf.set_struct(cfg, True)
-    for arg in argv:
-        key = arg.partition("=")[0]
-        if "=" not in arg or OmegaConf.select(cfg, key, default="missing") == "missing":
-            raise LightclsError(f"unknown argument {arg!r}; valid keys: {KEYS}")
-    try:
-        cfg.merge_with_dotlist(argv)
-    except OmegaConfBaseException as err:
-        raise LightclsError(f"{str(err).splitlines()[0]}; {USAGE}") from None
+    cfg = _parse(argv, DEFAULTS, KEYS, USAGE)
     if not cfg.data.root:
         raise LightclsError(f"data.root is required; {USAGE}")
     report = check_dataset(cfg.data.root, cfg.data.val_fraction, cfg.data.split_seed, cache=cfg.cache)
@@ -36,12 +45,43 @@ def check(argv: list[str]) -> int:
     return 0 if report.ok else 1
 
 
+def split(argv: list[str]) -> int:
+    """Split the class folders of `SRC=...` into the split-folder layout at `DST=...`; print the counts."""
+    from rich.console import Console
+    from rich.table import Table
+
+    from lightcls.data.split import split_folders
+
+    cfg = _parse(argv, SPLIT_DEFAULTS, SPLIT_KEYS, SPLIT_USAGE)
+    for key in ("SRC", "DST"):
+        if cfg[key] is None or str(cfg[key]) == "":
+            raise LightclsError(f"{key} is required; {SPLIT_USAGE}")
+    counts = split_folders(str(cfg.SRC), str(cfg.DST), cfg.val, cfg.test, cfg.seed, cfg.mode)
+    table = Table(title="images per split")
+    for column in ("class", *counts):
+        table.add_column(column, justify="left" if column == "class" else "right")
+    for name in counts["train"]:
+        table.add_row(name, *(str(counts[s][name]) for s in counts))
+    table.add_row("total", *(str(sum(counts[s].values())) for s in counts), style="bold")
+    console = Console()
+    console.print(table)
+    done = f"wrote {cfg.DST} from {cfg.SRC} ({cfg.mode}, seed {cfg.seed}); "
+    done += f"check it: lightcls-data check data.root={cfg.DST}"
+    console.print(done, highlight=False, soft_wrap=True)
+    return 0
+
+
 def main(argv: list[str] | None = None) -> None:
     """Entry point of `lightcls-data`."""
     args = sys.argv[1:] if argv is None else argv
-    commands = {"check": check}
+    commands = {"check": check, "split": split}
+    usage = f"{USAGE}\n       {SPLIT_USAGE.removeprefix('usage: ')}"
+    if args and args[0] in ("-h", "--help"):
+        print(usage)
+        sys.exit(0)
     if not args or args[0] not in commands:
-        print(f"error: {USAGE}", file=sys.stderr)
+        problem = f"unknown command {args[0]!r}; " if args else ""
+        print(f"error: {problem}{usage}", file=sys.stderr)
         sys.exit(2)
     try:
         sys.exit(commands[args[0]](args[1:]))
