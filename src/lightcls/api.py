@@ -10,13 +10,14 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from hydra import compose, initialize_config_dir
+from hydra import initialize_config_dir
 from omegaconf import OmegaConf
 
 from lightcls.config import config_dir, forget_run_dirs, register_resolvers, unique_dir
 from lightcls.errors import LightclsError
 from lightcls.inference import ImageInput, Predictor, load_predictor, results_from_probs
 from lightcls.models import MODELS, list_models
+from lightcls.validation import compose_config
 
 DEVICES = {"cpu": "cpu", "gpu": "gpu", "cuda": "gpu", "auto": "auto"}
 
@@ -104,7 +105,7 @@ class Classifier:
         register_resolvers()
         forget_run_dirs()
         with initialize_config_dir(config_dir=str(config_dir()), version_base="1.3"):
-            cfg = compose("train", overrides=args)
+            cfg = compose_config("train", args)
         run_dir = Path(unique_dir(f"{cfg.paths.outputs_root}/{cfg.task_name}/runs"))
         cfg.paths.output_dir = str(run_dir)
         (run_dir / ".hydra").mkdir(parents=True, exist_ok=True)

@@ -11,3 +11,8 @@ class Interrupted(Exception):
     def __init__(self, message: str, exit_code: int) -> None:
         super().__init__(message)
         self.exit_code = exit_code
+
+
+def one_line(message: str) -> str:
+    """A message's lines joined into one (errors are shown as a single line)."""
+    return " ".join(line.strip() for line in message.splitlines() if line.strip())

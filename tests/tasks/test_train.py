@@ -201,7 +201,7 @@ def test_gpu_trainer_without_a_gpu_is_one_line(digits_root: Path, tmp_path: Path
     assert result.returncode == 2 and "Traceback" not in result.stderr
     assert result.stderr.strip().splitlines()[-1].startswith("error: ")
     assert result.stderr.strip().splitlines()[-1] == (
-        "error: cannot build trainer from the config: No supported gpu backend found!"
+        "error: trainer.accelerator=gpu but this machine has no GPU; use trainer=cpu or trainer=auto"
     )
 
 

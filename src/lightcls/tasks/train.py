@@ -27,12 +27,14 @@ from lightcls.errors import Interrupted
 from lightcls.models import load_pretrained
 from lightcls.module import ClassificationModule
 from lightcls.throughput import TrainThroughput
+from lightcls.validation import check_train_config
 
 log = logging.getLogger(__name__)
 
 
 def train(cfg: DictConfig) -> dict[str, Any]:
     """Train a classifier as `cfg` says; return the metrics it writes to `<run dir>/metrics.json`."""
+    check_train_config(cfg)
     L.seed_everything(cfg.seed, workers=True)
     run_dir = Path(cfg.paths.output_dir).resolve()
     datamodule: SplitFolderDataModule = instantiate(cfg.data)
