@@ -23,6 +23,8 @@ def run_entry(entry: str, args: list[str], cwd: Path, timeout: float = 300) -> s
         "HYDRA_FULL_ERROR": "0",
         "PYTHONPATH": os.pathsep.join([str(SRC), os.environ.get("PYTHONPATH", "")]),
     }
+    if not any(a.startswith("paths.outputs_root=") for a in args):
+        args = [*args, f"paths.outputs_root={cwd / 'outputs'}"]
     return subprocess.run(
         [sys.executable, "-c", f"from lightcls.cli import {entry}; {entry}()", *args],
         cwd=cwd,
