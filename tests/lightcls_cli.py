@@ -35,6 +35,13 @@ def run_entry(entry: str, args: list[str], cwd: Path, timeout: float = 300) -> s
     )
 
 
+def run_data(args: list[str], cwd: Path) -> subprocess.CompletedProcess:
+    """Run `lightcls-data ARGS` (the module behind the console script) in a subprocess."""
+    env = {**os.environ, "COLUMNS": "200"}
+    cmd = [sys.executable, "-m", "lightcls.cli_data", *args]
+    return subprocess.run(cmd, cwd=cwd, env=env, capture_output=True, text=True, timeout=120)
+
+
 def compose_task(name: str, overrides: list[str], run_dir: Path) -> DictConfig:
     """The `name` config as its command composes it, writing into `run_dir`."""
     with initialize_config_dir(config_dir=str(config_dir()), version_base="1.3"):

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import sys
-from typing import Any
+from dataclasses import dataclass, field
 
 from omegaconf import DictConfig, OmegaConf
 from omegaconf.errors import OmegaConfBaseException
@@ -12,16 +12,42 @@ from lightcls.errors import LightclsError
 
 USAGE = "usage: lightcls-data check data.root=PATH [data.val_fraction=0.15 data.split_seed=0 cache=true]"
 KEYS = "data.root, data.val_fraction, data.split_seed, cache"
-DEFAULTS = {"data": {"root": None, "val_fraction": 0.15, "split_seed": 0}, "cache": True}
+
+
+@dataclass
+class _Data:
+    root: str | None = None
+    val_fraction: float = 0.15
+    split_seed: int = 0
+
+
+@dataclass
+class CheckArgs:
+    """`lightcls-data check` arguments (typed: OmegaConf refuses `data.val_fraction=abc` in one line)."""
+
+    data: _Data = field(default_factory=_Data)
+    cache: bool = True
+
+
 SPLIT_USAGE = "usage: lightcls-data split SRC=DIR DST=DIR [val=0.15 test=0.15 seed=0 mode=copy|link|symlink]"
 SPLIT_KEYS = "SRC, DST, val, test, seed, mode"
-SPLIT_DEFAULTS = {"SRC": None, "DST": None, "val": 0.15, "test": 0.15, "seed": 0, "mode": "copy"}
 
 
-def _parse(argv: list[str], defaults: dict[str, Any], keys: str, usage: str) -> DictConfig:
-    """`key=value` arguments merged over `defaults`; an unknown key or bad value is a one-line error."""
-    cfg = OmegaConf.create(defaults)
-    OmegaConf.set_struct(cfg, True)
+@dataclass
+class SplitArgs:
+    """`lightcls-data split` arguments."""
+
+    SRC: str | None = None
+    DST: str | None = None
+    val: float = 0.15
+    test: float = 0.15
+    seed: int = 0
+    mode: str = "copy"
+
+
+def _parse(argv: list[str], defaults: type, keys: str, usage: str) -> DictConfig:
+    """`key=value` arguments merged over the `defaults` dataclass; an unknown key or bad value: one line."""
+    cfg = OmegaConf.structured(defaults)
     for arg in argv:
         key = arg.partition("=")[0]
         if "=" not in arg or OmegaConf.select(cfg, key, default="missing") == "missing":
@@ -29,7 +55,8 @@ def _parse(argv: list[str], defaults: dict[str, Any], keys: str, usage: str) -> 
     try:
         cfg.merge_with_dotlist(argv)
     except OmegaConfBaseException as err:
-        raise LightclsError(f"{str(err).splitlines()[0]}; {usage}") from None
+        key = getattr(err, "full_key", None)
+        raise LightclsError(f"{key + ': ' if key else ''}{str(err).splitlines()[0]}; {usage}") from None
     return cfg
 
 
@@ -37,7 +64,7 @@ def check(argv: list[str]) -> int:
     """Check the data set named by `data.root=...`; print the report; 1 when training would be wrong."""
     from lightcls.data.check import check_dataset, print_report
 
-    cfg = _parse(argv, DEFAULTS, KEYS, USAGE)
+    cfg = _parse(argv, CheckArgs, KEYS, USAGE)
     if not cfg.data.root:
         raise LightclsError(f"data.root is required; {USAGE}")
     report = check_dataset(cfg.data.root, cfg.data.val_fraction, cfg.data.split_seed, cache=cfg.cache)
@@ -52,7 +79,7 @@ def split(argv: list[str]) -> int:
 
     from lightcls.data.split import split_folders
 
-    cfg = _parse(argv, SPLIT_DEFAULTS, SPLIT_KEYS, SPLIT_USAGE)
+    cfg = _parse(argv, SplitArgs, SPLIT_KEYS, SPLIT_USAGE)
     for key in ("SRC", "DST"):
         if cfg[key] is None or str(cfg[key]) == "":
             raise LightclsError(f"{key} is required; {SPLIT_USAGE}")

@@ -2,9 +2,6 @@
 
 from __future__ import annotations
 
-import os
-import subprocess
-import sys
 from pathlib import Path
 
 import numpy as np
@@ -14,13 +11,7 @@ from PIL import Image
 from lightcls.data.check import CACHE_FILE, check_dataset
 from lightcls.data.images import load_image
 from lightcls.errors import LightclsError
-
-
-def run_data(args: list[str], cwd: Path) -> subprocess.CompletedProcess:
-    """Run `lightcls-data ARGS` (the module behind the console script) in a subprocess."""
-    env = {**os.environ, "COLUMNS": "200"}
-    cmd = [sys.executable, "-m", "lightcls.cli_data", *args]
-    return subprocess.run(cmd, cwd=cwd, env=env, capture_output=True, text=True, timeout=120)
+from lightcls_cli import run_data
 
 
 def _unique(root: Path) -> Path:
@@ -158,3 +149,14 @@ def test_odd_formats_decode_right(tmp_path: Path, kind: str) -> None:
     if "rotated" in kind:
         assert tuple(image.shape[1:]) == (16, 8)  # portrait after EXIF rotation
         assert tuple(int(v) for v in image[:, 15, 0]) == pytest.approx((0, 0, 255), abs=3)
+
+
+def test_a_mistyped_argument_is_one_line_naming_the_key(tmp_path: Path) -> None:
+    from lightcls.cli_data import check
+
+    with pytest.raises(LightclsError) as err:
+        check([f"data.root={tmp_path}", "data.val_fraction=abc"])
+    assert str(err.value).startswith(
+        "data.val_fraction: Value 'abc' of type 'str' could not be converted to Float; "
+        "usage: lightcls-data check"
+    )

@@ -2,9 +2,6 @@
 
 from __future__ import annotations
 
-import os
-import subprocess
-import sys
 from collections import Counter
 from pathlib import Path
 
@@ -13,9 +10,10 @@ import pytest
 from PIL import Image
 
 from lightcls.data.check import check_dataset
-from lightcls.data.layout import read_layout
-from lightcls.data.split import _sizes, split_folders
+from lightcls.data.layout import read_layout, split_sizes
+from lightcls.data.split import split_folders
 from lightcls.errors import LightclsError
+from lightcls_cli import run_data
 
 COUNTS = {"bird": 7, "cat": 20, "dog": 10}
 SUFFIXES = ".bmp, .gif, .jpeg, .jpg, .png, .tif, .tiff, .webp"
@@ -33,13 +31,6 @@ def make_classes(root: Path, counts: dict[str, int] = COUNTS) -> Path:
         (root / name / ".DS_Store").write_bytes(b"\0junk")
         (root / name / "notes.txt").write_text("not an image")
     return root
-
-
-def run_data(args: list[str], cwd: Path) -> subprocess.CompletedProcess:
-    """Run `lightcls-data ARGS` (the module behind the console script) in a subprocess."""
-    env = {**os.environ, "COLUMNS": "200"}
-    cmd = [sys.executable, "-m", "lightcls.cli_data", *args]
-    return subprocess.run(cmd, cwd=cwd, env=env, capture_output=True, text=True, timeout=120)
 
 
 def listing(root: Path, split: str) -> list[str]:
@@ -112,7 +103,7 @@ def test_same_seed_same_split_other_seed_other_split(tmp_path: Path) -> None:
     ],
 )
 def test_per_class_sizes(n: int, val: float, test: float, sizes: tuple[int, int]) -> None:
-    assert _sizes(n, val, test) == sizes
+    assert split_sizes(n, val, test) == sizes
 
 
 def test_no_test_split_when_test_is_zero(tmp_path: Path) -> None:

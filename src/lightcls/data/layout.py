@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import logging
+import math
 import random
 from dataclasses import dataclass
 from pathlib import Path
@@ -157,6 +158,17 @@ def _counts(samples: list[Sample], num_classes: int) -> list[int]:
     return counts
 
 
+def split_sizes(n: int, val: float, test: float) -> tuple[int, int]:
+    """Val and test sizes for a class of `n`: rounded half up, at least 1 each if n allows; train >= 1."""
+    fractions = (val, test)
+    sizes = [math.floor(n * f + 0.5) for f in fractions]
+    if n >= 1 + sum(f > 0 for f in fractions):
+        sizes = [max(s, 1) if f > 0 else s for s, f in zip(sizes, fractions, strict=True)]
+    while sum(sizes) > n - 1:  # training keeps at least one image of every class
+        sizes[0 if sizes[0] > sizes[1] else 1] -= 1
+    return sizes[0], sizes[1]
+
+
 def _plain_tree(root: Path, val_fraction: float, seed: int) -> Layout:
     """Class folders with no split: split each class seeded, and reuse the split written last time."""
     classes = _class_dirs(root)
@@ -176,7 +188,7 @@ def _plain_tree(root: Path, val_fraction: float, seed: int) -> Layout:
     for label, name in enumerate(classes):
         files = _images(root / name)
         rng.shuffle(files)
-        n_val = round(len(files) * val_fraction) if len(files) > 1 else 0
+        n_val, _ = split_sizes(len(files), val_fraction, 0.0)
         splits["val"].extend((p, label) for p in files[:n_val])
         splits["train"].extend((p, label) for p in files[n_val:])
     payload = {

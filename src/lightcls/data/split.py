@@ -3,13 +3,12 @@
 from __future__ import annotations
 
 import logging
-import math
 import os
 import random
 import shutil
 from pathlib import Path
 
-from lightcls.data.layout import IMAGE_SUFFIXES
+from lightcls.data.layout import IMAGE_SUFFIXES, split_sizes
 from lightcls.errors import LightclsError
 
 log = logging.getLogger(__name__)
@@ -39,7 +38,7 @@ def split_folders(
     for name, files in sources.items():
         files = list(files)
         random.Random(f"{seed}/{name}").shuffle(files)  # per class: adding a class leaves the others alone
-        n_val, n_test = _sizes(len(files), val, test)
+        n_val, n_test = split_sizes(len(files), val, test)
         plan["val"][name] = sorted(files[:n_val])
         plan["test"][name] = sorted(files[n_val : n_val + n_test])
         plan["train"][name] = sorted(files[n_val + n_test :])
@@ -113,17 +112,6 @@ def _check_dst(src: Path, dst: Path) -> None:
         raise LightclsError(f"DST {dst} exists and is not empty; refusing to overwrite it (give a new one)")
     if src in dst.parents:
         raise LightclsError(f"DST {dst} is inside SRC {src}; it would become a class folder of SRC")
-
-
-def _sizes(n: int, val: float, test: float) -> tuple[int, int]:
-    """Val and test sizes for a class of `n`: rounded half up, at least 1 each if n allows; train >= 1."""
-    fractions = (val, test)
-    sizes = [math.floor(n * f + 0.5) for f in fractions]
-    if n >= 1 + sum(f > 0 for f in fractions):
-        sizes = [max(s, 1) if f > 0 else s for s, f in zip(sizes, fractions, strict=True)]
-    while sum(sizes) > n - 1:  # training keeps at least one image of every class
-        sizes[0 if sizes[0] > sizes[1] else 1] -= 1
-    return sizes[0], sizes[1]
 
 
 def _write(
