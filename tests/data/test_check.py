@@ -160,3 +160,20 @@ def test_a_mistyped_argument_is_one_line_naming_the_key(tmp_path: Path) -> None:
         "data.val_fraction: Value 'abc' of type 'str' could not be converted to Float; "
         "usage: lightcls-data check"
     )
+
+
+def test_many_images_are_checked_in_several_processes_with_the_same_report(
+    make_split_folder, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import lightcls.data.check as check_module
+
+    root = make_split_folder()
+    _unique(root)
+    broken = root / "val_set" / "rock" / "broken.png"
+    broken.write_bytes(b"not a png")
+    serial = check_dataset(root, cache=False)
+    monkeypatch.setattr(check_module, "PARALLEL_FROM", 2)  # the real pool, on a small set
+    parallel = check_dataset(root, cache=False)
+    assert parallel.files == serial.files and parallel.errors == serial.errors
+    assert parallel.read == len(parallel.files) and len(parallel.errors) == 1
+    assert parallel.errors[0].startswith(f"{broken}: cannot decode image")

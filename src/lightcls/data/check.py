@@ -7,6 +7,8 @@ import json
 import logging
 import os
 from collections import Counter, defaultdict
+from collections.abc import Iterator
+from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -26,6 +28,8 @@ CACHE_FILE = ".lightcls_check_cache.json"
 IMBALANCE = 10.0
 #: What training does with images that cannot be decoded (`data.on_broken`).
 ON_BROKEN = ("fail", "skip")
+#: How many images to read before the check decodes them in several processes.
+PARALLEL_FROM = 500
 #: How many broken files a one-line error names before "and N more".
 SHOWN = 3
 
@@ -57,16 +61,19 @@ def check_dataset(root: str | Path, val_fraction: float = 0.15, seed: int = 0, c
     cache_path = layout.root / CACHE_FILE
     cached = _load_cache(cache_path) if cache else {}
     files: dict[str, dict[str, Any]] = {}
-    read = 0
+    todo: list[Path] = []
     for samples in layout.splits.values():
         for path, _ in samples:
-            key = str(path)
             stat = path.stat()
-            entry = cached.get(key)
-            if not entry or entry["size"] != stat.st_size or entry["mtime_ns"] != stat.st_mtime_ns:
-                entry = {"size": stat.st_size, "mtime_ns": stat.st_mtime_ns, **_inspect(path)}
-                read += 1
-            files[key] = entry
+            entry = cached.get(str(path))
+            if entry and entry["size"] == stat.st_size and entry["mtime_ns"] == stat.st_mtime_ns:
+                files[str(path)] = entry
+            else:
+                files[str(path)] = {"size": stat.st_size, "mtime_ns": stat.st_mtime_ns}
+                todo.append(path)
+    for path, found in zip(todo, _inspect_all(todo), strict=True):
+        files[str(path)].update(found)
+    read = len(todo)
     if cache:
         _save_cache(cache_path, files)
     report = Report(layout, files, read=read)
@@ -109,6 +116,16 @@ def checked_layout(
             f"with no training images in {layout.root}"
         )
     return Layout(layout.root, layout.classes, splits)
+
+
+def _inspect_all(paths: list[Path]) -> Iterator[dict[str, Any]]:
+    """`_inspect` of each path, in order; in one process per CPU (up to 8) when there are many."""
+    workers = min(os.cpu_count() or 1, 8)
+    if len(paths) < PARALLEL_FROM or workers < 2:
+        yield from map(_inspect, paths)
+        return
+    with ProcessPoolExecutor(workers) as pool:
+        yield from pool.map(_inspect, paths, chunksize=64)
 
 
 def _inspect(path: Path) -> dict[str, Any]:
