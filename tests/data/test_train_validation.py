@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import logging
+import re
 from pathlib import Path
 
 import pytest
@@ -83,6 +84,11 @@ def test_leakage_warns_at_training_start(make_split_folder, tmp_path: Path, capl
         f"leakage: the same image is in test and train and val: {first} (train), "
         f"{root / 'val_set/paper/paper00.png'} (val), {root / 'test_set/paper/paper00.png'} (test) "
         f"(see lightcls-data check data.root={root})"
+    )
+    messages = [r.getMessage() for r in caplog.records]
+    assert len(leaks) == 3  # the first three, then a count, not one line per leaked image
+    assert re.fullmatch(
+        r"and \d+ more images in more than one split", messages[messages.index(leaks[-1]) + 1]
     )
 
 

@@ -88,8 +88,10 @@ def checked_layout(
     if on_broken not in ON_BROKEN:
         raise LightclsError(f"data.on_broken must be one of {', '.join(ON_BROKEN)}, got {on_broken!r}")
     report = check_dataset(root, val_fraction, seed)
-    for line in report.leaks:
+    for line in report.leaks[:SHOWN]:
         log.warning("%s (see lightcls-data check data.root=%s)", line, report.layout.root)
+    if len(report.leaks) > SHOWN:
+        log.warning("and %d more images in more than one split", len(report.leaks) - SHOWN)
     broken = report.broken()
     if not broken:
         return report.layout
