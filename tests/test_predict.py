@@ -125,3 +125,10 @@ def test_wrong_inputs_are_one_clear_line(trained_run: Path, digits_root: Path, t
         f"input={empty}: no images in this folder "
         "(looked for .bmp, .gif, .jpeg, .jpg, .png, .tif, .tiff, .webp)"
     )
+    broken = tmp_path / "broken.png"
+    broken.write_bytes(b"not a png")
+    with pytest.raises(LightclsError) as err:
+        _predict(trained_run / "checkpoints" / "last.ckpt", broken, tmp_path / "d")
+    assert str(err.value) == (
+        f"input={broken}: none of its 1 image file(s) could be read ({broken}: cannot decode image)"
+    )

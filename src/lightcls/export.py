@@ -66,6 +66,8 @@ def _export_onnx(
         raise LightclsError("format=onnx needs onnx and onnxscript: pip install 'lightcls[export]'") from err
     dynamic = ({0: torch.export.Dim("batch")},) if dynamic_batch else None
     kwargs = {"opset_version": opset} if opset else {}
+    for name in ("onnx_ir", "onnxscript"):  # their optimizer passes log every step at INFO
+        logging.getLogger(name).setLevel(logging.WARNING)
     torch.onnx.export(
         net,
         (example,),

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 
 import torch
 from torchvision.transforms import v2
@@ -11,11 +11,6 @@ from torchvision.transforms import v2
 def eval_transform(preprocess: Mapping) -> v2.Compose:
     """Deterministic: resize the short side, center-crop to a square, scale to float, normalize."""
     return v2.Compose([resize_transform(preprocess), normalize_transform(preprocess)])
-
-
-def train_transform(preprocess: Mapping, augment: Sequence[v2.Transform] = ()) -> v2.Compose:
-    """The eval pipeline with the data set's augmentations applied on uint8 before normalizing."""
-    return v2.Compose([resize_transform(preprocess), *augment, normalize_transform(preprocess)])
 
 
 def resize_transform(preprocess: Mapping) -> v2.Compose:

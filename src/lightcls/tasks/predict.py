@@ -29,7 +29,10 @@ def predict(cfg: DictConfig) -> dict[str, Any]:
     results, unreadable = predict_files(predictor, files, int(cfg.batch_size), int(cfg.topk))
     skipped += unreadable
     if not results:
-        raise LightclsError(f"input={cfg.input}: none of its {len(files)} image files could be read")
+        first = f"{unreadable[0]['file']}: {unreadable[0]['reason']}" if unreadable else "nothing read"
+        raise LightclsError(
+            f"input={cfg.input}: none of its {len(files)} image file(s) could be read ({first})"
+        )
 
     out_dir = Path(str(cfg.save_dir or cfg.paths.output_dir)).expanduser().resolve()
     out_dir.mkdir(parents=True, exist_ok=True)
