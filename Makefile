@@ -27,6 +27,7 @@ test-fast: $(STAMP)  ## skip the @pytest.mark.slow runs
 lint: $(STAMP)
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
+	$(VENV)/bin/lint-imports
 
 tensorboard: $(STAMP)  ## curves of every run under outputs/
 	$(VENV)/bin/tensorboard --logdir outputs

@@ -21,9 +21,9 @@ from pathlib import Path
 import torch
 
 from lightcls.data.layout import read_layout
-from lightcls.export import export_model
-from lightcls.inference import CheckpointPredictor, OnnxPredictor, Predictor, _session_options
-from lightcls.tasks.predict import collect_inputs
+from lightcls.inference import collect_inputs
+from lightcls.inference.export import export_model
+from lightcls.inference.predictor import CheckpointPredictor, OnnxPredictor, Predictor, _session_options
 
 
 def main() -> None:

@@ -22,14 +22,13 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from hydra import compose, initialize_config_dir
 from PIL import Image
 from torch import nn
 from torch.utils.data import DataLoader
 from torchvision import datasets
 from torchvision import transforms as T
 
-from lightcls.config import config_dir, register_resolvers
+from lightcls.config import compose
 from lightcls.models import build_model
 from lightcls.tasks import train
 
@@ -115,14 +114,13 @@ def lightcls_run(root: Path, out: Path, model: str, size: int, batch: int, worke
         f"model={model}",
         "trainer=cpu",
         "trainer.max_epochs=1",
-        "+trainer.limit_val_batches=0",
+        "trainer.limit_val_batches=0",
         "+trainer.enable_progress_bar=false",
         "+trainer.enable_model_summary=false",
         "logger=none",
         f"paths.output_dir={out}",
     ]
-    with initialize_config_dir(config_dir=str(config_dir()), version_base="1.3"):
-        cfg = compose("train", overrides=overrides)
+    cfg = compose("train", overrides)
     start = time.perf_counter()
     metrics = train(cfg)
     metrics["wall_seconds"] = time.perf_counter() - start
@@ -142,7 +140,6 @@ def main() -> None:
     parser.add_argument("--data", type=Path, default=Path(tempfile.gettempdir()) / "lightcls-bench-5000")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
-    register_resolvers()
     root = make_dataset(args.data, args.images, args.images // 10, args.size)
     for cache in root.glob(".lightcls_cache/*.npy"):
         cache.unlink()

@@ -30,6 +30,7 @@ def test_train_save_reload_predict(digits_root: Path, tmp_path: Path, capsys: py
     config = (run_dir / ".hydra" / "config.yaml").read_text()
     assert "name: lenet" in config and "image_size: 32" in config and "lr: 0.05" in config
     assert model.checkpoint == run_dir / metrics["best_ckpt"] and model.checkpoint.is_file()
+    assert "training lenet on digits" in (run_dir / "train.log").read_text()  # as a command-line run's
 
     image = sorted((digits_root / "test_set" / "four").iterdir())[0]
     result = model.predict(image)

@@ -6,18 +6,25 @@ It composes the same Hydra configs as `python train.py` and runs the same `train
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import logging
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-from hydra import initialize_config_dir
 from omegaconf import OmegaConf
 
-from lightcls.config import config_dir, forget_run_dirs, register_resolvers, unique_dir
+from lightcls.config import compose, config_dir, quote, unique_dir
 from lightcls.errors import LightclsError
-from lightcls.inference import ImageInput, Predictor, load_predictor, results_from_probs
+from lightcls.inference import (
+    ImageInput,
+    Predictor,
+    collect_inputs,
+    load_predictor,
+    predict_files,
+    results_from_probs,
+)
 from lightcls.models import MODELS, list_models
-from lightcls.validation import compose_config
 
 DEVICES = {"cpu": "cpu", "gpu": "gpu", "cuda": "gpu", "auto": "auto"}
 
@@ -81,7 +88,7 @@ class Classifier:
         if data is not None:
             args += [
                 f"data={data_config or _data_config(Path(data))}",
-                f"data.root={_quote(Path(data).resolve())}",
+                f"data.root={quote(Path(data).resolve())}",
             ]
         elif data_config:
             args.append(f"data={data_config}")
@@ -92,29 +99,24 @@ class Classifier:
         if batch_size is not None:
             args.append(f"data.batch_size={int(batch_size)}")
         if pretrained is not None:
-            value = _quote(pretrained) if isinstance(pretrained, (str, Path)) else str(pretrained).lower()
+            value = quote(pretrained) if isinstance(pretrained, (str, Path)) else str(pretrained).lower()
             args.append(f"model.pretrained={value}")
         if not validate:
             args += [
-                "+trainer.limit_val_batches=0",
+                "trainer.limit_val_batches=0",
                 "callbacks.model_checkpoint.monitor=null",
                 "callbacks.model_checkpoint.save_top_k=0",
             ]
-        args += [f"paths.outputs_root={_quote(Path(outputs).resolve())}", *overrides]
+        args += [f"paths.outputs_root={quote(Path(outputs).resolve())}", *overrides]
 
-        register_resolvers()
-        forget_run_dirs()
-        with initialize_config_dir(config_dir=str(config_dir()), version_base="1.3"):
-            cfg = compose_config("train", args)
-        run_dir = Path(unique_dir(f"{cfg.paths.outputs_root}/{cfg.task_name}/runs"))
+        cfg = compose("train", args)
+        run_dir = unique_dir(Path(str(cfg.paths.outputs_root)) / str(cfg.task_name) / "runs")
         cfg.paths.output_dir = str(run_dir)
         (run_dir / ".hydra").mkdir(parents=True, exist_ok=True)
         OmegaConf.save(cfg, run_dir / ".hydra" / "config.yaml")
         (run_dir / ".hydra" / "overrides.yaml").write_text(OmegaConf.to_yaml(args), encoding="utf-8")
-        try:
+        with _log_to(run_dir / f"{cfg.task_name}.log"):
             self.metrics = train(cfg)
-        finally:
-            forget_run_dirs()
         self.run_dir = run_dir
         self.checkpoint = run_dir / (self.metrics["best_ckpt"] or self.metrics["last_ckpt"])
         self._predictor = load_predictor(self.checkpoint, device=DEVICES[device])
@@ -125,8 +127,6 @@ class Classifier:
     ) -> dict[str, Any] | list[dict[str, Any]]:
         """Classify an image (path, numpy array, PIL image, tensor): one dict with `pred_label`,
         `pred_score`, `pred_class` and `topk`; a folder or a list gives a list of such dicts."""
-        from lightcls.tasks.predict import collect_inputs, predict_files
-
         predictor = self._require_predictor()
         if isinstance(image, (str, Path)) and Path(image).is_dir():
             files, _ = collect_inputs(Path(image))
@@ -170,11 +170,23 @@ class Classifier:
         )
 
 
+@contextmanager
+def _log_to(path: Path) -> Iterator[None]:
+    """The run's log lines also go to `path` (what Hydra's job logging gives a command-line run)."""
+    handler = logging.FileHandler(path, encoding="utf-8")
+    handler.setFormatter(logging.Formatter("[%(asctime)s][%(name)s][%(levelname)s] - %(message)s"))
+    root = logging.getLogger()
+    level = root.level
+    root.addHandler(handler)
+    root.setLevel(min(level, logging.INFO) if level else logging.INFO)
+    try:
+        yield
+    finally:
+        root.removeHandler(handler)
+        root.setLevel(level)
+        handler.close()
+
+
 def _data_config(root: Path) -> str:
     """conf/data/<name>.yaml when the data set's folder has a config's name, else the generic `folder`."""
     return root.name if (config_dir() / "data" / f"{root.name}.yaml").is_file() else "folder"
-
-
-def _quote(value: Any) -> str:
-    """A value as a quoted Hydra override (paths may hold '=' or spaces)."""
-    return '"' + str(value).replace("\\", "\\\\").replace('"', '\\"') + '"'

@@ -9,10 +9,10 @@ import torch
 from PIL import Image
 
 from lightcls.data import SplitFolderDataModule
-from lightcls.data.images import ImageDataset
-from lightcls.data.transforms import resize_transform
+from lightcls.data.datasets import ImageDataset
+from lightcls.data.preprocess import Preprocess
 
-PREPROCESS = {"image_size": 24, "channels": 1, "mean": [0.5], "std": [0.5]}
+PREPROCESS = Preprocess(image_size=24, channels=1, mean=(0.5,), std=(0.5,))
 
 
 def _datamodule(root: Path, cache_dir: Path, cache: bool | str = True) -> SplitFolderDataModule:
@@ -25,7 +25,7 @@ def _datamodule(root: Path, cache_dir: Path, cache: bool | str = True) -> SplitF
 def test_cache_gives_the_same_tensors_as_decoding_from_disk(digits_root: Path, tmp_path: Path) -> None:
     dm = _datamodule(digits_root, tmp_path)
     cached = dm.datasets["val"]
-    decoded = ImageDataset(dm.layout.splits["val"], 1, resize_transform(PREPROCESS))
+    decoded = ImageDataset(dm.layout.splits["val"], 1, PREPROCESS.resize())
     assert type(cached).__name__ == "TensorImageDataset" and len(cached) == len(decoded) == 270
     for i in (0, 1, len(decoded) - 1):
         assert torch.equal(cached[i][0], decoded[i][0]) and cached[i][1] == decoded[i][1]

@@ -4,13 +4,11 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import numpy as np
 import pytest
 import torch
-from PIL import Image
 
 from lightcls.data import SplitFolderDataModule, read_layout
-from lightcls.data.images import load_image
+from lightcls.data.decode import load_image
 from lightcls.errors import LightclsError
 
 
@@ -30,7 +28,7 @@ def test_loaders_give_uint8_batches_of_the_configured_size(
         digits_root, 28, 1, [0.5], [0.5], batch_size=16, cache=cache, cache_dir=str(tmp_path / "cache")
     )
     dm.prepare_data()
-    dm.setup("fit")
+    dm.setup()
     x, y = next(iter(dm.train_dataloader()))
     assert x.shape == (16, 1, 28, 28) and x.dtype == torch.uint8 and y.shape == (16,)
     assert len(dm.val_dataloader().dataset) == 270 and len(dm.test_dataloader().dataset) == 270
@@ -39,12 +37,23 @@ def test_loaders_give_uint8_batches_of_the_configured_size(
     )
 
 
-def test_eval_transform_is_deterministic_and_rgb_has_three_channels(make_split_folder) -> None:
+def test_eval_transform_is_deterministic_and_agrees_with_cached_and_decoded_batches(
+    make_split_folder, tmp_path: Path
+) -> None:
     root = make_split_folder(mode="RGB", size=20)
-    dm = SplitFolderDataModule(root, image_size=16, channels=3, mean=[0.5] * 3, std=[0.5] * 3)
-    dm.setup("fit")
-    first, second = dm.datasets["val"][0][0], dm.datasets["val"][0][0]
-    assert first.shape == (3, 16, 16) and first.dtype == torch.uint8 and torch.equal(first, second)
+    kwargs = {"image_size": 16, "channels": 3, "mean": [0.4, 0.5, 0.6], "std": [0.2, 0.3, 0.4]}
+    cached = SplitFolderDataModule(root, cache=True, cache_dir=str(tmp_path / "cache"), **kwargs)
+    decoded = SplitFolderDataModule(root, cache=False, **kwargs)
+    cached.setup("validate")
+    decoded.setup("validate")
+    assert type(cached.datasets["val"]).__name__ == "TensorImageDataset"
+    assert type(decoded.datasets["val"]).__name__ == "ImageDataset"
+    pre = decoded.preprocess
+    path, _ = decoded.layout.splits["val"][-1]
+    first, second = pre.eval_transform()(load_image(path, 3)), pre.eval_transform()(load_image(path, 3))
+    assert first.shape == (3, 16, 16) and first.dtype == torch.float32 and torch.equal(first, second)
+    assert torch.equal(pre.normalize(decoded.datasets["val"][-1][0]), first)
+    assert torch.equal(pre.normalize(cached.datasets["val"][-1][0]), first)
 
 
 def test_builtin_digits_are_written_on_first_use(tmp_path: Path) -> None:
@@ -61,20 +70,3 @@ def test_missing_data_set_says_how_to_point_data_root_at_it(tmp_path: Path) -> N
         r"; or set data.root=/path/to/hand_gray$",
     ):
         dm.prepare_data() or dm.classes
-
-
-def test_load_image_applies_exif_rotation_and_scales_16_bit(tmp_path: Path) -> None:
-    wide = Image.new("L", (8, 4), 200)
-    exif = wide.getexif()
-    exif[0x0112] = 6  # rotate 90 degrees on display
-    wide.save(tmp_path / "rot.jpg", exif=exif)
-    assert load_image(tmp_path / "rot.jpg", 1).shape == (1, 8, 4)
-    Image.fromarray(np.full((3, 3), 65535, dtype=np.uint16)).save(tmp_path / "deep.png")
-    assert load_image(tmp_path / "deep.png", 3).unique().tolist() == [255]
-
-
-def test_an_undecodable_file_is_an_error_naming_it(tmp_path: Path) -> None:
-    bad = tmp_path / "broken.png"
-    bad.write_bytes(b"\x89PNG not really")
-    with pytest.raises(LightclsError, match=rf"^{bad}: cannot decode image"):
-        load_image(bad, 1)

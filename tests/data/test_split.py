@@ -5,32 +5,16 @@ from __future__ import annotations
 from collections import Counter
 from pathlib import Path
 
-import numpy as np
 import pytest
 from PIL import Image
 
+from helpers import make_classes
 from lightcls.data.check import check_dataset
 from lightcls.data.layout import read_layout, split_sizes
 from lightcls.data.split import split_folders
 from lightcls.errors import LightclsError
-from lightcls_cli import run_data
 
-COUNTS = {"bird": 7, "cat": 20, "dog": 10}
 SUFFIXES = ".bmp, .gif, .jpeg, .jpg, .png, .tif, .tiff, .webp"
-
-
-def make_classes(root: Path, counts: dict[str, int] = COUNTS) -> Path:
-    """A plain tree of class folders: distinct random 8x8 PNGs, plus files the split must ignore."""
-    rng = np.random.default_rng(0)
-    for name, n in counts.items():
-        (root / name).mkdir(parents=True)
-        for i in range(n):
-            Image.fromarray(rng.integers(0, 255, (8, 8, 3), dtype=np.uint8)).save(
-                root / name / f"{i:02d}.png"
-            )
-        (root / name / ".DS_Store").write_bytes(b"\0junk")
-        (root / name / "notes.txt").write_text("not an image")
-    return root
 
 
 def listing(root: Path, split: str) -> list[str]:
@@ -189,37 +173,3 @@ def test_refusals_name_the_path(tmp_path: Path) -> None:
         f"DST {base / 'full'} exists and is not empty; refusing to overwrite it (give a new one)"
     )
     assert sorted(user_file.parent.iterdir()) == [user_file] and user_file.read_text() == "precious"
-
-
-def test_cli_writes_the_layout_and_refuses_a_bad_key_in_one_line(tmp_path: Path) -> None:
-    src = make_classes(tmp_path / "animals")
-    result = run_data(
-        ["split", f"SRC={src}", "DST=out", "val=0.2", "test=0.1", "seed=1", "mode=link"], tmp_path
-    )
-    assert result.returncode == 0, result.stderr
-    assert "│ total │    26 │   7 │    4 │" in result.stdout
-    assert result.stdout.splitlines()[-1] == (
-        f"wrote out from {src} (link, seed 1); check it: lightcls-data check data.root=out"
-    )
-    layout = read_layout(tmp_path / "out")
-    assert layout.classes == ["bird", "cat", "dog"] and len(layout.splits["train"]) == 26
-
-    bad = run_data(["split", f"SRC={src}", "DST=out2", "ratio=0.2"], tmp_path)
-    assert bad.returncode == 2
-    assert bad.stderr.splitlines() == [
-        "error: unknown argument 'ratio=0.2'; valid keys: SRC, DST, val, test, seed, mode"
-    ]
-    assert "Traceback" not in bad.stderr + bad.stdout and not (tmp_path / "out2").exists()
-
-    again = run_data(["split", f"SRC={src}", "DST=out"], tmp_path)
-    assert again.returncode == 2 and "Traceback" not in again.stderr
-    assert again.stderr.splitlines() == [
-        f"error: DST {(tmp_path / 'out').resolve()} exists and is not empty; "
-        "refusing to overwrite it (give a new one)"
-    ]
-
-    usage = run_data([], tmp_path)
-    assert usage.returncode == 2
-    assert (
-        "lightcls-data check data.root=PATH" in usage.stderr and "lightcls-data split SRC=DIR" in usage.stderr
-    )

@@ -4,15 +4,21 @@ from __future__ import annotations
 
 import json
 import logging
+import re
 import shutil
 from pathlib import Path
 
 import pytest
 import torch
+from hydra.utils import instantiate
+from PIL import Image
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
-from conftest import TINY_RUN, compose_train, run_cli
+from helpers import TINY, compose_train, one_line_error, run_cli
+from lightcls.data.check import CACHE_FILE, check_dataset
 from lightcls.tasks import train
+
+SMALL = ["data=folder", "data.image_size=16", "data.num_workers=0", "trainer=cpu", "logger=none"]
 
 SPEC_KEYS = {
     "best_val_top1",
@@ -140,7 +146,7 @@ def test_multirun_sweep_gives_one_dir_per_job(digits_root: Path, tmp_path: Path)
             "data.batch_size=16,32",
             f"data.root={digits_root}",
             "trainer=cpu",
-            *TINY_RUN,
+            TINY,
             "logger=none",
             f"paths.outputs_root={tmp_path}",
         ],
@@ -161,12 +167,18 @@ def test_multirun_sweep_gives_one_dir_per_job(digits_root: Path, tmp_path: Path)
 
 
 @pytest.mark.slow
-def test_ddp_on_two_cpu_processes_shares_one_run_dir(digits_root: Path, tmp_path: Path) -> None:
+def test_ddp_on_two_cpu_processes_shares_one_run_dir_and_tests_each_image_once(
+    make_split_folder, tmp_path: Path
+) -> None:
+    root = make_split_folder(per_class={"training_set": 8, "val_set": 3, "test_set": 3})  # 9 test images
     result = run_cli(
         [
-            f"data.root={digits_root}",
+            *SMALL,
+            f"data.root={root}",
             "trainer=ddp_cpu",
+            "data.batch_size=4",
             "trainer.max_epochs=2",
+            "logger=tensorboard",
             f"paths.outputs_root={tmp_path}",
         ],
         tmp_path,
@@ -174,65 +186,101 @@ def test_ddp_on_two_cpu_processes_shares_one_run_dir(digits_root: Path, tmp_path
     assert result.returncode == 0, result.stderr[-2000:]
     (run_dir,) = (tmp_path / "train" / "runs").iterdir()
     metrics = _metrics(run_dir)
-    assert metrics["epochs"] == 2 and metrics["best_val_top1"] > 0.3
-    assert metrics["global_step"] == 2 * 10  # 1257 images / (2 ranks x 64) = 10 steps per epoch
+    assert metrics["epochs"] == 2 and metrics["global_step"] == 2 * 3  # 24 images / (2 ranks x 4) a step
+    assert metrics["test_images"] == 9  # a padding sampler would count 10 (one image twice)
     assert (run_dir / "train_ddp_process_1.log").is_file()
     assert {"val/top1", "train/loss_epoch"} <= _tags(run_dir)
 
 
-def test_missing_data_set_is_one_line_on_the_command_line(tmp_path: Path) -> None:
-    result = run_cli(["data=hand_gray", f"paths.outputs_root={tmp_path}/out"], tmp_path)
-    assert result.returncode == 2
-    assert "Traceback" not in result.stderr
-    lines = result.stderr.strip().splitlines()
-    root = tmp_path / "data" / "hand_gray"
-    assert lines[-1] == (
-        f"error: data set not found at {root}: expected {root}/classes.txt, "
-        f"{root}/training_set/<class>/*.png, {root}/val_set/<class>/..., "
-        "optional test_set/, val.txt, test.txt (or train/ val/ test/, or plain class folders); "
-        "or set data.root=/path/to/hand_gray"
+# --- the data check at the start of training ---
+
+
+def _truncated_jpeg(path: Path) -> Path:
+    """A JPEG cut after 200 bytes: Pillow opens it but cannot decode it."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    Image.new("RGB", (64, 64), (200, 10, 10)).save(path)
+    path.write_bytes(path.read_bytes()[:200])
+    return path
+
+
+def test_a_broken_image_fails_the_run_before_training(make_split_folder, tmp_path: Path) -> None:
+    root = make_split_folder()
+    broken = _truncated_jpeg(root / "training_set" / "rock" / "broken.jpg")
+    cfg = compose_train([*SMALL, f"data.root={root}", "trainer.max_epochs=1"], tmp_path / "run")
+    assert one_line_error(train, cfg) == (
+        f"1 broken image(s) in {root}: {broken}: cannot decode image (Truncated File Read); "
+        f"run `lightcls-data check data.root={root}` for the full report, "
+        "or set data.on_broken=skip to train without them"
     )
+    assert not (tmp_path / "run" / "checkpoints").exists()
 
 
-def test_gpu_trainer_without_a_gpu_is_one_line(digits_root: Path, tmp_path: Path) -> None:
-    if torch.cuda.is_available():
-        pytest.skip("this machine has a GPU")
-    result = run_cli([f"data.root={digits_root}", "trainer=gpu", f"paths.outputs_root={tmp_path}"], tmp_path)
-    assert result.returncode == 2 and "Traceback" not in result.stderr
-    assert result.stderr.strip().splitlines()[-1].startswith("error: ")
-    assert result.stderr.strip().splitlines()[-1] == (
-        "error: trainer.accelerator=gpu but this machine has no GPU; use trainer=cpu or trainer=auto"
+def test_many_broken_images_are_named_in_one_line(make_split_folder, tmp_path: Path) -> None:
+    root = make_split_folder()
+    for i in range(5):
+        (root / "val_set" / "paper" / f"empty{i}.png").write_bytes(b"")
+    cfg = compose_train([*SMALL, f"data.root={root}", "trainer.max_epochs=1"], tmp_path / "run")
+    message = one_line_error(train, cfg)
+    assert re.match(r"^5 broken image\(s\) in .*empty0\.png: cannot decode image", message)
+    assert "empty2.png" in message and "empty3.png" not in message
+    assert "; and 2 more; run `lightcls-data check" in message
+    assert not (tmp_path / "run" / "checkpoints").exists()
+
+
+def test_skip_trains_without_the_broken_files(make_split_folder, tmp_path: Path, caplog) -> None:
+    root = make_split_folder()
+    broken = _truncated_jpeg(root / "training_set" / "rock" / "broken.jpg")
+    run_dir = tmp_path / "run"
+    overrides = [
+        *SMALL,
+        f"data.root={root}",
+        "data.on_broken=skip",
+        "data.batch_size=1",
+        "trainer.max_epochs=1",
+    ]
+    with caplog.at_level(logging.WARNING):
+        metrics = train(compose_train(overrides, run_dir))
+    assert metrics["global_step"] == 12  # 3 classes x 4 good images, one per step: the broken one left out
+    skipped = [r.getMessage() for r in caplog.records if "on_broken=skip" in r.getMessage()]
+    assert skipped == [f"data.on_broken=skip: training without 1 broken image(s): {broken}"]
+    assert (run_dir / "checkpoints" / "last.ckpt").is_file()
+
+
+def test_leakage_warns_at_training_start(make_split_folder, tmp_path: Path, caplog) -> None:
+    root = make_split_folder()
+    for name in ("paper", "rock", "scissors"):  # 6 images of the training split copied into val or test
+        for i, split in ((0, "val_set"), (1, "test_set")):
+            shutil.copy(
+                root / "training_set" / name / f"{name}0{i}.png", root / split / name / f"{name}0{i}.png"
+            )
+    with caplog.at_level(logging.WARNING):
+        train(compose_train([*SMALL, f"data.root={root}", "trainer.max_epochs=1"], tmp_path / "run"))
+    leaks = [r.getMessage() for r in caplog.records if r.getMessage().startswith("leakage:")]
+    assert leaks[0] == (
+        f"leakage: the same image is in train and val: {root / 'training_set/paper/paper00.png'} (train), "
+        f"{root / 'val_set/paper/paper00.png'} (val) (see lightcls-data check data.root={root})"
     )
+    messages = [r.getMessage() for r in caplog.records]
+    assert len(leaks) == 3  # the first three, then a count, not one line per leaked image
+    assert messages[messages.index(leaks[-1]) + 1] == "and 3 more images in more than one split"
 
 
-def test_gpu_switches_are_ignored_cleanly_on_the_cpu(digits_root: Path, tmp_path: Path) -> None:
-    metrics = train(
-        compose_train(
-            [
-                f"data.root={digits_root}",
-                "trainer=cpu",
-                "trainer.max_epochs=1",
-                "model.channels_last=true",
-                "+trainer.limit_train_batches=8",
-                "+trainer.limit_val_batches=2",
-            ],
-            tmp_path / "run",
-        )
-    )
-    assert metrics["train_images_per_second"] > 0  # 8 batches, the first 5 excluded
-    state = torch.load(tmp_path / "run" / "checkpoints" / "last.ckpt", weights_only=True)["state_dict"]
-    assert state["net.features.0.weight"].is_contiguous()  # not channels_last on the CPU
+def test_a_clean_set_warns_of_no_leak(make_split_folder, tmp_path: Path, caplog) -> None:
+    root = make_split_folder()
+    with caplog.at_level(logging.WARNING):
+        train(compose_train([*SMALL, f"data.root={root}", "trainer.max_epochs=1"], tmp_path / "run"))
+    assert "leakage" not in caplog.text
 
 
-def test_compiled_training_saves_plain_keys(digits_root: Path, tmp_path: Path) -> None:
-    from lightcls.module import ClassificationModule
+def test_the_data_check_is_cached_between_runs(digits_root: Path, tmp_path: Path) -> None:
+    cfg = compose_train([f"data.root={digits_root}"], tmp_path / "run")
+    instantiate(cfg.data).prepare_data()
+    cache = json.loads((digits_root / CACHE_FILE).read_text())
+    assert len(cache) == 1797
+    assert check_dataset(digits_root).read == 0
 
-    module = ClassificationModule(
-        {"name": "lenet", "compile": True},
-        list("0123456789"),
-        {"image_size": 32, "channels": 1, "mean": [0.5], "std": [0.5]},
-    )
-    module.on_fit_start()
-    assert all(
-        key.startswith("net.features.") or key.startswith("net.classifier.") for key in module.state_dict()
-    )
+
+def test_unknown_policy_is_one_line(make_split_folder, tmp_path: Path) -> None:
+    root = make_split_folder()
+    cfg = compose_train([*SMALL, f"data.root={root}", "data.on_broken=ignore"], tmp_path / "run")
+    assert one_line_error(train, cfg) == "data.on_broken must be one of fail, skip, got 'ignore'"

@@ -5,24 +5,26 @@ from __future__ import annotations
 import hashlib
 import logging
 import os
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
 import torch
 from torch.utils.data import DataLoader
 
-from lightcls.data.images import ImageDataset
-from lightcls.data.transforms import resize_transform
+from lightcls.data.datasets import ImageDataset
+from lightcls.data.preprocess import Preprocess
 
 log = logging.getLogger(__name__)
 
 CACHE_VERSION = 1
 
 
-def cache_path(cache_dir: Path, split: str, samples: Sequence[tuple[Path, int]], preprocess: Mapping) -> Path:
+def cache_path(
+    cache_dir: Path, split: str, samples: Sequence[tuple[Path, int]], preprocess: Preprocess
+) -> Path:
     """The cache file for these files at this size: its name changes when any file changes."""
-    size, channels = int(preprocess["image_size"]), int(preprocess["channels"])
+    size, channels = preprocess.image_size, preprocess.channels
     digest = hashlib.sha1(f"v{CACHE_VERSION} {size} {channels}".encode())
     for path, label in samples:
         stat = path.stat()
@@ -30,23 +32,18 @@ def cache_path(cache_dir: Path, split: str, samples: Sequence[tuple[Path, int]],
     return cache_dir / f"{split}-{size}px-{channels}ch-{digest.hexdigest()[:16]}.npy"
 
 
-def cache_bytes(num_images: int, preprocess: Mapping) -> int:
-    """Bytes a split of `num_images` takes in the cache."""
-    return num_images * int(preprocess["channels"]) * int(preprocess["image_size"]) ** 2
-
-
 def build_cache(
-    path: Path, samples: Sequence[tuple[Path, int]], preprocess: Mapping, workers: int = 0
+    path: Path, samples: Sequence[tuple[Path, int]], preprocess: Preprocess, workers: int = 0
 ) -> None:
     """Decode and resize `samples` into `path` (written whole, then renamed; stale versions removed)."""
-    size, channels = int(preprocess["image_size"]), int(preprocess["channels"])
+    size, channels = preprocess.image_size, preprocess.channels
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
     array = np.lib.format.open_memmap(
         tmp, mode="w+", dtype=np.uint8, shape=(len(samples), channels, size, size)
     )
     decoded = DataLoader(
-        ImageDataset(samples, channels, resize_transform(preprocess)), batch_size=256, num_workers=workers
+        ImageDataset(samples, channels, preprocess.resize()), batch_size=256, num_workers=workers
     )
     start = 0
     for images, _ in decoded:

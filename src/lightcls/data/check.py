@@ -16,7 +16,7 @@ from typing import Any
 from rich.console import Console
 from rich.table import Table
 
-from lightcls.data.images import decode_check
+from lightcls.data.decode import decode_check
 from lightcls.data.layout import Layout, read_layout
 from lightcls.errors import LightclsError
 

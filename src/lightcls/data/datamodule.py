@@ -2,28 +2,33 @@
 
 from __future__ import annotations
 
+import inspect
 import logging
 import os
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from functools import cached_property
 from pathlib import Path
+from typing import Any
 
 import lightning as L
 import torch
+from omegaconf import Container, OmegaConf
 from torch.utils.data import DataLoader
 from torchvision.transforms import v2
 
-from lightcls.data.cache import build_cache, cache_bytes, cache_path, load_cache
+from lightcls.data.cache import build_cache, cache_path, load_cache
 from lightcls.data.check import checked_layout
-from lightcls.data.digits import write_digits
-from lightcls.data.images import ImageDataset, TensorImageDataset
+from lightcls.data.datasets import ImageDataset, TensorImageDataset
+from lightcls.data.digits import BUILTIN
 from lightcls.data.layout import Layout
-from lightcls.data.transforms import resize_transform
+from lightcls.data.preprocess import Preprocess
 from lightcls.errors import LightclsError
 
 log = logging.getLogger(__name__)
 
-BUILTIN = {"digits": write_digits}
+SPLITS = ("train", "val", "test")
+#: The splits each Lightning stage uses.
+STAGES = {"fit": ("train", "val"), "validate": ("val",), "test": ("test",), "predict": ("test",)}
 
 
 class SplitFolderDataModule(L.LightningDataModule):
@@ -31,6 +36,8 @@ class SplitFolderDataModule(L.LightningDataModule):
 
     Batches hold uint8 images resized to the input contract; the model normalizes them on its device.
     Small data sets are decoded once into a memory-mapped cache that later epochs and later runs reuse.
+    Its hyperparameters (all but `augment`, with `root` made absolute) are saved in every checkpoint, so
+    evaluation finds the same split from the checkpoint alone.
 
     Args:
         root: the data set folder.
@@ -40,12 +47,15 @@ class SplitFolderDataModule(L.LightningDataModule):
         batch_size: images per batch.
         num_workers: DataLoader processes; "auto": none for cached splits (a batch is one gather in the
             main process, cheaper than sending it between processes), else one per CPU up to 8.
-        augment: training-only transforms on uint8 tensors (torchvision.transforms.v2).
+        augment: training-only transforms on uint8 tensors (torchvision.transforms.v2, lightcls.data.augment).
         builtin: name of an embedded data set written to `root` when it is missing.
         val_fraction, split_seed: the split made for a plain tree of class folders.
+        name: the data set's name in logs and messages (default: the folder's name).
         cache: "auto" (cache splits up to `cache_max_mb` decoded), true, or false.
+        cache_max_mb: the largest decoded size "auto" caches.
         cache_dir: where the decode cache lives (default `<root>/.lightcls_cache`).
         pin_memory: pin batches for faster copies to the GPU (default: when a GPU is present).
+        prefetch_factor: batches each worker prepares ahead.
         on_broken: images that cannot be decoded: "fail" (one line naming them) or "skip" (warn, leave out).
     """
 
@@ -75,26 +85,30 @@ class SplitFolderDataModule(L.LightningDataModule):
             raise LightclsError(f"data.channels must be 1 or 3, got {channels}")
         if builtin is not None and builtin not in BUILTIN:
             raise LightclsError(f"data.builtin={builtin!r}: choose one of {', '.join(BUILTIN)}")
-        self.root = Path(root).expanduser()
-        self.name = name or self.root.name
-        self.preprocess = {
-            "image_size": int(image_size),
-            "channels": int(channels),
-            "mean": [float(m) for m in mean],
-            "std": [float(s) for s in std],
-        }
         if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
             raise LightclsError(f"data.batch_size must be a positive integer, got {batch_size!r}")
-        self.batch_size = batch_size
         if num_workers != "auto" and not (isinstance(num_workers, int) and num_workers >= 0):
             raise LightclsError(f"data.num_workers must be auto or a number >= 0, got {num_workers!r}")
+        if cache not in ("auto", True, False):
+            raise LightclsError(f"data.cache must be auto, true or false, got {cache!r}")
+        if not 0 <= float(val_fraction) < 1:
+            raise LightclsError(f"data.val_fraction must be in [0, 1), got {val_fraction!r}")
+        self.save_hyperparameters(ignore=["augment"])
+        for key, value in self.hparams.items():  # plain data: a checkpoint loads with weights_only=True
+            if isinstance(value, Container):
+                self.hparams[key] = OmegaConf.to_container(value, resolve=True)
+        self.root = Path(root).expanduser()
+        self.hparams["root"] = str(self.root.resolve())
+        self.name = name or self.root.name
+        self.preprocess = Preprocess.from_dict(
+            {"image_size": image_size, "channels": channels, "mean": mean, "std": std}
+        )
+        self.batch_size = batch_size
         self.num_workers = num_workers
         self.augment = list(augment)
         self.builtin = builtin
-        self.val_fraction = val_fraction
+        self.val_fraction = float(val_fraction)
         self.split_seed = split_seed
-        if cache not in ("auto", True, False):
-            raise LightclsError(f"data.cache must be auto, true or false, got {cache!r}")
         self.cache = cache
         self.cache_max_mb = cache_max_mb
         self.cache_dir = Path(cache_dir).expanduser() if cache_dir else self.root / ".lightcls_cache"
@@ -103,11 +117,16 @@ class SplitFolderDataModule(L.LightningDataModule):
         self.on_broken = on_broken
         self.datasets: dict[str, ImageDataset | TensorImageDataset] = {}
 
+    @classmethod
+    def from_provenance(cls, data: Mapping[str, Any], **overrides: Any) -> SplitFolderDataModule:
+        """The DataModule a checkpoint was trained with (its saved hyperparameters), without augmentation;
+        `overrides` (e.g. `root`, `batch_size`) replace saved values."""
+        known = set(inspect.signature(cls.__init__).parameters) - {"self", "augment"}
+        values = {k: v for k, v in {**data, **overrides}.items() if k in known and v is not None}
+        return cls(**values)
+
     def prepare_data(self) -> None:
-        """Write the embedded data set on first use; decode cached splits whose files changed."""
-        if self.builtin and not (self.root / "classes.txt").is_file():
-            log.info("writing the embedded %s data set to %s", self.builtin, self.root)
-            BUILTIN[self.builtin](self.root)
+        """Write the embedded data set on first use; decode the cached splits whose files changed."""
         for split in self._cached_splits():
             path = self._cache_path(split)
             if not path.is_file():
@@ -116,6 +135,9 @@ class SplitFolderDataModule(L.LightningDataModule):
     @cached_property
     def layout(self) -> Layout:
         """The data set on disk, read and checked once (every image decodable; see lightcls.data.check)."""
+        if self.builtin and not (self.root / "classes.txt").is_file():
+            log.info("writing the embedded %s data set to %s", self.builtin, self.root)
+            BUILTIN[self.builtin](self.root)
         try:
             return checked_layout(self.root, self.val_fraction, self.split_seed, self.on_broken)
         except LightclsError as err:
@@ -137,32 +159,61 @@ class SplitFolderDataModule(L.LightningDataModule):
         return self.layout.has("test")
 
     def setup(self, stage: str | None = None) -> None:
-        """Build the datasets of the splits that exist: from the cache, or decoding files on access."""
-        cached = self._cached_splits()
-        resize = resize_transform(self.preprocess)
-        for split in ("train", "val", "test"):
-            if not self.layout.has(split) or split in self.datasets:
-                continue
-            augment = v2.Compose(self.augment) if split == "train" and self.augment else None
-            samples = self.layout.splits[split]
-            if split in cached:
-                path = self._cache_path(split)
-                if not path.is_file():
-                    build_cache(path, samples, self.preprocess, self._workers(False))
-                labels = [label for _, label in samples]
-                steps = self.augment if split == "train" else []
-                self.datasets[split] = TensorImageDataset(load_cache(path), labels, steps)
-            else:
-                transform = v2.Compose([resize, augment]) if augment else resize
-                self.datasets[split] = ImageDataset(samples, self.preprocess["channels"], transform)
+        """Build the datasets of the stage's splits that exist (all of them when `stage` is None)."""
+        for split in STAGES.get(stage or "", SPLITS):
+            if self.layout.has(split):
+                self.setup_split(split)
+
+    def setup_split(self, split: str) -> None:
+        """Build `split`'s dataset: from the decode cache (built if missing), or decoding files on access."""
+        if split in self.datasets:
+            return
+        samples = self.layout.splits[split]
+        if split in self._cached_splits():
+            path = self._cache_path(split)
+            if not path.is_file():
+                build_cache(path, samples, self.preprocess, self._workers(False))
+            labels = [label for _, label in samples]
+            steps = self.augment if split == "train" else []
+            self.datasets[split] = TensorImageDataset(load_cache(path), labels, steps)
+        else:
+            resize = self.preprocess.resize()
+            transform = v2.Compose([resize, *self.augment]) if split == "train" and self.augment else resize
+            self.datasets[split] = ImageDataset(samples, self.preprocess.channels, transform)
+
+    def loader(self, split: str, shuffle: bool = False) -> DataLoader:
+        """The loader of `split` (after `setup`)."""
+        if split not in self.datasets:
+            raise LightclsError(f"split={split}: {self.layout.root} has no {split} images")
+        dataset = self.datasets[split]
+        workers = self._workers(isinstance(dataset, TensorImageDataset))
+        return DataLoader(
+            dataset,
+            batch_size=self.batch_size,
+            shuffle=shuffle,
+            num_workers=workers,
+            persistent_workers=workers > 0,
+            prefetch_factor=self.prefetch_factor if workers > 0 else None,
+            pin_memory=self.pin_memory,
+            drop_last=False,
+        )
+
+    def train_dataloader(self) -> DataLoader:
+        return self.loader("train", shuffle=True)
+
+    def val_dataloader(self) -> DataLoader | list:
+        return self.loader("val") if "val" in self.datasets else []
+
+    def test_dataloader(self) -> DataLoader | list:
+        return self.loader("test") if "test" in self.datasets else []
 
     def _cached_splits(self) -> list[str]:
         """The splits to serve from the decode cache."""
-        splits = [s for s in ("train", "val", "test") if self.layout.has(s)]
+        splits = [s for s in SPLITS if self.layout.has(s)]
         if not self._cache_dir_writable():
             return []
         if self.cache == "auto":
-            total = sum(cache_bytes(len(self.layout.splits[s]), self.preprocess) for s in splits)
+            total = sum(len(self.layout.splits[s]) * self.preprocess.bytes_per_image() for s in splits)
             return splits if total <= self.cache_max_mb * 2**20 else []
         return splits if self.cache else []
 
@@ -182,25 +233,3 @@ class SplitFolderDataModule(L.LightningDataModule):
         if self.num_workers == "auto":
             return 0 if cached else min(cpus, 8)
         return min(self.num_workers, cpus)
-
-    def _loader(self, split: str, shuffle: bool = False) -> DataLoader:
-        workers = self._workers(isinstance(self.datasets[split], TensorImageDataset))
-        return DataLoader(
-            self.datasets[split],
-            batch_size=self.batch_size,
-            shuffle=shuffle,
-            num_workers=workers,
-            persistent_workers=workers > 0,
-            prefetch_factor=self.prefetch_factor if workers > 0 else None,
-            pin_memory=self.pin_memory,
-            drop_last=False,
-        )
-
-    def train_dataloader(self) -> DataLoader:
-        return self._loader("train", shuffle=True)
-
-    def val_dataloader(self) -> DataLoader | list:
-        return self._loader("val") if "val" in self.datasets else []
-
-    def test_dataloader(self) -> DataLoader | list:
-        return self._loader("test") if "test" in self.datasets else []

@@ -47,3 +47,7 @@ def write_digits(root: str | Path, seed: int = 0) -> Path:
     except OSError:  # another process finished first
         shutil.rmtree(tmp, ignore_errors=True)
     return root
+
+
+#: Embedded data sets a data config can name (`data.builtin`), written to `data.root` on first use.
+BUILTIN = {"digits": write_digits}

@@ -9,7 +9,7 @@ import torch
 from torch import nn
 from torchvision import models as tvm
 
-from lightcls.checkpoints import load_checkpoint
+from lightcls.ckpt import load_checkpoint
 from lightcls.errors import LightclsError
 
 log = logging.getLogger(__name__)

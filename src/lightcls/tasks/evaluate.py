@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import csv
-import json
 import logging
 from pathlib import Path
 from typing import Any
@@ -13,40 +12,36 @@ import torch
 from omegaconf import DictConfig, OmegaConf
 from rich.console import Console
 from rich.table import Table
-from torch.utils.data import DataLoader
 
-from lightcls.checkpoints import load_module
-from lightcls.data.datamodule import BUILTIN
-from lightcls.data.images import ImageDataset
-from lightcls.data.layout import read_layout
-from lightcls.data.transforms import eval_transform
+from lightcls.ckpt import data_provenance, read_checkpoint
+from lightcls.data import SplitFolderDataModule
 from lightcls.errors import LightclsError
 from lightcls.evaluation import classification_report, plot_confusion_matrix, write_report
+from lightcls.training import ClassificationModule
 
 log = logging.getLogger(__name__)
 SPLITS = ("val", "test")
 
 
 def evaluate(cfg: DictConfig) -> dict[str, Any]:
-    """Evaluate `cfg.ckpt_path` on `cfg.split` of the data set; write and return the report."""
+    """Evaluate `cfg.ckpt_path` on `cfg.split` of its data set; write and return the report.
+
+    The images go through the DataModule the checkpoint was trained with (its saved settings, the data
+    check included) and `trainer.test`, as at the end of training; the report comes from those predictions.
+    """
     if cfg.split not in SPLITS:
         raise LightclsError(f"split={cfg.split}: unknown split; choose one of {', '.join(SPLITS)}")
-    module = load_module(cfg.ckpt_path)
+    module = ClassificationModule.from_checkpoint(cfg.ckpt_path)
+    datamodule = eval_datamodule(cfg, module)
     classes = module.classes
-    root = _data_root(cfg)
-    layout = read_layout(root)
-    if layout.classes != classes:
+    if datamodule.classes != classes:
         raise LightclsError(
-            f"data.root={layout.root}: its classes ({', '.join(layout.classes)}) differ from the "
-            f"checkpoint's ({', '.join(classes)})"
+            f"data.root={datamodule.layout.root}: its classes ({', '.join(datamodule.classes)}) differ from "
+            f"the checkpoint's ({', '.join(classes)})"
         )
-    if not layout.has(cfg.split):
-        raise LightclsError(f"split={cfg.split}: {layout.root} has no {cfg.split} images")
-    samples = layout.splits[cfg.split]
-    preprocess = module.hparams["preprocess"]
-    dataset = ImageDataset(samples, int(preprocess["channels"]), eval_transform(preprocess))
-    workers = 0 if cfg.data.num_workers == "auto" else int(cfg.data.num_workers)  # eval reads each image once
-    loader = DataLoader(dataset, batch_size=int(cfg.data.batch_size), num_workers=workers)
+    if not datamodule.layout.has(cfg.split):
+        raise LightclsError(f"split={cfg.split}: {datamodule.layout.root} has no {cfg.split} images")
+    datamodule.setup_split(cfg.split)
     trainer = L.Trainer(
         accelerator=cfg.accelerator,
         devices=1,
@@ -55,13 +50,16 @@ def evaluate(cfg: DictConfig) -> dict[str, Any]:
         enable_model_summary=False,
         enable_progress_bar=False,
     )
-    probs = torch.cat(trainer.predict(module, dataloaders=loader)).float().cpu()
-    target = torch.tensor([label for _, label in samples])
+    module.keep_test_outputs = True
+    trainer.test(module, dataloaders=datamodule.loader(cfg.split), verbose=False)
+    probs = torch.cat([p for p, _ in module.test_outputs])
+    target = torch.cat([t for _, t in module.test_outputs])
+    samples = datamodule.layout.splits[cfg.split]
 
     report = {
         "ckpt": str(Path(cfg.ckpt_path).resolve()),
         "model": module.hparams["model"]["name"],
-        "data": str(layout.root),
+        "data": str(datamodule.layout.root),
         "split": cfg.split,
         "classes": classes,
         **classification_report(probs, target, classes),
@@ -71,29 +69,27 @@ def evaluate(cfg: DictConfig) -> dict[str, Any]:
     write_report(report, out_dir, list(dict.fromkeys(["json", *cfg.formats])))
     plot_confusion_matrix(report["confusion_matrix"], classes, out_dir / "confusion_matrix.png")
     if cfg.save_predictions:
-        _write_predictions(samples, probs, classes, layout.root, out_dir / "predictions.csv")
+        _write_predictions(samples, probs, classes, datamodule.layout.root, out_dir / "predictions.csv")
     print_report(report, out_dir)
     return report
 
 
-def _data_root(cfg: DictConfig) -> Path:
-    """`data.root`, else the data set the checkpoint's run trained on (from its metrics.json)."""
-    if not OmegaConf.is_missing(cfg.data, "root") and cfg.data.get("root"):
-        root = Path(str(cfg.data.root)).expanduser()
-        builtin = cfg.data.get("builtin")
-        if builtin in BUILTIN and not (root / "classes.txt").is_file():
-            BUILTIN[builtin](root)
-        return root
-    metrics = Path(cfg.ckpt_path).expanduser().resolve().parent.parent / "metrics.json"
-    if metrics.is_file():
-        data = json.loads(metrics.read_text(encoding="utf-8")).get("data")
-        if data:
-            log.info("data.root not given: using %s, the data set of %s", data, metrics)
-            return Path(data)
-    raise LightclsError(
-        f"data.root: not given, and {metrics} does not say what {cfg.ckpt_path} was trained on; "
-        "pass data.root=/path/to/data_set"
-    )
+def eval_datamodule(cfg: DictConfig, module: ClassificationModule) -> SplitFolderDataModule:
+    """The checkpoint's own data set (its saved DataModule settings), with what `cfg.data` gives
+    (`data=NAME`, `data.root=...`, batch size, workers) on top; images always get the checkpoint's
+    preprocessing."""
+    saved = data_provenance(read_checkpoint(cfg.ckpt_path)) or {}
+    data = cfg.get("data") or {}
+    given = OmegaConf.to_container(data, resolve=True) if isinstance(data, DictConfig) else dict(data)
+    given = {k: v for k, v in given.items() if not k.startswith("_") and k != "augment" and v is not None}
+    if not saved.get("root") and not given.get("root"):
+        raise LightclsError(
+            f"data.root: not given, and {cfg.ckpt_path} does not record the data set it was trained on "
+            "(a checkpoint from before lightcls 0.2); pass data.root=/path/to/data_set"
+        )
+    if given.get("root") or not saved:
+        log.info("evaluating on data.root=%s", given.get("root"))
+    return SplitFolderDataModule.from_provenance({**saved, **given, **module.preprocess.to_dict()})
 
 
 def _write_predictions(

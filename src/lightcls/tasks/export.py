@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import logging
 from pathlib import Path
 from typing import Any
@@ -11,11 +10,11 @@ import torch
 from omegaconf import DictConfig
 from rich.console import Console
 
+from lightcls.ckpt import data_provenance, read_checkpoint
 from lightcls.data.layout import read_layout
 from lightcls.errors import LightclsError
-from lightcls.export import FORMATS, export_model
-from lightcls.inference import CheckpointPredictor, load_predictor
-from lightcls.tasks.predict import collect_inputs
+from lightcls.inference import CheckpointPredictor, collect_inputs, load_predictor
+from lightcls.inference.export import FORMATS, export_model
 
 log = logging.getLogger(__name__)
 
@@ -55,7 +54,7 @@ def check_parity(
         kind = "real"
     else:
         log.warning("no images for the parity check: using random inputs")
-        size = source.preprocess["image_size"]
+        size = source.preprocess.image_size
         batch = torch.randn(4, source.channels, size, size, generator=torch.Generator().manual_seed(0))
         kind = "random"
     with torch.inference_mode():
@@ -72,16 +71,15 @@ def check_parity(
 
 
 def _parity_files(cfg: DictConfig) -> list[Path]:
-    """A few real images: from `parity_input`, else spread over the checkpoint's own data set."""
+    """A few real images: from `parity_input`, else spread over the data set the checkpoint records."""
     n = int(cfg.parity_images)
     if cfg.parity_input:
         files, _ = collect_inputs(Path(str(cfg.parity_input)).expanduser())
         return files[:n]
-    metrics = Path(str(cfg.ckpt_path)).expanduser().resolve().parent.parent / "metrics.json"
-    root = json.loads(metrics.read_text(encoding="utf-8")).get("data") if metrics.is_file() else None
-    if not root or not Path(root).is_dir():
+    data = data_provenance(read_checkpoint(str(cfg.ckpt_path))) or {}
+    if not data or not Path(data["root"]).is_dir():
         return []
-    layout = read_layout(root)
+    layout = read_layout(data["root"], data.get("val_fraction", 0.15), data.get("split_seed", 0))
     samples = layout.splits.get("test") or layout.splits.get("val") or layout.splits["train"]
     step = max(1, len(samples) // n)
     return [file for file, _ in samples[::step][:n]]

@@ -15,9 +15,11 @@ from rich.table import Table
 from torch import nn
 from torch.utils.flop_counter import FlopCounterMode
 
-from lightcls.checkpoints import contract, load_module, read_checkpoint
+from lightcls.ckpt import DATA_KEY, read_checkpoint
 from lightcls.errors import LightclsError
+from lightcls.inference import contract
 from lightcls.models import build_model
+from lightcls.training import ClassificationModule
 
 #: What a published checkpoint keeps (Lightning still loads it; training state is dropped).
 PUBLISHED_KEYS = (
@@ -27,6 +29,8 @@ PUBLISHED_KEYS = (
     "state_dict",
     "hparams_name",
     "hyper_parameters",
+    DATA_KEY,
+    "datamodule_hparams_name",
 )
 
 
@@ -35,7 +39,7 @@ def info(cfg: DictConfig) -> dict[str, Any]:
     out_dir = Path(str(cfg.save_dir or cfg.paths.output_dir)).expanduser().resolve()
     if cfg.ckpt_path:
         ckpt = read_checkpoint(cfg.ckpt_path)
-        net = load_module(cfg.ckpt_path).net
+        net = ClassificationModule.from_checkpoint(cfg.ckpt_path).net
         facts: dict[str, Any] = {
             "ckpt": str(Path(str(cfg.ckpt_path)).resolve()),
             **contract(ckpt["hyper_parameters"]),

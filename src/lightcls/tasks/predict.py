@@ -14,12 +14,10 @@ from PIL import Image, ImageDraw, ImageFont, ImageOps
 from rich.console import Console
 from rich.table import Table
 
-from lightcls.data.layout import IMAGE_SUFFIXES
 from lightcls.errors import LightclsError
-from lightcls.inference import Predictor, load_predictor, results_from_probs
+from lightcls.inference import collect_inputs, load_predictor, predict_files
 
 log = logging.getLogger(__name__)
-LIST_SUFFIXES = (".txt", ".lst")
 
 
 def predict(cfg: DictConfig) -> dict[str, Any]:
@@ -53,60 +51,6 @@ def predict(cfg: DictConfig) -> dict[str, Any]:
         sort_into(results, Path(str(cfg.sort_into)).expanduser())
     print_results(results, skipped, out_dir, int(cfg.print_rows))
     return summary
-
-
-def collect_inputs(path: Path) -> tuple[list[Path], list[dict[str, str]]]:
-    """Image files to classify from an image, a folder (recursive) or a list file; and what was skipped."""
-    if not path.exists():
-        raise LightclsError(f"input={path}: no such file or folder")
-    if path.is_file() and path.suffix.lower() in LIST_SUFFIXES:
-        base = path.parent
-        files = []
-        for number, line in enumerate(path.read_text(encoding="utf-8").splitlines(), start=1):
-            name = line.strip().split(" ")[0] if line.strip() else ""
-            if not name or name.startswith("#"):
-                continue
-            file = (base / name).resolve()
-            if not file.is_file():
-                raise LightclsError(f"{path}:{number}: file {file} does not exist")
-            files.append(file)
-        if not files:
-            raise LightclsError(f"input={path}: the list names no images")
-        return files, []
-    if path.is_file():
-        return [path.resolve()], []
-    files, skipped = [], []
-    for file in sorted(p for p in path.rglob("*") if p.is_file() and not p.name.startswith(".")):
-        if file.suffix.lower() in IMAGE_SUFFIXES:
-            files.append(file.resolve())
-        else:
-            skipped.append({"file": str(file.resolve()), "reason": "not an image file"})
-    if not files:
-        raise LightclsError(
-            f"input={path}: no images in this folder (looked for {', '.join(sorted(IMAGE_SUFFIXES))})"
-        )
-    return files, skipped
-
-
-def predict_files(
-    predictor: Predictor, files: list[Path], batch_size: int, topk: int
-) -> tuple[list[dict[str, Any]], list[dict[str, str]]]:
-    """Results for the files that decode, in batches; the ones that do not are reported, not fatal."""
-    results, skipped = [], []
-    for start in range(0, len(files), batch_size):
-        images, names = [], []
-        for file in files[start : start + batch_size]:
-            try:
-                images.append(predictor.to_tensor(file))
-                names.append(file)
-            except LightclsError as err:
-                log.warning("skipped: %s", err)
-                skipped.append({"file": str(file), "reason": "cannot decode image"})
-        if images:
-            probs = predictor.probabilities(images)
-            for file, result in zip(names, results_from_probs(probs, predictor.classes, topk), strict=True):
-                results.append({"file": str(file), **result})
-    return results, skipped
 
 
 def annotate(source: Path, result: dict[str, Any], target: Path) -> Path:

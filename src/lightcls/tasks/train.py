@@ -11,6 +11,7 @@ from typing import Any
 import lightning as L
 import torch
 from hydra.core.hydra_config import HydraConfig
+from hydra.errors import InstantiationException
 from hydra.types import RunMode
 from hydra.utils import instantiate
 from lightning.pytorch.callbacks import LearningRateMonitor, ModelCheckpoint
@@ -19,32 +20,63 @@ from omegaconf import DictConfig, OmegaConf
 from rich.console import Console
 from rich.table import Table
 
-from lightcls.callbacks import CheckpointOnInterrupt, FitResults
-from lightcls.checkpoint_io import AtomicCheckpointIO
-from lightcls.checkpoints import check_resume
+from lightcls.ckpt import check_resume
+from lightcls.ckpt.io import AtomicCheckpointIO
+from lightcls.config.checks import check_devices, check_max_epochs, trainer_devices
 from lightcls.data import SplitFolderDataModule
-from lightcls.errors import Interrupted
+from lightcls.errors import Interrupted, LightclsError
 from lightcls.models import load_pretrained
-from lightcls.module import ClassificationModule
-from lightcls.throughput import TrainThroughput
-from lightcls.validation import check_train_config
+from lightcls.training import ClassificationModule
+from lightcls.training.callbacks import CheckpointOnInterrupt, FitResults, TrainThroughput
+from lightcls.training.optim import check_optimization
 
 log = logging.getLogger(__name__)
 
 
+def check_config(cfg: DictConfig) -> None:
+    """The train config's values that would fail late, deep in torch, or start too many processes."""
+    check_optimization(_plain(cfg.optimizer), _plain(cfg.scheduler))
+    check_max_epochs(cfg.trainer.get("max_epochs"))
+    check_devices(cfg.trainer.get("accelerator", "auto"), trainer_devices(cfg))
+
+
+def check_command(cfg: DictConfig) -> None:
+    """Before a command-line run: the DataModule's own argument checks too (the task builds it first)."""
+    build_datamodule(cfg)
+    check_config(cfg)
+
+
+def build_datamodule(cfg: DictConfig) -> SplitFolderDataModule:
+    """The DataModule of `cfg.data`; its own argument checks are one-line LightclsErrors."""
+    try:
+        return instantiate(cfg.data)
+    except InstantiationException as err:
+        raise err.__cause__ if isinstance(err.__cause__, LightclsError) else err from None
+
+
 def train(cfg: DictConfig) -> dict[str, Any]:
     """Train a classifier as `cfg` says; return the metrics it writes to `<run dir>/metrics.json`."""
-    check_train_config(cfg)
+    check_config(cfg)
     L.seed_everything(cfg.seed, workers=True)
     run_dir = Path(cfg.paths.output_dir).resolve()
-    datamodule: SplitFolderDataModule = instantiate(cfg.data)
+    datamodule = build_datamodule(cfg)
     datamodule.prepare_data()
+    sizes = "/".join(str(len(datamodule.layout.splits.get(s, []))) for s in ("train", "val", "test"))
+    log.info(
+        "training %s on %s (%s): %d classes, %s train/val/test images; run dir %s",
+        cfg.model.name,
+        datamodule.name,
+        datamodule.layout.root,
+        len(datamodule.classes),
+        sizes,
+        run_dir,
+    )
     if cfg.get("ckpt_path"):
-        check_resume(cfg.ckpt_path, cfg.model.name, datamodule.classes, datamodule.preprocess["channels"])
+        check_resume(cfg.ckpt_path, cfg.model.name, datamodule.classes, datamodule.preprocess.channels)
     module = ClassificationModule(
         model=_plain(cfg.model),
         classes=datamodule.classes,
-        preprocess=datamodule.preprocess,
+        preprocess=datamodule.preprocess.to_dict(),
         optimizer=_plain(cfg.optimizer),
         scheduler=_plain(cfg.scheduler),
         label_smoothing=cfg.get("label_smoothing", 0.0),
@@ -52,10 +84,11 @@ def train(cfg: DictConfig) -> dict[str, Any]:
     if cfg.model.get("pretrained") and not cfg.get("ckpt_path"):
         load_pretrained(module.net, cfg.model.name, cfg.model.pretrained)
 
-    callbacks = [instantiate(c) for c in (cfg.get("callbacks") or {}).values()]
+    # callbacks.NAME=null (or ~callbacks.NAME) turns one off; callbacks=none turns all off
+    callbacks = [instantiate(c) for c in (cfg.get("callbacks") or {}).values() if c is not None]
     callbacks += [TrainThroughput(), FitResults()]
     checkpoint = next((c for c in callbacks if isinstance(c, ModelCheckpoint)), None)
-    trainer_overrides: dict[str, Any] = {}
+    trainer_overrides: dict[str, Any] = {} if checkpoint else {"enable_checkpointing": False}
     if not datamodule.has_val:
         log.warning(
             "no val split in %s: training without validation, keeping last.ckpt only",
@@ -64,7 +97,7 @@ def train(cfg: DictConfig) -> dict[str, Any]:
         trainer_overrides["limit_val_batches"] = 0
         if checkpoint is not None:
             checkpoint.monitor, checkpoint.save_top_k = None, 0
-    loggers = [instantiate(c) for c in (cfg.get("logger") or {}).values()]
+    loggers = [instantiate(c) for c in (cfg.get("logger") or {}).values() if c is not None]
     if not loggers:  # LearningRateMonitor refuses to run without a logger
         callbacks = [c for c in callbacks if not isinstance(c, LearningRateMonitor)]
     trainer: L.Trainer = instantiate(
@@ -85,9 +118,16 @@ def train(cfg: DictConfig) -> dict[str, Any]:
     fit = {k: _float(v) for k, v in trainer.callback_metrics.items()}  # read before test() resets them
 
     best = checkpoint.best_model_path if checkpoint is not None else ""
+    rank, world_size = trainer.global_rank, trainer.world_size
+    if world_size > 1:
+        _release_process_group()
+    if rank != 0:  # another rank of a DDP run: rank 0 tests and writes the results
+        return {}
     test = {}
     if datamodule.has_test:
-        results = trainer.test(module, datamodule=datamodule, ckpt_path=best or None, verbose=False)
+        results = _tester(trainer, cfg).test(
+            module, datamodule=datamodule, ckpt_path=best or None, verbose=False, weights_only=True
+        )
         test = results[0] if results else {}
 
     metrics = {
@@ -96,6 +136,7 @@ def train(cfg: DictConfig) -> dict[str, Any]:
         "final_val_top1": fit.get("val/top1"),
         "test_top1": _float(test.get("test/top1")),
         "test_top5": _float(test.get("test/top5")),
+        "test_images": _int(test.get("test/images")),
         "best_ckpt": _relative(best, run_dir),
         "last_ckpt": _relative(_last(checkpoint), run_dir) if checkpoint else None,
         "classes": module.classes,
@@ -106,11 +147,36 @@ def train(cfg: DictConfig) -> dict[str, Any]:
         "train_seconds": round(train_seconds, 1),
         "train_images_per_second": _round(fit.get("fit/images_per_second")),
     }
-    if trainer.is_global_zero:
-        run_dir.mkdir(parents=True, exist_ok=True)
-        (run_dir / "metrics.json").write_text(json.dumps(metrics, indent=2) + "\n", encoding="utf-8")
-        print_summary(metrics, run_dir)
+    run_dir.mkdir(parents=True, exist_ok=True)
+    (run_dir / "metrics.json").write_text(json.dumps(metrics, indent=2) + "\n", encoding="utf-8")
+    print_summary(metrics, run_dir)
     return metrics
+
+
+def _tester(trainer: L.Trainer, cfg: DictConfig) -> L.Trainer:
+    """The trainer that tests: the fit's own on one device; after a multi-device fit, a fresh one-device
+    trainer, so every test image counts exactly once (a DistributedSampler pads the split with repeats)."""
+    if trainer.world_size == 1:
+        return trainer
+    log.info("testing on one device (the fit ran on %d)", trainer.world_size)
+    return L.Trainer(
+        accelerator=cfg.trainer.get("accelerator", "auto"),
+        devices=1,
+        precision=cfg.trainer.get("precision", "32-true"),
+        logger=trainer.loggers or False,
+        callbacks=[],
+        enable_checkpointing=False,
+        enable_model_summary=False,
+        default_root_dir=trainer.default_root_dir,
+        plugins=[AtomicCheckpointIO()],
+    )
+
+
+def _release_process_group() -> None:
+    """End this rank's process group after a multi-process fit (Lightning leaves gloo groups up), so a
+    later one-device test does not wait on ranks that have finished."""
+    if torch.distributed.is_available() and torch.distributed.is_initialized():
+        torch.distributed.destroy_process_group()
 
 
 def _interrupted(stop: BaseException, callbacks: list) -> None:
@@ -165,6 +231,10 @@ def _last(checkpoint: ModelCheckpoint) -> str:
 
 def _float(value: Any) -> float | None:
     return None if value is None else float(value.item() if isinstance(value, torch.Tensor) else value)
+
+
+def _int(value: Any) -> int | None:
+    return None if value is None else round(_float(value))
 
 
 def _round(value: float | None) -> float | None:

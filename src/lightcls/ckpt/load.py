@@ -1,0 +1,102 @@
+"""Read checkpoints safely (never unpickling code) and check they fit the run that asks for them."""
+
+from __future__ import annotations
+
+import pickle
+import re
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from lightcls.errors import LightclsError
+
+#: Hyperparameters a lightcls checkpoint must carry to rebuild its model.
+REQUIRED_HPARAMS = ("model", "classes", "preprocess")
+#: Where Lightning keeps the DataModule's hyperparameters: the data set's provenance (SPEC §4).
+DATA_KEY = "datamodule_hyper_parameters"
+
+
+def load_checkpoint(path: str | Path, what: str = "ckpt_path") -> dict[str, Any]:
+    """The dict in `path`, loaded with `torch.load(weights_only=True)`; anything else is one clear line."""
+    path = Path(path).expanduser()
+    where = f"{what}={path}"
+    if path.is_dir():
+        raise LightclsError(f"{where}: is a folder; pass a .ckpt file (e.g. {path}/checkpoints/last.ckpt)")
+    if not path.is_file():
+        raise LightclsError(f"{where}: no such file")
+    try:
+        obj = torch.load(path, map_location="cpu", weights_only=True)
+    except pickle.UnpicklingError as err:
+        found = re.search(r"GLOBAL ([\w.]+)", str(err))
+        if found:
+            raise LightclsError(
+                f"{where}: refused: it holds pickled objects ({found.group(1)}) that loading would run as "
+                "code; lightcls only loads tensors and plain data"
+            ) from None
+        reason = re.search(r"WeightsUnpickler error:\s*(\S[^\n]*)", str(err))
+        detail = reason.group(1).strip() if reason else str(err).strip().splitlines()[0]
+        raise LightclsError(f"{where}: not a readable checkpoint ({detail})") from None
+    except Exception as err:  # noqa: BLE001 - truncated, zero-length or foreign files read the same
+        first = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
+        raise LightclsError(f"{where}: not a readable checkpoint ({first})") from None
+    if not isinstance(obj, dict):
+        raise LightclsError(f"{where}: not a checkpoint (holds a {type(obj).__name__}, not a dict)")
+    return obj
+
+
+def read_checkpoint(path: str | Path, what: str = "ckpt_path") -> dict[str, Any]:
+    """A lightcls checkpoint (weights and the hyperparameters that rebuild its model), loaded safely."""
+    ckpt = load_checkpoint(path, what)
+    hparams = ckpt.get("hyper_parameters")
+    if not isinstance(ckpt.get("state_dict"), dict) or not (
+        isinstance(hparams, Mapping) and all(k in hparams for k in REQUIRED_HPARAMS)
+    ):
+        raise LightclsError(
+            f"{what}={Path(path).expanduser()}: not a lightcls checkpoint (no state_dict with model, classes "
+            "and preprocess hyperparameters); to start from other weights use model.pretrained=PATH"
+        )
+    return ckpt
+
+
+def data_provenance(ckpt: Mapping[str, Any]) -> dict[str, Any] | None:
+    """The settings of the data set a checkpoint was trained on (root, name, split, preprocess), if kept."""
+    data = ckpt.get(DATA_KEY)
+    return dict(data) if isinstance(data, Mapping) and data.get("root") else None
+
+
+def describe(hparams: Mapping[str, Any]) -> str:
+    """'lenet, 10 classes (zero, one, ...), 1-channel 32px input' for a module's hyperparameters."""
+    model = (hparams.get("model") or {}).get("name", "?")
+    classes = list(hparams.get("classes") or [])
+    pre = hparams.get("preprocess") or {}
+    shown = ", ".join(classes[:4]) + (", ..." if len(classes) > 4 else "")
+    return (
+        f"{model}, {len(classes)} classes ({shown}), "
+        f"{pre.get('channels', '?')}-channel {pre.get('image_size', '?')}px input"
+    )
+
+
+def check_resume(path: str | Path, model: str, classes: Sequence[str], channels: int) -> dict[str, Any]:
+    """Load `path` safely and check it holds a lightcls run of `model` on `classes` with `channels` inputs."""
+    ckpt = read_checkpoint(path)
+    hparams = ckpt["hyper_parameters"]
+    held = (
+        hparams["model"].get("name"),
+        list(hparams.get("classes") or []),
+        hparams["preprocess"]["channels"],
+    )
+    if held != (model, list(classes), channels):
+        asked = describe(
+            {
+                "model": {"name": model},
+                "classes": classes,
+                "preprocess": {**hparams["preprocess"], "channels": channels},
+            }
+        )
+        raise LightclsError(
+            f"ckpt_path={path}: holds {describe(hparams)}, but this run asks for {asked}; "
+            "resume with the run's own model and data, or fine-tune with model.pretrained=PATH"
+        )
+    return ckpt

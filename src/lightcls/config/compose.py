@@ -1,0 +1,85 @@
+"""Where the Hydra configs live, and composition whose mistakes read as one line."""
+
+from __future__ import annotations
+
+import difflib
+import re
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from hydra import compose as hydra_compose
+from hydra import initialize_config_dir
+from hydra.core.global_hydra import GlobalHydra
+from hydra.errors import HydraException, MissingConfigException
+from omegaconf import DictConfig, OmegaConf
+from omegaconf.errors import OmegaConfBaseException
+
+from lightcls.errors import LightclsError, one_line
+
+_COULD_NOT_OVERRIDE = re.compile(r"^(?:In '[^']*': )?Could not override '([^']+)'")
+
+
+def config_dir() -> Path:
+    """The `conf/` folder: inside the installed package, or at the root of a source checkout."""
+    packaged = Path(__file__).resolve().parents[1] / "conf"
+    return packaged if packaged.is_dir() else Path(__file__).resolve().parents[3] / "conf"
+
+
+def compose(config_name: str, overrides: Sequence[str] = ()) -> DictConfig:
+    """`conf/<config_name>.yaml` with `overrides`, as the command line composes it (one-line errors)."""
+    if GlobalHydra.instance().is_initialized():
+        return compose_config(config_name, overrides)
+    with initialize_config_dir(config_dir=str(config_dir()), version_base="1.3", job_name=config_name):
+        return compose_config(config_name, overrides)
+
+
+def compose_config(config_name: str, overrides: Sequence[str]) -> DictConfig:
+    """Hydra's `compose` (call inside `initialize_config_dir`), its errors as one-line LightclsErrors."""
+    try:
+        return hydra_compose(config_name, overrides=list(overrides))
+    except HydraException as err:
+        raise LightclsError(_composition_error(err, config_name, overrides)) from None
+
+
+def quote(value: Any) -> str:
+    """A value as a quoted Hydra override value (paths may hold '=' or spaces)."""
+    return '"' + str(value).replace("\\", "\\\\").replace('"', '\\"') + '"'
+
+
+def _composition_error(err: HydraException, config_name: str, overrides: Sequence[str]) -> str:
+    """Hydra's composition error as one line: the unknown option or key, the valid choices."""
+    if isinstance(err, MissingConfigException) and err.missing_cfg_file and err.options is not None:
+        group, _, name = err.missing_cfg_file.rpartition("/")
+        if group:
+            choices = f"; choose one of: {', '.join(err.options)}" if err.options else ""
+            return f"unknown {group} {name!r}{did_you_mean(name, err.options)}{choices}"
+    found = _COULD_NOT_OVERRIDE.match(str(err))
+    if found:
+        key = found.group(1)
+        hint = _did_you_mean_key(key, config_name, overrides)
+        return f"unknown key {key!r}{hint}; use +{key}=... to add a new key"
+    text = str(err).split("\nConfig search path:")[0]
+    if isinstance(err.__cause__, OmegaConfBaseException):
+        text = f"{text}: {err.__cause__}"
+    return one_line(text)
+
+
+def did_you_mean(name: str, choices: Sequence[str], prefix: str = "") -> str:
+    """` (did you mean X?)` when one of `choices` is close to `name`."""
+    close = difflib.get_close_matches(name, list(choices), n=1)
+    return f" (did you mean {prefix}{close[0]}?)" if close else ""
+
+
+def _did_you_mean_key(key: str, config_name: str, overrides: Sequence[str]) -> str:
+    """The hint for a misspelled key: the closest key beside it in the config composed without it."""
+    parent, _, leaf = key.rpartition(".")
+    others = [o for o in overrides if o.split("=", 1)[0].lstrip("+~").split("@")[0] != key]
+    try:
+        cfg = hydra_compose(config_name, overrides=others)
+    except HydraException:
+        return ""
+    node = OmegaConf.select(cfg, parent) if parent else cfg
+    if not isinstance(node, DictConfig):
+        return ""
+    return did_you_mean(leaf, [str(k) for k in node], f"{parent}." if parent else "")

@@ -1,0 +1,67 @@
+"""Decode image files into uint8 tensors (first frame, EXIF rotation, 16-bit and transparency handled)."""
+
+from __future__ import annotations
+
+import warnings
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from PIL import Image, ImageOps
+from torchvision.transforms.v2 import functional as F
+
+from lightcls.errors import LightclsError
+
+
+def load_image(path: str | Path, channels: int) -> torch.Tensor:
+    """Decode `path` (first frame, EXIF rotation applied) to a (channels, H, W) uint8 tensor."""
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("error", Image.DecompressionBombWarning)
+            with Image.open(path) as img:
+                img.seek(0)
+                img = ImageOps.exif_transpose(img)
+                img = to_mode(img, "L" if channels == 1 else "RGB")
+    except (Image.DecompressionBombError, Image.DecompressionBombWarning) as err:
+        raise LightclsError(f"{path}: refused: {_bomb(err)}") from None
+    except (OSError, ValueError, SyntaxError) as err:
+        raise LightclsError(f"{path}: cannot decode image ({err})") from None
+    return F.pil_to_tensor(img)
+
+
+def decode_check(path: str | Path) -> dict[str, Any]:
+    """Fully decode `path` as training would: {'width', 'height', 'mode'} (as stored), or {'error': line}."""
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("error", Image.DecompressionBombWarning)
+            with Image.open(path) as img:
+                mode, (width, height) = img.mode, img.size
+        load_image(path, 3)
+    except (Image.DecompressionBombError, Image.DecompressionBombWarning) as err:
+        return {"error": f"{path}: refused: {_bomb(err)}"}
+    except LightclsError as err:
+        return {"error": str(err)}
+    except (OSError, ValueError, SyntaxError) as err:
+        return {"error": f"{path}: cannot decode image ({err})"}
+    return {"width": width, "height": height, "mode": mode}
+
+
+def _bomb(err: Exception) -> str:
+    """Pillow's decompression-bomb message as one line naming the limit."""
+    return (
+        f"{err} (a decompression bomb? the limit is Pillow's Image.MAX_IMAGE_PIXELS="
+        f"{Image.MAX_IMAGE_PIXELS} pixels)"
+    )
+
+
+def to_mode(img: Image.Image, mode: str) -> Image.Image:
+    """Convert to 'L' or 'RGB': 16-bit scaled to 8-bit, transparency flattened onto white."""
+    if img.mode in ("I;16", "I;16B", "I;16L", "I"):
+        high = 65535 if img.mode.startswith("I;16") or np.asarray(img).max() > 255 else 255
+        img = Image.fromarray((np.asarray(img, dtype=np.float64) * 255 / high).round().astype(np.uint8))
+    if img.mode == "P" and "transparency" in img.info or img.mode in ("PA", "LA", "RGBA"):
+        rgba = img.convert("RGBA")
+        white = Image.new("RGBA", rgba.size, (255, 255, 255, 255))
+        img = Image.alpha_composite(white, rgba)
+    return img.convert(mode)

@@ -1,0 +1,105 @@
+"""The preprocessing contract of a model (size, channels, mean, std) and its torchvision v2 pipelines."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+import torch
+from torchvision.transforms import v2
+
+from lightcls.errors import LightclsError
+
+
+@dataclass(frozen=True)
+class Preprocess:
+    """What a model's input is: `image_size` square, `channels` (1: grayscale, 3: RGB), and the
+    per-channel `mean` and `std` applied after scaling uint8 to [0, 1].
+
+    Images stay uint8 (resized by `resize`) until `normalize` turns them into the model's float input:
+    the one place where that happens, in training, evaluation and prediction alike.
+    """
+
+    image_size: int
+    channels: int
+    mean: tuple[float, ...]
+    std: tuple[float, ...]
+
+    def __post_init__(self) -> None:
+        if self.channels not in (1, 3):
+            raise LightclsError(f"preprocess: channels must be 1 or 3, got {self.channels}")
+        if isinstance(self.image_size, bool) or not isinstance(self.image_size, int) or self.image_size < 1:
+            raise LightclsError(
+                f"preprocess: image_size must be a whole number >= 1, got {self.image_size!r}"
+            )
+        for key in ("mean", "std"):
+            values = getattr(self, key)
+            if len(values) != self.channels:
+                raise LightclsError(
+                    f"preprocess: {key} has {len(values)} values for {self.channels} channel(s): "
+                    f"{list(values)}"
+                )
+        if any(s <= 0 for s in self.std):
+            raise LightclsError(f"preprocess: std must be > 0, got {list(self.std)}")
+
+    @classmethod
+    def from_dict(cls, values: Mapping[str, Any]) -> Preprocess:
+        """The contract from plain data (a checkpoint's hyperparameters, an exported model's json)."""
+        try:
+            return cls(
+                image_size=int(values["image_size"]),
+                channels=int(values["channels"]),
+                mean=tuple(float(m) for m in values["mean"]),
+                std=tuple(float(s) for s in values["std"]),
+            )
+        except (KeyError, TypeError, ValueError) as err:
+            raise LightclsError(f"preprocess: not a valid contract ({err!r}): {dict(values)}") from None
+
+    def to_dict(self) -> dict[str, Any]:
+        """Plain data, as a checkpoint stores it."""
+        return {
+            "image_size": self.image_size,
+            "channels": self.channels,
+            "mean": list(self.mean),
+            "std": list(self.std),
+        }
+
+    @property
+    def mode(self) -> str:
+        """The PIL colour mode images are decoded to: 'L' or 'RGB'."""
+        return "L" if self.channels == 1 else "RGB"
+
+    def resize(self) -> v2.Compose:
+        """uint8 to uint8: the short side to `image_size` (bilinear, antialias), then a center square."""
+        return v2.Compose([v2.Resize(self.image_size, antialias=True), v2.CenterCrop(self.image_size)])
+
+    def normalize(self, images: torch.Tensor) -> torch.Tensor:
+        """uint8 images (one or a batch, any device) to the model's normalized float32 input."""
+        if images.dtype != torch.uint8:
+            raise LightclsError(
+                f"expected uint8 images (0-255), got {images.dtype}; convert float images in [0, 1] with "
+                "(x * 255).round().to(torch.uint8) first"
+            )
+        x = images.to(torch.float32).div_(255)
+        mean = torch.tensor(self.mean, dtype=x.dtype, device=x.device).view(-1, 1, 1)
+        std = torch.tensor(self.std, dtype=x.dtype, device=x.device).view(-1, 1, 1)
+        return x.sub_(mean).div_(std)
+
+    def eval_transform(self) -> v2.Compose:
+        """Deterministic: `resize`, then `normalize` (what prediction and export parity use)."""
+        return v2.Compose([self.resize(), v2.Lambda(self.normalize)])
+
+    def bytes_per_image(self) -> int:
+        """Bytes one resized uint8 image takes."""
+        return self.channels * self.image_size**2
+
+    def describe(self) -> dict[str, Any]:
+        """The contract in words, for a deployed model's json."""
+        return {
+            **self.to_dict(),
+            "resize": "short side to image_size (bilinear, antialias), then center crop to a square",
+            "scale": "uint8 / 255, then (x - mean) / std per channel",
+            "color": "L (grayscale)" if self.channels == 1 else "RGB",
+            "layout": "NCHW float32",
+        }

@@ -1,0 +1,57 @@
+"""The confusion matrix as a figure (matplotlib): counts and row-normalised side by side."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import torch
+
+
+def plot_confusion_matrix(matrix: Sequence[Sequence[int]], classes: Sequence[str], path: Path) -> Path:
+    """Save the confusion matrix as a PNG: counts on the left, row-normalised (recall) on the right."""
+    import matplotlib.pyplot as plt
+
+    fig = confusion_matrix_figure(matrix, classes)
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+    return path
+
+
+def confusion_matrix_figure(matrix: Sequence[Sequence[int]], classes: Sequence[str]) -> Any:
+    """A matplotlib figure of the confusion matrix: counts and row-normalised (recall) side by side."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    counts = torch.tensor(matrix, dtype=torch.float64)
+    rows = counts.sum(dim=1, keepdim=True).clamp(min=1)
+    n = len(classes)
+    side = max(4.0, 0.45 * n + 2)
+    fig, axes = plt.subplots(1, 2, figsize=(2 * side + 1, side), layout="constrained")
+    for ax, values, title, fmt in (
+        (axes[0], counts, "counts", "{:.0f}"),
+        (axes[1], counts / rows, "row-normalised (recall)", "{:.2f}"),
+    ):
+        image = ax.imshow(values.numpy(), cmap="Blues", vmin=0)
+        fig.colorbar(image, ax=ax, shrink=0.8)
+        ax.set(title=title, xlabel="predicted", ylabel="true", xticks=range(n), yticks=range(n))
+        ax.set_xticklabels(classes, rotation=45, ha="right")
+        ax.set_yticklabels(classes)
+        if n <= 30:
+            limit = float(values.max()) / 2 if values.numel() else 0
+            for i in range(n):
+                for j in range(n):
+                    v = float(values[i, j])
+                    ax.text(
+                        j,
+                        i,
+                        fmt.format(v),
+                        ha="center",
+                        va="center",
+                        fontsize=8,
+                        color="white" if v > limit else "black",
+                    )
+    return fig

@@ -1,0 +1,194 @@
+"""Run a trained model on images: a `.ckpt` in PyTorch, or an exported `.onnx` in ONNX Runtime."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from PIL import Image
+from torchvision.transforms.v2 import functional as F
+
+from lightcls.ckpt import read_checkpoint
+from lightcls.data.decode import load_image, to_mode
+from lightcls.data.preprocess import Preprocess
+from lightcls.errors import LightclsError
+from lightcls.training import ClassificationModule
+
+#: What a single image may be given as.
+ImageInput = str | Path | np.ndarray | Image.Image | torch.Tensor
+
+
+class Predictor:
+    """Class probabilities for images, with the preprocessing contract of the model it wraps."""
+
+    def __init__(self, meta: dict[str, Any]) -> None:
+        self.meta = meta
+        self.classes: list[str] = list(meta["classes"])
+        self.preprocess = Preprocess.from_dict(meta["preprocess"])
+        self.channels = self.preprocess.channels
+        self.transform = self.preprocess.eval_transform()
+
+    def logits(self, batch: torch.Tensor) -> torch.Tensor:
+        """Logits (N, classes) for a normalized float batch (N, C, H, W)."""
+        raise NotImplementedError
+
+    def to_tensor(self, image: ImageInput) -> torch.Tensor:
+        """Any accepted image form as a (C, H, W) uint8 tensor in the model's colour mode.
+
+        Arrays and tensors are (H, W, C) numpy or (C, H, W) torch, as the two libraries read images:
+        uint8 in 0-255, or float in [0, 1] (scaled by 255; any other float range is refused).
+        """
+        if isinstance(image, (str, Path)):
+            return load_image(image, self.channels)
+        if isinstance(image, torch.Tensor):
+            image = (image.permute(1, 2, 0) if image.ndim == 3 else image).cpu().numpy()
+        if isinstance(image, np.ndarray):
+            array = image.squeeze(-1) if image.ndim == 3 and image.shape[-1] == 1 else image
+            if array.dtype != np.uint8:
+                array = _float_to_uint8(array)
+            image = Image.fromarray(array)
+        if not isinstance(image, Image.Image):
+            raise LightclsError(
+                f"cannot classify a {type(image).__name__}: pass a path, numpy array or PIL image"
+            )
+        return F.pil_to_tensor(to_mode(image, self.preprocess.mode))
+
+    @torch.inference_mode()
+    def probabilities(self, images: Sequence[torch.Tensor]) -> torch.Tensor:
+        """Softmax probabilities (N, classes) for uint8 image tensors (preprocessed here)."""
+        batch = torch.stack([self.transform(image) for image in images])
+        return self.logits(batch).float().softmax(dim=-1)
+
+
+class CheckpointPredictor(Predictor):
+    """A lightcls `.ckpt`, rebuilt from the checkpoint alone and run in PyTorch."""
+
+    def __init__(self, path: str | Path, device: str = "cpu") -> None:
+        hparams = read_checkpoint(path)["hyper_parameters"]
+        super().__init__(contract(hparams))
+        self.device = _device(device)
+        self.module = ClassificationModule.from_checkpoint(path).to(self.device)
+
+    @torch.inference_mode()
+    def logits(self, batch: torch.Tensor) -> torch.Tensor:
+        return self.module(batch.to(self.device)).cpu()
+
+
+class OnnxPredictor(Predictor):
+    """An exported `.onnx` model run in ONNX Runtime, with its contract from the `.json` beside it."""
+
+    def __init__(self, path: str | Path) -> None:
+        path = Path(path)
+        sidecar = path.with_suffix(".json")
+        if not path.is_file():
+            raise LightclsError(f"ckpt_path={path}: no such file")
+        if not sidecar.is_file():
+            raise LightclsError(f"ckpt_path={path}: no {sidecar.name} beside it (lightcls-export writes one)")
+        import onnxruntime as ort
+
+        super().__init__(json.loads(sidecar.read_text(encoding="utf-8")))
+        try:
+            self.session = ort.InferenceSession(
+                str(path), _session_options(), providers=["CPUExecutionProvider"]
+            )
+        except Exception as err:  # noqa: BLE001 - any unreadable model reads the same to a user
+            raise LightclsError(f"ckpt_path={path}: ONNX Runtime cannot load it") from err
+        self.input = self.session.get_inputs()[0]
+        self.fixed_batch = self.input.shape[0] if isinstance(self.input.shape[0], int) else None
+
+    def logits(self, batch: torch.Tensor) -> torch.Tensor:
+        array = batch.numpy().astype(np.float32)
+        step = self.fixed_batch or len(array)
+        outputs = [
+            self.session.run(None, {self.input.name: array[i : i + step]})[0]
+            for i in range(0, len(array), step)
+        ]
+        return torch.from_numpy(np.concatenate(outputs))
+
+
+class TorchScriptPredictor(Predictor):
+    """An exported TorchScript `.pt` model (torch.jit.load), with its contract from the `.json` beside it."""
+
+    def __init__(self, path: str | Path) -> None:
+        path = Path(path)
+        super().__init__(json.loads(path.with_suffix(".json").read_text(encoding="utf-8")))
+        try:
+            self.module = torch.jit.load(str(path), map_location="cpu").eval()
+        except Exception as err:  # noqa: BLE001 - any unreadable model reads the same to a user
+            raise LightclsError(f"ckpt_path={path}: not a TorchScript model") from err
+
+    @torch.inference_mode()
+    def logits(self, batch: torch.Tensor) -> torch.Tensor:
+        return self.module(batch)
+
+
+def load_predictor(path: str | Path, device: str = "cpu") -> Predictor:
+    """A predictor for a lightcls `.ckpt`, or an exported `.onnx` or TorchScript `.pt` (with its `.json`)."""
+    path = Path(str(path)).expanduser()
+    if path.suffix.lower() == ".onnx":
+        return OnnxPredictor(path)
+    if path.suffix.lower() == ".pt" and path.with_suffix(".json").is_file():
+        return TorchScriptPredictor(path)
+    return CheckpointPredictor(path, device)
+
+
+def results_from_probs(probs: torch.Tensor, classes: Sequence[str], topk: int = 3) -> list[dict[str, Any]]:
+    """Per image: `pred_label`, `pred_score`, `pred_class` (MMEdu/mmpretrain keys) and the top-k."""
+    k = max(1, min(int(topk), len(classes)))
+    scores, labels = probs.topk(k, dim=-1)
+    return [
+        {
+            "pred_label": int(label_row[0]),
+            "pred_score": float(score_row[0]),
+            "pred_class": classes[int(label_row[0])],
+            "topk": [
+                {"label": int(label), "class": classes[int(label)], "score": float(score)}
+                for label, score in zip(label_row.tolist(), score_row.tolist(), strict=True)
+            ],
+        }
+        for label_row, score_row in zip(labels, scores, strict=True)
+    ]
+
+
+def contract(hparams: dict[str, Any]) -> dict[str, Any]:
+    """The input contract a deployed model needs: model name, class names and preprocessing."""
+    return {
+        "model": hparams["model"]["name"],
+        "classes": list(hparams["classes"]),
+        "preprocess": Preprocess.from_dict(hparams["preprocess"]).describe(),
+        "output": "logits (softmax for probabilities)",
+    }
+
+
+def _float_to_uint8(array: np.ndarray) -> np.ndarray:
+    """A float image in [0, 1] as uint8 (x * 255, rounded); integers in 0-255 as they are."""
+    if np.issubdtype(array.dtype, np.integer):
+        if array.size and (array.min() < 0 or array.max() > 255):
+            raise LightclsError(f"an integer image must be in 0-255, got {array.min()}..{array.max()}")
+        return array.astype(np.uint8)
+    if array.size and (np.nanmin(array) < 0 or np.nanmax(array) > 1 or np.isnan(array).any()):
+        raise LightclsError(
+            f"a float image must be in [0, 1], got {np.nanmin(array):.3g}..{np.nanmax(array):.3g}; "
+            "pass uint8 for 0-255 values"
+        )
+    return (array * 255).round().astype(np.uint8)
+
+
+def _device(name: str) -> torch.device:
+    """`cpu`, `gpu`/`cuda`, or `auto` (a GPU when there is one) as a torch device."""
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    return torch.device("cuda" if name == "gpu" else name)
+
+
+def _session_options() -> Any:
+    """ONNX Runtime options: no busy-waiting threads between runs (they would slow the image decoding)."""
+    import onnxruntime as ort
+
+    options = ort.SessionOptions()
+    options.add_session_config_entry("session.intra_op.allow_spinning", "0")
+    return options

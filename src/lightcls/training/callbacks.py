@@ -1,0 +1,151 @@
+"""Lightning callbacks: a checkpoint on interruption, per-epoch seeding, throughput, the fit's results."""
+
+from __future__ import annotations
+
+import logging
+import time
+from pathlib import Path
+from typing import Any
+
+import lightning as L
+import torch
+from lightning.pytorch.callbacks import Callback, ModelCheckpoint
+from lightning.pytorch.utilities.exceptions import SIGTERMException
+from torch.utils.data import DataLoader, RandomSampler
+
+log = logging.getLogger(__name__)
+
+
+class CheckpointOnInterrupt(Callback):
+    """On Ctrl-C or SIGTERM, save `last.ckpt` where ModelCheckpoint keeps it, so `ckpt_path=` resumes.
+
+    Lightning stops on SIGTERM after the current batch (SIGTERMException) and on Ctrl-C at once
+    (KeyboardInterrupt), calling `on_exception` in both cases; ModelCheckpoint's own
+    `save_on_exception` would also save on every other error and write a misleading `best-*` file.
+    """
+
+    def __init__(self) -> None:
+        self.saved: str | None = None
+
+    def on_exception(
+        self, trainer: L.Trainer, pl_module: L.LightningModule, exception: BaseException
+    ) -> None:
+        if not isinstance(exception, (KeyboardInterrupt, SIGTERMException)) or trainer.sanity_checking:
+            return
+        checkpoint = next((c for c in trainer.callbacks if isinstance(c, ModelCheckpoint)), None)
+        folder = (
+            Path(checkpoint.dirpath) if checkpoint and checkpoint.dirpath else Path(trainer.default_root_dir)
+        )
+        path = folder / f"{ModelCheckpoint.CHECKPOINT_NAME_LAST}{ModelCheckpoint.FILE_EXTENSION}"
+        if checkpoint is not None:  # recorded in the saved state, so the resumed run overwrites this file
+            checkpoint.last_model_path = str(path)
+        trainer.save_checkpoint(path)
+        self.saved = str(path)
+        log.warning(
+            "%s at epoch %d, step %d: saved %s; resume with ckpt_path=%s",
+            "SIGTERM" if isinstance(exception, SIGTERMException) else "Ctrl-C",
+            trainer.current_epoch,
+            trainer.global_step,
+            path,
+            path,
+        )
+
+
+class SeedEachEpoch(Callback):
+    """Reseed from (seed, epoch) as each epoch starts, so a run resumed at an epoch boundary shuffles and
+    augments exactly as the uninterrupted run (bit-exact with data.num_workers=0).
+
+    Lightning creates the train iterator before this hook on a fresh or resumed start and after it on
+    later epochs; giving the loader and its sampler their own generators keeps that draw off the global
+    RNG the transforms use, so both orders give the same batches.
+    """
+
+    def __init__(self, seed: int) -> None:
+        self.seed = int(seed)
+
+    def on_train_epoch_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        epoch_seed = self.seed + trainer.current_epoch
+        L.seed_everything(epoch_seed, workers=True, verbose=False)
+        loader = trainer.train_dataloader
+        if isinstance(loader, DataLoader):
+            loader.generator = torch.Generator().manual_seed(epoch_seed)
+            sampler = loader.batch_sampler.sampler if loader.batch_sampler is not None else loader.sampler
+            if isinstance(sampler, RandomSampler):
+                sampler.generator = torch.Generator().manual_seed(epoch_seed)
+
+
+class TrainThroughput(L.Callback):
+    """Training images per second, timed from the end of batch `skip` to the end of each epoch's last.
+
+    Lightning's ThroughputMonitor logs windowed rates per device; this keeps the one steady-state
+    figure that runs and benchmarks are compared by (loader start-up and warm-up batches excluded).
+    """
+
+    def __init__(self, skip: int = 5) -> None:
+        self.skip = skip
+        self.images = 0
+        self.seconds = 0.0
+        self._epoch_images = 0
+        self._start = self._last = 0.0
+
+    @property
+    def images_per_second(self) -> float | None:
+        """The steady-state figure; None when no epoch had more than `skip` batches."""
+        return self.images / self.seconds if self.seconds > 0 else None
+
+    def on_train_epoch_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        self._epoch_images = 0
+
+    def on_train_batch_end(
+        self, trainer: L.Trainer, pl_module: L.LightningModule, outputs: Any, batch: Any, batch_idx: int
+    ) -> None:
+        if batch_idx + 1 < self.skip:
+            return
+        if pl_module.device.type == "cuda":
+            torch.cuda.synchronize(pl_module.device)
+        self._last = time.perf_counter()
+        if batch_idx + 1 == self.skip:
+            self._start = self._last
+        else:
+            images = batch[0] if isinstance(batch, (tuple, list)) else batch
+            self._epoch_images += len(images) * trainer.world_size
+
+    def on_train_epoch_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        if self._epoch_images and self._last > self._start:
+            seconds = self._last - self._start
+            self.images += self._epoch_images
+            self.seconds += seconds
+            pl_module.log("train/images_per_second", self._epoch_images / seconds, rank_zero_only=True)
+
+
+class FitResults(Callback):
+    """Put the fit's outcome (epochs, steps, best score, throughput) into `trainer.callback_metrics`.
+
+    callback_metrics is what Lightning hands back from `ddp_spawn` workers (the sweep-safe DDP), so the
+    train task reads its results from there in every mode. A spawned rank also releases its gloo process
+    group at teardown: Lightning destroys only NCCL groups, and a live gloo group aborts the worker's exit.
+    """
+
+    PREFIX = "fit/"
+
+    def on_fit_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        facts: dict[str, float | torch.Tensor | None] = {
+            "epochs": trainer.current_epoch,
+            "global_step": trainer.global_step,
+            "best_score": getattr(trainer.checkpoint_callback, "best_model_score", None),
+            "images_per_second": next(
+                (c.images_per_second for c in trainer.callbacks if isinstance(c, TrainThroughput)), None
+            ),
+        }
+        trainer.callback_metrics.update(
+            {
+                self.PREFIX + k: torch.as_tensor(v, dtype=torch.float64)
+                for k, v in facts.items()
+                if v is not None
+            }
+        )
+
+    def teardown(self, trainer: L.Trainer, pl_module: L.LightningModule, stage: str) -> None:
+        spawned = getattr(trainer.strategy, "_start_method", "popen") != "popen"
+        if spawned and torch.distributed.is_available() and torch.distributed.is_initialized():
+            torch.distributed.destroy_process_group()

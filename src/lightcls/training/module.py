@@ -1,0 +1,174 @@
+"""The LightningModule: a backbone, cross-entropy, top-k accuracy, optimizer and schedule from config."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import lightning as L
+import torch
+from lightning.pytorch.loggers import TensorBoardLogger
+from torch import nn
+from torchmetrics import MeanMetric, MetricCollection
+from torchmetrics.classification import MulticlassAccuracy, MulticlassConfusionMatrix
+
+from lightcls.ckpt import read_checkpoint
+from lightcls.data.preprocess import Preprocess
+from lightcls.errors import LightclsError
+from lightcls.evaluation import confusion_matrix_figure
+from lightcls.models import build_model
+from lightcls.training.optim import build_optimizer, build_schedule
+
+
+class ClassificationModule(L.LightningModule):
+    """Image classifier whose hyperparameters are plain data, so a checkpoint alone rebuilds it.
+
+    Batches arrive as uint8 images and are normalized here, on the model's device, by the checkpoint's
+    own `Preprocess`; `forward` takes the normalized float batch.
+
+    Args:
+        model: the model config (`name`; `channels_last` and `compile` apply on a GPU), as in conf/model/.
+        classes: class names; index i is label i.
+        preprocess: the input contract: `image_size`, `channels`, `mean`, `std`.
+        optimizer: a `_partial_: true` optimizer config, called with the parameters.
+        scheduler: `schedule` (a `_partial_: true` scheduler config) plus optional
+            `warmup_epochs`/`warmup_start_factor`; empty or None for a constant lr.
+        label_smoothing: cross-entropy label smoothing.
+    """
+
+    def __init__(
+        self,
+        model: Mapping[str, Any],
+        classes: Sequence[str],
+        preprocess: Mapping[str, Any],
+        optimizer: Mapping[str, Any] | None = None,
+        scheduler: Mapping[str, Any] | None = None,
+        label_smoothing: float = 0.0,
+    ) -> None:
+        super().__init__()
+        self.save_hyperparameters()
+        num_classes = len(classes)
+        self.preprocess = Preprocess.from_dict(preprocess)
+        self.net = build_model(model["name"], num_classes, self.preprocess.channels)
+        self.criterion = nn.CrossEntropyLoss(label_smoothing=label_smoothing)
+        self.train_top1 = MulticlassAccuracy(num_classes, top_k=1, average="micro")
+        self.train_loss = MeanMetric()
+        topk = {"top1": MulticlassAccuracy(num_classes, top_k=1, average="micro")}
+        if num_classes > 5:
+            topk["top5"] = MulticlassAccuracy(num_classes, top_k=5, average="micro")
+        self.val_metrics = MetricCollection(topk, prefix="val/")
+        self.test_metrics = self.val_metrics.clone(prefix="test/")
+        self.test_confusion = MulticlassConfusionMatrix(num_classes)
+        #: set to keep every test batch's probabilities and labels (what lightcls-eval reports from)
+        self.keep_test_outputs = False
+        self.test_outputs: list[tuple[torch.Tensor, torch.Tensor]] = []
+        self._channels_last = False
+
+    @classmethod
+    def from_checkpoint(cls, path: str | Path, what: str = "ckpt_path") -> ClassificationModule:
+        """The module of a lightcls checkpoint, rebuilt from the checkpoint alone, on the CPU in eval mode."""
+        ckpt = read_checkpoint(path, what)
+        hparams = ckpt["hyper_parameters"]
+        module = cls(**{k: v for k, v in hparams.items() if not k.startswith("_")})
+        try:
+            module.load_state_dict(ckpt["state_dict"])
+        except RuntimeError as err:
+            first = str(err).splitlines()[0]
+            raise LightclsError(f"{what}={path}: its weights do not fit its model ({first})") from err
+        return module.eval()
+
+    @property
+    def classes(self) -> list[str]:
+        """Class names; index i is label i."""
+        return list(self.hparams["classes"])
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """Logits for a normalized batch."""
+        return self.net(x)
+
+    def on_fit_start(self) -> None:
+        """GPU recipe switches: channels_last memory format and torch.compile of the backbone."""
+        options = self.hparams["model"]
+        self._channels_last = bool(options.get("channels_last")) and self.device.type == "cuda"
+        if self._channels_last:
+            self.net.to(memory_format=torch.channels_last)
+        if options.get("compile"):
+            self.net.compile()  # in place: state_dict keys stay those of the plain backbone
+
+    def on_after_batch_transfer(self, batch: Any, dataloader_idx: int) -> Any:
+        """Normalize the uint8 images on the device (and make them channels_last where the model is)."""
+        images, *rest = batch if isinstance(batch, (tuple, list)) else (batch,)
+        images = self.preprocess.normalize(images)
+        if self._channels_last:
+            images = images.contiguous(memory_format=torch.channels_last)
+        return (images, *rest) if rest else images
+
+    def training_step(self, batch: tuple[torch.Tensor, torch.Tensor], batch_idx: int) -> torch.Tensor:
+        x, y = batch
+        logits = self(x)
+        loss = self.criterion(logits, y)
+        self.train_top1.update(logits.detach(), y)
+        self.train_loss.update(loss.detach(), len(y))
+        every = self.trainer.log_every_n_steps
+        if (
+            every and (self.global_step + 1) % every == 0
+        ):  # when Lightning writes step logs: self.log is ~0.5 ms
+            self.log("train/loss_step", loss, prog_bar=True)
+        return loss
+
+    def on_train_epoch_end(self) -> None:
+        """Log the epoch's train loss and top-1 (torchmetrics syncs them across ranks and resets them)."""
+        self.log("train/loss_epoch", self.train_loss)
+        self.log("train/top1", self.train_top1)
+
+    def validation_step(self, batch: tuple[torch.Tensor, torch.Tensor], batch_idx: int) -> None:
+        self._eval_step(batch, self.val_metrics, "val")
+
+    def test_step(self, batch: tuple[torch.Tensor, torch.Tensor], batch_idx: int) -> None:
+        logits = self._eval_step(batch, self.test_metrics, "test")
+        self.test_confusion.update(logits, batch[1])
+        if self.keep_test_outputs:
+            self.test_outputs.append((logits.float().softmax(dim=-1).cpu(), batch[1].cpu()))
+
+    def on_test_epoch_start(self) -> None:
+        self.test_outputs = []
+
+    def on_test_epoch_end(self) -> None:
+        """Log how many images were tested and show the confusion matrix in TensorBoard."""
+        counts = self.test_confusion.compute()
+        self.test_confusion.reset()
+        self.log("test/images", counts.sum().float())
+        matrix = counts.tolist()
+        loggers = [lg for lg in self.loggers if isinstance(lg, TensorBoardLogger)]
+        if loggers and self.trainer.is_global_zero:
+            figure = confusion_matrix_figure(matrix, self.classes)
+            for logger in loggers:
+                logger.experiment.add_figure("test/confusion_matrix", figure, self.global_step)
+
+    def _eval_step(
+        self, batch: tuple[torch.Tensor, torch.Tensor], metrics: MetricCollection, split: str
+    ) -> torch.Tensor:
+        x, y = batch
+        logits = self(x)
+        loss = self.criterion(logits, y)
+        metrics.update(logits, y)
+        self.log(f"{split}/loss", loss, on_epoch=True, sync_dist=True, batch_size=len(y))
+        self.log_dict(metrics, on_epoch=True, prog_bar=True, batch_size=len(y))
+        return logits
+
+    def predict_step(self, batch: Any, batch_idx: int) -> torch.Tensor:
+        """Class probabilities for a batch (images, or (images, labels))."""
+        x = batch[0] if isinstance(batch, (tuple, list)) else batch
+        return self(x).softmax(dim=-1)
+
+    def configure_optimizers(self) -> Any:
+        """The optimizer and per-epoch schedule of the run's config (lightcls.training.optim)."""
+        optimizer = build_optimizer(self.hparams["optimizer"], self.parameters())
+        scheduler = build_schedule(self.hparams.get("scheduler"), optimizer)
+        if scheduler is None:
+            return optimizer
+        return {
+            "optimizer": optimizer,
+            "lr_scheduler": {"scheduler": scheduler, "interval": "epoch"},
+        }

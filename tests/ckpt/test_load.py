@@ -1,0 +1,95 @@
+"""Checkpoints never run pickled code, and a checkpoint of another model or class set is one clear line."""
+
+from __future__ import annotations
+
+import os
+import pickle
+from pathlib import Path
+
+import pytest
+import torch
+
+from helpers import compose_train, one_line_error
+from lightcls.errors import LightclsError
+from lightcls.tasks import train
+from lightcls.training import ClassificationModule
+
+
+class _RunsCommand:
+    """Unpickling this runs `touch MARKER`: what a hostile .ckpt would do."""
+
+    def __init__(self, marker: Path) -> None:
+        self.marker = marker
+
+    def __reduce__(self):
+        return (os.system, (f"touch '{self.marker}'",))
+
+
+@pytest.fixture
+def evil_ckpt(tmp_path: Path) -> tuple[Path, Path]:
+    """A checkpoint-shaped file whose unpickling would create `marker`."""
+    marker = tmp_path / "PWNED"
+    path = tmp_path / "evil.ckpt"
+    torch.save(
+        {"state_dict": {}, "hyper_parameters": {"model": {"name": "lenet"}}, "x": _RunsCommand(marker)}, path
+    )
+    with pytest.raises(pickle.UnpicklingError):  # sanity: it is refused by weights_only loading
+        torch.load(path, weights_only=True)
+    assert not marker.exists()
+    return path, marker
+
+
+@pytest.mark.parametrize("key", ["ckpt_path", "model.pretrained"])
+def test_hostile_checkpoint_is_refused_before_training(
+    evil_ckpt: tuple[Path, Path], digits_root: Path, tmp_path: Path, key: str
+) -> None:
+    path, marker = evil_ckpt
+    cfg = compose_train([f"data.root={digits_root}", "trainer=cpu", f"{key}={path}"], tmp_path / "run")
+    assert one_line_error(train, cfg) == (
+        f"{key}={path}: refused: it holds pickled objects (posix.system) that loading would run "
+        "as code; lightcls only loads tensors and plain data"
+    )
+    assert not marker.exists()
+    assert not list(tmp_path.rglob("last.ckpt")), "nothing may be trained"
+
+
+def test_hostile_checkpoint_is_refused_by_lightning_loading(evil_ckpt: tuple[Path, Path]) -> None:
+    path, marker = evil_ckpt
+    with pytest.raises(pickle.UnpicklingError, match="posix.system"):
+        ClassificationModule.load_from_checkpoint(path)
+    assert not marker.exists()
+
+
+def test_resume_with_another_model_names_both(trained_run: Path, digits_root: Path, tmp_path: Path) -> None:
+    ckpt = trained_run / "checkpoints" / "last.ckpt"
+    cfg = compose_train(
+        [f"data.root={digits_root}", "trainer=cpu", "model=resnet18", f"ckpt_path={ckpt}"], tmp_path
+    )
+    with pytest.raises(LightclsError) as err:
+        train(cfg)
+    assert str(err.value) == (
+        f"ckpt_path={ckpt}: holds lenet, 10 classes (zero, one, two, three, ...), 1-channel 32px input, "
+        "but this run asks for resnet18, 10 classes (zero, one, two, three, ...), 1-channel 32px input; "
+        "resume with the run's own model and data, or fine-tune with model.pretrained=PATH"
+    )
+
+
+def test_resume_with_other_classes_names_both(trained_run: Path, make_split_folder, tmp_path: Path) -> None:
+    root = make_split_folder()
+    ckpt = trained_run / "checkpoints" / "last.ckpt"
+    cfg = compose_train(
+        [f"data.root={root}", "data=hand_gray", f"data.root={root}", "trainer=cpu", f"ckpt_path={ckpt}"],
+        tmp_path,
+    )
+    with pytest.raises(
+        LightclsError, match=r"holds lenet, 10 classes .* asks for lenet, 3 classes \(paper, rock"
+    ):
+        train(cfg)
+
+
+def test_truncated_checkpoint_is_one_line(trained_run: Path, tmp_path: Path, digits_root: Path) -> None:
+    broken = tmp_path / "broken.ckpt"
+    broken.write_bytes((trained_run / "checkpoints" / "last.ckpt").read_bytes()[:1000])
+    cfg = compose_train([f"data.root={digits_root}", "trainer=cpu", f"ckpt_path={broken}"], tmp_path)
+    with pytest.raises(LightclsError, match=rf"^ckpt_path={broken}: not a readable checkpoint \(.+\)$"):
+        train(cfg)

@@ -1,0 +1,70 @@
+"""The console commands as a user runs them: one-line mistakes before any run dir, run dirs, sweeps."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+from lightning.fabric.utilities.exceptions import MisconfigurationException
+
+from helpers import TINY, assert_refused, run_cli
+from lightcls.cli.main import run_task
+
+MODELS = "convnext_tiny, efficientnet_b0, lenet, mobilenet_v2, mobilenet_v3_small, resnet18, resnet50"
+
+
+@pytest.mark.slow
+def test_unknown_model_is_refused_before_any_run_dir(tmp_path: Path) -> None:
+    out = tmp_path / "out"
+    result = run_cli(["model=resnet81", f"paths.outputs_root={out}"], tmp_path, timeout=120)
+    assert_refused(result, f"unknown model 'resnet81' (did you mean resnet18?); choose one of: {MODELS}")
+    assert not out.exists()
+
+
+@pytest.mark.slow
+def test_a_bad_value_is_the_optimizers_own_error_before_any_run_dir(tmp_path: Path) -> None:
+    out = tmp_path / "out"
+    result = run_cli(["optimizer.lr=-0.1", f"paths.outputs_root={out}"], tmp_path, timeout=120)
+    assert_refused(result, "optimizer.lr=-0.1: Invalid learning rate: -0.1")
+    assert not out.exists()
+
+
+@pytest.mark.slow
+def test_a_mistake_found_by_the_task_is_one_line(tmp_path: Path) -> None:
+    result = run_cli(["data=hand_gray", f"paths.outputs_root={tmp_path}/out"], tmp_path)
+    root = tmp_path / "data" / "hand_gray"
+    assert_refused(
+        result,
+        f"data set not found at {root}: expected {root}/classes.txt, "
+        f"{root}/training_set/<class>/*.png, {root}/val_set/<class>/..., "
+        "optional test_set/, val.txt, test.txt (or train/ val/ test/, or plain class folders); "
+        "or set data.root=/path/to/hand_gray",
+    )
+
+
+def test_multiline_lightning_errors_print_as_one_line(capsys) -> None:
+    def task(cfg) -> None:
+        raise MisconfigurationException("You requested gpu: [0, 1]\n But your machine only has: [0]")
+
+    with pytest.raises(SystemExit) as stop:
+        run_task(task, None)
+    assert stop.value.code == 2
+    assert capsys.readouterr().err == "error: You requested gpu: [0, 1] But your machine only has: [0]\n"
+
+
+@pytest.mark.slow
+def test_ddp_inside_a_multirun_stays_in_its_job_dir(digits_root: Path, tmp_path: Path) -> None:
+    result = run_cli(
+        ["-m", "trainer=ddp_cpu", TINY, f"data.root={digits_root}", f"paths.outputs_root={tmp_path}"],
+        tmp_path,
+    )
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert "using ddp_spawn" in result.stdout + result.stderr
+    (sweep,) = (tmp_path / "train" / "multiruns").iterdir()  # no second sweep launched by rank 1
+    assert sorted(p.name for p in sweep.iterdir() if p.is_dir()) == ["0"]
+    metrics = json.loads((sweep / "0" / "metrics.json").read_text())  # handed back from the spawned ranks
+    assert metrics["epochs"] == 1 and metrics["global_step"] == 3 and metrics["best_epoch"] == 1
+    assert metrics["best_val_top1"] is not None and metrics["last_ckpt"] == "checkpoints/last.ckpt"
+    assert metrics["test_images"] == 270  # the digits test split, each image once
+    assert not (tmp_path / "train" / "runs").exists()

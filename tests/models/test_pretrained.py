@@ -1,0 +1,47 @@
+"""Pretrained weights: torchvision files and our checkpoints, adapted to the class count and channels."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import torch
+from torchvision.models import resnet18
+
+from lightcls.errors import LightclsError
+from lightcls.models import LeNet5, build_model, load_pretrained
+
+
+def test_torchvision_weights_file_loads_into_a_grayscale_three_class_model(tmp_path: Path) -> None:
+    source = resnet18(num_classes=1000)
+    torch.save(source.state_dict(), tmp_path / "resnet18.pth")
+    net = build_model("resnet18", 3, in_channels=1)
+    report = load_pretrained(net, "resnet18", str(tmp_path / "resnet18.pth"))
+    assert report["adapted"] == ["conv1.weight"]
+    assert report["skipped"] == ["fc.weight", "fc.bias"]
+    assert torch.equal(net.layer1[0].conv1.weight, source.layer1[0].conv1.weight)
+    assert torch.allclose(net.conv1.weight, source.conv1.weight.sum(dim=1, keepdim=True))
+
+
+def test_our_checkpoint_loads_as_pretrained_weights(trained_run: Path) -> None:
+    net = build_model("lenet", 3, in_channels=1)
+    report = load_pretrained(net, "lenet", str(trained_run / "checkpoints" / "last.ckpt"))
+    assert report["skipped"] == ["classifier.3.weight", "classifier.3.bias"]
+    state = torch.load(trained_run / "checkpoints" / "last.ckpt", weights_only=True)["state_dict"]
+    assert torch.equal(net.features[0].weight, state["net.features.0.weight"])
+
+
+def test_weights_of_another_architecture_are_refused(tmp_path: Path) -> None:
+    torch.save(resnet18().state_dict(), tmp_path / "r.pth")
+    with pytest.raises(LightclsError, match=r"none of its weights fit model 'lenet' \(is it a checkpoint"):
+        load_pretrained(LeNet5(10, 1), "lenet", str(tmp_path / "r.pth"))
+
+
+def test_missing_weights_file_is_one_line(tmp_path: Path) -> None:
+    with pytest.raises(LightclsError, match=r"^model.pretrained=.*nope.pth: no such file$"):
+        load_pretrained(LeNet5(10, 1), "lenet", str(tmp_path / "nope.pth"))
+
+
+def test_lenet_has_no_published_weights() -> None:
+    with pytest.raises(LightclsError, match=r"torchvision publishes no weights for 'lenet'"):
+        load_pretrained(LeNet5(10, 1), "lenet", True)

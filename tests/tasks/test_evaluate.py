@@ -1,0 +1,75 @@
+"""lightcls-eval: a real checkpoint, alone, against its run's metrics (DataModule and trainer.test)."""
+
+from __future__ import annotations
+
+import csv
+import json
+import shutil
+from pathlib import Path
+
+import pytest
+
+from helpers import compose_task, one_line_error, quoted, run_entry
+from lightcls.tasks import evaluate
+
+
+def test_eval_of_the_best_checkpoint_matches_training_test_top1(trained_run: Path, tmp_path: Path) -> None:
+    metrics = json.loads((trained_run / "metrics.json").read_text())
+    ckpt = trained_run / metrics["best_ckpt"]
+    cfg = compose_task("eval", [f"ckpt_path={quoted(ckpt)}", "formats=[json,csv]"], tmp_path)
+    report = evaluate(cfg)  # the data set comes from the checkpoint itself
+
+    assert report["top1"] == pytest.approx(metrics["test_top1"], abs=1e-6)
+    assert report["top5"] == pytest.approx(metrics["test_top5"], abs=1e-6)
+    assert report["classes"] == metrics["classes"]
+    assert (
+        sum(sum(row) for row in report["confusion_matrix"]) == report["num_images"] == metrics["test_images"]
+    )
+    assert json.loads((tmp_path / "eval.json").read_text())["top1"] == report["top1"]
+    assert (tmp_path / "confusion_matrix.png").read_bytes()[:4] == b"\x89PNG"
+    rows = list(csv.DictReader((tmp_path / "predictions.csv").open()))
+    assert len(rows) == report["num_images"]
+    accuracy = sum(int(r["correct"]) for r in rows) / len(rows)
+    assert accuracy == pytest.approx(report["top1"])
+    assert [r["class"] for r in csv.DictReader((tmp_path / "eval.csv").open())][-3:] == [
+        "macro avg",
+        "weighted avg",
+        "top1",
+    ]
+
+
+@pytest.mark.slow
+def test_a_checkpoint_copied_alone_evaluates_its_own_test_split(trained_run: Path, tmp_path: Path) -> None:
+    metrics = json.loads((trained_run / "metrics.json").read_text())
+    alone = tmp_path / "elsewhere" / "model.ckpt"  # no metrics.json, no run dir, no data.root
+    alone.parent.mkdir()
+    shutil.copy(trained_run / metrics["best_ckpt"], alone)
+    result = run_entry("evaluate", [f"ckpt_path={alone}"], tmp_path)
+    assert result.returncode == 0, result.stderr[-2000:]
+    (run_dir,) = (tmp_path / "outputs" / "eval" / "runs").iterdir()
+    report = json.loads((run_dir / "eval.json").read_text())
+    assert report["top1"] == pytest.approx(metrics["test_top1"], abs=1e-6)
+    assert report["num_images"] == metrics["test_images"] == 270
+    assert report["data"] == metrics["data"]
+    assert f"top1 {report['top1']:.4f}" in result.stdout and "weighted avg" in result.stdout
+
+
+def test_the_val_split_and_another_data_root(trained_run: Path, digits_root: Path, tmp_path: Path) -> None:
+    moved = tmp_path / "digits_copy"
+    shutil.copytree(digits_root, moved, ignore=shutil.ignore_patterns(".lightcls*"))
+    ckpt = trained_run / "checkpoints" / "last.ckpt"
+    report = evaluate(
+        compose_task("eval", [f"ckpt_path={ckpt}", f"data.root={moved}", "split=val"], tmp_path)
+    )
+    assert report["split"] == "val" and report["num_images"] == 270 and report["data"] == str(moved)
+
+
+def test_eval_errors_are_one_line(trained_run: Path, make_split_folder, tmp_path: Path) -> None:
+    ckpt = trained_run / "checkpoints" / "last.ckpt"
+    cfg = compose_task("eval", [f"ckpt_path={ckpt}", "split=train"], tmp_path)
+    assert one_line_error(evaluate, cfg) == "split=train: unknown split; choose one of val, test"
+    other = make_split_folder()
+    cfg = compose_task("eval", [f"ckpt_path={ckpt}", f"data.root={other}"], tmp_path)
+    assert one_line_error(evaluate, cfg).startswith(
+        f"data.root={other}: its classes (paper, rock, scissors) differ from the checkpoint's (zero, one,"
+    )

@@ -1,0 +1,103 @@
+"""lightcls-export: ONNX parity in ONNX Runtime, TorchScript loads and agrees, predict runs the .onnx."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import onnxruntime as ort
+import pytest
+import torch
+
+from helpers import compose_task, run_entry
+from lightcls.data.decode import load_image
+from lightcls.data.preprocess import Preprocess
+from lightcls.inference import CheckpointPredictor
+from lightcls.tasks import export, predict
+
+
+@pytest.fixture(scope="module")
+def some_images(digits_root: Path) -> list[Path]:
+    """One test image of each digit."""
+    return [sorted(d.iterdir())[0] for d in sorted((digits_root / "test_set").iterdir())]
+
+
+def _batch(images: list[Path], preprocess: dict) -> torch.Tensor:
+    transform = Preprocess.from_dict(preprocess).eval_transform()
+    return torch.stack([transform(load_image(p, preprocess["channels"])) for p in images])
+
+
+def test_onnx_export_agrees_in_onnx_runtime(
+    trained_run: Path, some_images: list[Path], tmp_path: Path
+) -> None:
+    ckpt = trained_run / "checkpoints" / "last.ckpt"
+    result = export(compose_task("export", [f"ckpt_path={ckpt}", "format=onnx"], tmp_path))
+    assert result["source"] == "real" and result["images"] == 8
+    assert result["max_abs_diff"] < 1e-4 and result["same_top1"]
+
+    contract = json.loads((tmp_path / "model.json").read_text())
+    assert contract["classes"][:3] == ["zero", "one", "two"]
+    assert contract["preprocess"]["image_size"] == 32 and contract["preprocess"]["channels"] == 1
+    session = ort.InferenceSession(str(tmp_path / "model.onnx"), providers=["CPUExecutionProvider"])
+    batch = _batch(some_images, contract["preprocess"])  # 10 images: the batch dimension is free
+    onnx_logits = session.run(None, {contract["input_name"]: batch.numpy()})[0]
+    torch_logits = CheckpointPredictor(ckpt).logits(batch).numpy()
+    assert np.abs(onnx_logits - torch_logits).max() < 1e-4
+    assert (onnx_logits.argmax(1) == torch_logits.argmax(1)).all()
+
+    # lightcls-predict on the .onnx gives the checkpoint's answers
+    folder = some_images[0].parent.parent
+    via_onnx = _predict(tmp_path / "model.onnx", folder, tmp_path / "p1")
+    via_ckpt = _predict(ckpt, folder, tmp_path / "p2")
+    assert [r["pred_label"] for r in via_onnx] == [r["pred_label"] for r in via_ckpt]
+    assert max(abs(a["pred_score"] - b["pred_score"]) for a, b in zip(via_onnx, via_ckpt, strict=True)) < 1e-5
+
+
+def _predict(model: Path, images: Path, out: Path) -> list[dict]:
+    """lightcls-predict's results for `images` (a file, folder or list) with a .ckpt or .onnx model."""
+    overrides = [f"ckpt_path={model}", f"input={images}", "annotate=false"]
+    return predict(compose_task("predict", overrides, out))["results"]
+
+
+@pytest.mark.slow
+def test_torchscript_export_loads_and_agrees(
+    trained_run: Path, some_images: list[Path], tmp_path: Path
+) -> None:
+    ckpt = trained_run / "checkpoints" / "last.ckpt"
+    args = [f"ckpt_path={ckpt}", "format=torchscript", f"save_dir={tmp_path}/ts", "name=digits_lenet"]
+    result = run_entry("export", [*args, f"paths.outputs_root={tmp_path}/outputs"], tmp_path)
+    assert result.returncode == 0, result.stderr
+    assert "parity on 8 real images: max abs logit diff" in result.stdout
+    assert "same top-1 True" in result.stdout
+
+    scripted = torch.jit.load(str(tmp_path / "ts" / "digits_lenet.pt"))
+    contract = json.loads((tmp_path / "ts" / "digits_lenet.json").read_text())
+    batch = _batch(some_images, contract["preprocess"])
+    with torch.inference_mode():
+        expected = CheckpointPredictor(ckpt).logits(batch)
+        got = scripted(batch)
+    torch.testing.assert_close(got, expected, atol=1e-5, rtol=1e-5)
+
+
+def test_fixed_batch_onnx_still_predicts_many(
+    trained_run: Path, some_images: list[Path], tmp_path: Path
+) -> None:
+    ckpt = trained_run / "checkpoints" / "last.ckpt"
+    export(compose_task("export", [f"ckpt_path={ckpt}", "dynamic_batch=false", "parity_images=3"], tmp_path))
+    session = ort.InferenceSession(str(tmp_path / "model.onnx"), providers=["CPUExecutionProvider"])
+    assert session.get_inputs()[0].shape == [1, 1, 32, 32]
+    listing = tmp_path / "list.txt"
+    listing.write_text("\n".join(str(p) for p in some_images) + "\n")
+    results = _predict(tmp_path / "model.onnx", listing, tmp_path / "p")
+    assert len(results) == 10
+
+
+def test_unknown_format_is_one_line(trained_run: Path, tmp_path: Path) -> None:
+    from lightcls.errors import LightclsError
+
+    cfg = compose_task(
+        "export", [f"ckpt_path={trained_run / 'checkpoints' / 'last.ckpt'}", "format=tflite"], tmp_path
+    )
+    with pytest.raises(LightclsError, match=r"^format=tflite: choose one of onnx, torchscript$"):
+        export(cfg)

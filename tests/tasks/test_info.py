@@ -1,0 +1,45 @@
+"""lightcls-info: parameters and FLOPs of a backbone or checkpoint; a published checkpoint still works."""
+
+from __future__ import annotations
+
+import hashlib
+from pathlib import Path
+
+import pytest
+import torch
+
+from helpers import compose_task, quoted, run_entry
+from lightcls.inference import CheckpointPredictor
+from lightcls.tasks import evaluate, info
+
+
+def test_named_backbone_counts(tmp_path: Path) -> None:
+    facts = info(compose_task("info", ["model=resnet18"], tmp_path))
+    assert facts["params"] == 11_689_512  # torchvision's resnet18 at 1000 classes
+    assert abs(facts["macs"] / 1e9 - 1.82) < 0.02  # mmpretrain: 1.82 G (it also counts norms, activations)
+    assert facts["flops"] == 2 * facts["macs"]
+
+
+@pytest.mark.slow
+def test_checkpoint_facts_and_publish(trained_run: Path, digits_root: Path, tmp_path: Path) -> None:
+    ckpt = trained_run / "checkpoints" / "last.ckpt"
+    result = run_entry("info", [f"ckpt_path={ckpt}", "publish=true", f"save_dir={tmp_path}/pub"], tmp_path)
+    assert result.returncode == 0, result.stderr
+    assert "61,706" in result.stdout and "1 x 32 x 32" in result.stdout
+    (published,) = (tmp_path / "pub").glob("last-*.ckpt")
+    assert published.stem == f"last-{hashlib.sha256(published.read_bytes()).hexdigest()[:8]}"
+    slim = torch.load(published, weights_only=True)
+    assert "optimizer_states" not in slim and "hyper_parameters" in slim
+    assert published.stat().st_size < ckpt.stat().st_size
+
+    batch = torch.randn(4, 1, 32, 32)
+    torch.testing.assert_close(
+        CheckpointPredictor(published).logits(batch), CheckpointPredictor(ckpt).logits(batch)
+    )
+
+    # the published copy still knows its data set: it evaluates alone, as the full checkpoint does
+    reports = [
+        evaluate(compose_task("eval", [f"ckpt_path={quoted(c)}"], tmp_path / name))
+        for c, name in ((published, "published"), (ckpt, "full"))
+    ]
+    assert reports[0]["top1"] == reports[1]["top1"] and reports[0]["num_images"] == 270

@@ -1,0 +1,99 @@
+"""Interruption loses nothing: SIGTERM mid-epoch saves a resumable checkpoint; a kill during a save
+leaves the previous checkpoint whole."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import torch
+
+from helpers import REPO, run_cli
+
+STEPS_PER_EPOCH = 158  # 1257 training digits in batches of 8
+
+
+@pytest.mark.slow
+def test_sigterm_mid_epoch_saves_and_resume_continues(digits_root: Path, tmp_path: Path) -> None:
+    run = tmp_path / "run"
+    args = [
+        f"data.root={digits_root}",
+        "trainer=cpu",
+        "data.batch_size=8",
+        "trainer.max_epochs=1",
+        "trainer.log_every_n_steps=5",
+        "+logger.csv._target_=lightning.pytorch.loggers.CSVLogger",
+        f"+logger.csv.save_dir={run}",
+        "+logger.csv.flush_logs_every_n_steps=20",
+    ]
+    env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+    proc = subprocess.Popen(
+        [sys.executable, str(REPO / "train.py"), *args, f"hydra.run.dir={run}"],
+        cwd=tmp_path,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    deadline = time.monotonic() + 120
+    while not list(run.glob("lightning_logs/*/metrics.csv")):  # training has begun
+        assert proc.poll() is None and time.monotonic() < deadline, "training ended before it was interrupted"
+        time.sleep(0.05)
+    proc.send_signal(signal.SIGTERM)
+    _, stderr = proc.communicate(timeout=120)
+    last = run / "checkpoints" / "last.ckpt"
+
+    assert proc.returncode == 143
+    assert "Traceback" not in stderr
+    assert stderr.strip().splitlines()[-1] == (
+        f"interrupted: SIGTERM: saved {last}; resume with ckpt_path={last}"
+    )
+    saved = torch.load(last, map_location="cpu", weights_only=True)
+    assert saved["epoch"] == 0
+    assert 0 < saved["global_step"] < STEPS_PER_EPOCH, "saved mid-epoch, after the batch in progress"
+    assert not (run / "metrics.json").exists()
+
+    resumed = run_cli([*args, f"ckpt_path={last}"], cwd=tmp_path)
+    assert resumed.returncode == 0, resumed.stderr[-2000:]
+    metrics = json.loads((run / "metrics.json").read_text())  # the resumed run continues in its own dir
+    assert metrics["epochs"] == 1
+    assert metrics["global_step"] == STEPS_PER_EPOCH
+    final = torch.load(last, map_location="cpu", weights_only=True)
+    assert (final["epoch"], final["global_step"]) == (0, STEPS_PER_EPOCH)
+
+
+WRITER = """
+import sys, torch
+from lightcls.ckpt.io import AtomicCheckpointIO
+state = {"state_dict": {"w": torch.full((64, 1024, 1024), 2.0)}, "global_step": 2}  # 256 MiB
+AtomicCheckpointIO().save_checkpoint(state, sys.argv[1])
+"""
+
+
+@pytest.mark.slow
+def test_kill_during_save_leaves_previous_checkpoint(tmp_path: Path) -> None:
+    from lightcls.ckpt.io import AtomicCheckpointIO
+
+    last = tmp_path / "checkpoints" / "last.ckpt"
+    AtomicCheckpointIO().save_checkpoint({"state_dict": {"w": torch.ones(3)}, "global_step": 1}, last)
+    before = last.read_bytes()
+    proc = subprocess.Popen([sys.executable, "-c", WRITER, str(last)], cwd=tmp_path)
+    deadline = time.monotonic() + 60
+    while not list(last.parent.glob("last.ckpt.tmp-*")):
+        assert proc.poll() is None and time.monotonic() < deadline, "the save ended before the kill"
+        time.sleep(0.001)
+    while list(last.parent.glob("last.ckpt.tmp-*"))[0].stat().st_size == 0:
+        time.sleep(0.001)
+    proc.kill()  # SIGKILL while the new checkpoint is half written
+    proc.wait()
+
+    assert proc.returncode == -signal.SIGKILL
+    assert last.read_bytes() == before
+    loaded = torch.load(last, map_location="cpu", weights_only=True)
+    assert loaded["global_step"] == 1 and torch.equal(loaded["state_dict"]["w"], torch.ones(3))

@@ -1,0 +1,64 @@
+"""The LightningModule: uint8 in, normalized in one place; GPU switches inert on the CPU; plain keys."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import torch
+
+from helpers import compose_train, one_line_error
+from lightcls.tasks import train
+from lightcls.training import ClassificationModule
+
+GRAY = {"image_size": 32, "channels": 1, "mean": [0.5], "std": [0.5]}
+
+
+def test_batches_are_normalized_from_uint8_and_float_batches_are_refused() -> None:
+    module = ClassificationModule({"name": "lenet"}, list("ab"), GRAY)
+    images = torch.tensor([0, 255], dtype=torch.uint8).view(2, 1, 1, 1).expand(2, 1, 4, 4)
+    x, y = module.on_after_batch_transfer((images, torch.tensor([0, 1])), 0)
+    assert x.dtype == torch.float32 and x[0].unique().tolist() == [-1.0] and x[1].unique().tolist() == [1.0]
+    message = one_line_error(module.on_after_batch_transfer, (images.float() / 255, torch.tensor([0, 1])), 0)
+    assert message.startswith("expected uint8 images (0-255), got torch.float32")
+
+
+def test_gpu_switches_are_ignored_cleanly_on_the_cpu(make_split_folder, tmp_path: Path) -> None:
+    root = make_split_folder(mode="RGB", per_class={"training_set": 16, "val_set": 2})
+    metrics = train(
+        compose_train(
+            [
+                f"data.root={root}",
+                "data=folder",
+                "data.image_size=16",
+                "data.batch_size=4",
+                "trainer=cpu",
+                "trainer.max_epochs=1",
+                "model.channels_last=true",
+                "logger=none",
+            ],
+            tmp_path / "run",
+        )
+    )
+    assert metrics["train_images_per_second"] > 0  # 12 batches, the first 5 excluded
+    state = torch.load(tmp_path / "run" / "checkpoints" / "last.ckpt", weights_only=True)["state_dict"]
+    stem = state["net.features.0.weight"]
+    assert stem.shape[1] == 3 and stem.is_contiguous()  # a 3-channel stem would not be, in channels_last
+
+
+def test_compiled_training_saves_plain_keys() -> None:
+    module = ClassificationModule({"name": "lenet", "compile": True}, list("0123456789"), GRAY)
+    module.on_fit_start()
+    assert all(
+        key.startswith("net.features.") or key.startswith("net.classifier.") for key in module.state_dict()
+    )
+
+
+@pytest.mark.parametrize("name", ["lenet", "resnet18"])
+def test_a_module_rebuilds_from_its_checkpoint_alone(name: str, tmp_path: Path) -> None:
+    module = ClassificationModule({"name": name}, list("abc"), GRAY)
+    path = tmp_path / "m.ckpt"
+    torch.save({"state_dict": module.state_dict(), "hyper_parameters": dict(module.hparams)}, path)
+    loaded = ClassificationModule.from_checkpoint(path)
+    x = torch.randn(2, 1, 32, 32)
+    assert not loaded.training and torch.equal(loaded.eval()(x), module.eval()(x))
