@@ -88,9 +88,16 @@ class ClassificationModule(L.LightningModule):
         return self.net(x)
 
     def on_fit_start(self) -> None:
-        """GPU recipe switches: channels_last memory format and torch.compile of the backbone."""
+        """GPU recipe switches: channels_last memory format and torch.compile of the backbone.
+
+        A compiled backbone picks its own memory layout (inductor's layout optimization); channels_last
+        weights under compile fail in inductor's convolution backward (seen with torch 2.11 on an H100),
+        so channels_last applies to eager runs only.
+        """
         options = self.hparams["model"]
-        self._channels_last = bool(options.get("channels_last")) and self.device.type == "cuda"
+        self._channels_last = (
+            bool(options.get("channels_last")) and not options.get("compile") and self.device.type == "cuda"
+        )
         if self._channels_last:
             self.net.to(memory_format=torch.channels_last)
         if options.get("compile"):
