@@ -9,9 +9,10 @@ from pathlib import Path
 import pytest
 import torch
 
-from helpers import compose_train, one_line_error
+from helpers import compose_train, one_line_error, quoted
 from lightcls.errors import LightclsError
 from lightcls.tasks import train
+from lightcls.tasks.info import publish
 from lightcls.training import ClassificationModule
 
 
@@ -93,3 +94,14 @@ def test_truncated_checkpoint_is_one_line(trained_run: Path, tmp_path: Path, dig
     cfg = compose_train([f"data.root={digits_root}", "trainer=cpu", f"ckpt_path={broken}"], tmp_path)
     with pytest.raises(LightclsError, match=rf"^ckpt_path={broken}: not a readable checkpoint \(.+\)$"):
         train(cfg)
+
+
+def test_resuming_a_weights_only_checkpoint_says_to_fine_tune(trained_run: Path, digits_root: Path, tmp_path):
+    published = publish(trained_run / "checkpoints" / "last.ckpt", tmp_path / "pub")
+    cfg = compose_train(
+        [f"data.root={digits_root}", "trainer=cpu", f"ckpt_path={quoted(published)}"], tmp_path / "r"
+    )
+    assert one_line_error(train, cfg) == (
+        f"ckpt_path={published}: holds weights only (no optimizer or loop state to resume, e.g. a published "
+        f"checkpoint); to start a new run from these weights use model.pretrained={published}"
+    )

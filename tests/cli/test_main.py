@@ -68,3 +68,19 @@ def test_ddp_inside_a_multirun_stays_in_its_job_dir(digits_root: Path, tmp_path:
     assert metrics["best_val_top1"] is not None and metrics["last_ckpt"] == "checkpoints/last.ckpt"
     assert metrics["test_images"] == 270  # the digits test split, each image once
     assert not (tmp_path / "train" / "runs").exists()
+
+
+@pytest.mark.slow
+def test_a_default_run_is_quiet_and_logs_one_line_per_epoch(digits_root: Path, tmp_path: Path) -> None:
+    result = run_cli(
+        [f"data.root={digits_root}", "trainer=cpu", "trainer.max_epochs=3", f"paths.outputs_root={tmp_path}"],
+        tmp_path,
+    )
+    assert result.returncode == 0, result.stderr[-2000:]
+    console = result.stdout + result.stderr
+    for noise in ("Warning", "warn(", "Tip", "GPU available", "Total FLOPs", "Restoring states"):
+        assert noise not in console, noise
+    (run_dir,) = (tmp_path / "train" / "runs").iterdir()
+    lines = [x for x in (run_dir / "train.log").read_text().splitlines() if "[Epoch " in x]
+    assert len(lines) == 3 and all("| val loss" in x for x in lines)
+    assert [x.split("[Epoch ")[1].split("]")[0] for x in lines] == ["1/3", "2/3", "3/3"]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import csv
 import json
 import logging
 import re
@@ -14,7 +15,7 @@ from hydra.utils import instantiate
 from PIL import Image
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
-from helpers import TINY, compose_train, one_line_error, run_cli
+from helpers import TINY, compose_train, one_line_error, quoted, run_cli
 from lightcls.data.check import CACHE_FILE, check_dataset
 from lightcls.tasks import train
 
@@ -284,3 +285,38 @@ def test_unknown_policy_is_one_line(make_split_folder, tmp_path: Path) -> None:
     root = make_split_folder()
     cfg = compose_train([*SMALL, f"data.root={root}", "data.on_broken=ignore"], tmp_path / "run")
     assert one_line_error(train, cfg) == "data.on_broken must be one of fail, skip, got 'ignore'"
+
+
+def _epochs_csv(run_dir: Path) -> list[dict[str, str]]:
+    with (run_dir / "metrics.csv").open() as f:
+        return list(csv.DictReader(f))
+
+
+def test_continuing_with_more_epochs_continues_the_schedule(digits_root: Path, tmp_path: Path) -> None:
+    run_dir = tmp_path / "run"
+    first = train(compose_train([f"data.root={digits_root}", "trainer=cpu", "trainer.max_epochs=2"], run_dir))
+    last = run_dir / "checkpoints" / "last.ckpt"
+    more = [f"data.root={digits_root}", "trainer=cpu", "trainer.max_epochs=4", f"ckpt_path={quoted(last)}"]
+    resumed = train(compose_train(more, run_dir))
+    rows = _epochs_csv(run_dir)
+    assert [int(r["epoch"]) for r in rows] == [1, 2, 3, 4]
+    lrs = [float(r["lr"]) for r in rows]
+    assert all(lr > 0 for lr in lrs) and lrs == sorted(lrs, reverse=True), lrs  # no lr 0, never rising
+    assert lrs[0] == pytest.approx(0.05) and lrs[1] == pytest.approx(0.025)  # the first run's own cosine
+    assert resumed["epochs"] == 4 and resumed["final_val_top1"] >= first["final_val_top1"]
+
+
+def test_each_epoch_is_one_row_of_metrics_csv_and_one_log_line(
+    trained_run: Path, make_split_folder, tmp_path, caplog
+):
+    rows = _epochs_csv(trained_run)  # the 3-epoch session run
+    assert [r["epoch"] for r in rows] == ["1", "2", "3"]
+    assert all(float(r["val_top1"]) > 0 and float(r["train_loss"]) > 0 and float(r["lr"]) > 0 for r in rows)
+    root = make_split_folder()
+    with caplog.at_level(logging.INFO, logger="lightcls"):
+        train(compose_train([*SMALL, f"data.root={root}", "trainer.max_epochs=2"], tmp_path / "run"))
+    lines = [r.getMessage() for r in caplog.records if r.getMessage().startswith("[Epoch ")]
+    assert [line.split("]")[0] for line in lines] == ["[Epoch 1/2", "[Epoch 2/2"]
+    assert re.fullmatch(
+        r"\[Epoch 2/2\] train loss \S+ top1 \S+ lr \S+ time \S+s data \S+s \| val loss \S+ top1 \S+", lines[1]
+    )

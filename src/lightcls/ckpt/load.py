@@ -81,6 +81,11 @@ def describe(hparams: Mapping[str, Any]) -> str:
 def check_resume(path: str | Path, model: str, classes: Sequence[str], channels: int) -> dict[str, Any]:
     """Load `path` safely and check it holds a lightcls run of `model` on `classes` with `channels` inputs."""
     ckpt = read_checkpoint(path)
+    if "optimizer_states" not in ckpt or "loops" not in ckpt:
+        raise LightclsError(
+            f"ckpt_path={path}: holds weights only (no optimizer or loop state to resume, e.g. a published "
+            f"checkpoint); to start a new run from these weights use model.pretrained={path}"
+        )
     hparams = ckpt["hyper_parameters"]
     held = (
         hparams["model"].get("name"),

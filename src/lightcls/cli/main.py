@@ -11,7 +11,6 @@ from typing import Any
 
 import hydra
 from hydra.errors import InstantiationException
-from lightning.fabric.utilities.exceptions import MisconfigurationException
 from omegaconf import DictConfig
 
 from lightcls.config import config_dir, run_dir_overrides
@@ -36,13 +35,20 @@ def _user_mistakes() -> Iterator[None]:
     """A user's mistake raised inside ends the process with one line on stderr and exit code 2."""
     try:
         yield
-    except (LightclsError, MisconfigurationException) as err:
+    except LightclsError as err:
         _fail(str(err))
     except InstantiationException as err:
         if isinstance(err.__cause__, LightclsError):  # the object's own check of its arguments
             _fail(str(err.__cause__))
         key = str(err).rpartition("full_key: ")[2].strip()
         _fail(f"cannot build {key or 'an object'} from the config: {err.__cause__ or err}")
+    except Exception as err:
+        if "lightning" in sys.modules:  # imported only once Lightning is: an early mistake stays fast
+            from lightning.fabric.utilities.exceptions import MisconfigurationException
+
+            if isinstance(err, MisconfigurationException):
+                _fail(str(err))
+        raise
 
 
 def _fail(message: str) -> None:
@@ -73,7 +79,8 @@ def command(
         if not args and not kwargs:  # a config passed in (Hydra's cfg_passthrough) is not the command line's
             argv = sys.argv[1:]
             with _user_mistakes():
-                checked = check_command(config_name, argv, _load(check) if check else None)
+                checks = (lambda cfg: _load(check)(cfg)) if check else None  # imported after composition
+                checked = check_command(config_name, argv, checks)
                 if checked is not None:
                     cfg, multirun = checked
                     sys.argv += run_dir_overrides(cfg, argv, multirun)

@@ -18,6 +18,7 @@ from lightcls.data import SplitFolderDataModule
 from lightcls.errors import LightclsError
 from lightcls.evaluation import classification_report, plot_confusion_matrix, write_report
 from lightcls.training import ClassificationModule
+from lightcls.training.quiet import quiet
 
 log = logging.getLogger(__name__)
 SPLITS = ("val", "test")
@@ -42,18 +43,8 @@ def evaluate(cfg: DictConfig) -> dict[str, Any]:
     if not datamodule.layout.has(cfg.split):
         raise LightclsError(f"split={cfg.split}: {datamodule.layout.root} has no {cfg.split} images")
     datamodule.setup_split(cfg.split)
-    trainer = L.Trainer(
-        accelerator=cfg.accelerator,
-        devices=1,
-        logger=False,
-        enable_checkpointing=False,
-        enable_model_summary=False,
-        enable_progress_bar=False,
-    )
-    module.keep_test_outputs = True
-    trainer.test(module, dataloaders=datamodule.loader(cfg.split), verbose=False)
-    probs = torch.cat([p for p, _ in module.test_outputs])
-    target = torch.cat([t for _, t in module.test_outputs])
+    with quiet(bool(cfg.get("verbose", False))):
+        probs, target = _predict_split(module, datamodule, cfg)
     samples = datamodule.layout.splits[cfg.split]
 
     report = {
@@ -72,6 +63,25 @@ def evaluate(cfg: DictConfig) -> dict[str, Any]:
         _write_predictions(samples, probs, classes, datamodule.layout.root, out_dir / "predictions.csv")
     print_report(report, out_dir)
     return report
+
+
+def _predict_split(
+    module: ClassificationModule, datamodule: SplitFolderDataModule, cfg: DictConfig
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Probabilities and labels of `cfg.split`, from `trainer.test` on one device."""
+    trainer = L.Trainer(
+        accelerator=cfg.accelerator,
+        devices=1,
+        logger=False,
+        enable_checkpointing=False,
+        enable_model_summary=False,
+        enable_progress_bar=False,
+    )
+    module.keep_test_outputs = True
+    trainer.test(module, dataloaders=datamodule.loader(cfg.split), verbose=False)
+    probs = torch.cat([p for p, _ in module.test_outputs])
+    target = torch.cat([t for _, t in module.test_outputs])
+    return probs, target
 
 
 def eval_datamodule(cfg: DictConfig, module: ClassificationModule) -> SplitFolderDataModule:

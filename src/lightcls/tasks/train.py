@@ -27,8 +27,9 @@ from lightcls.data import SplitFolderDataModule
 from lightcls.errors import Interrupted, LightclsError
 from lightcls.models import load_pretrained
 from lightcls.training import ClassificationModule
-from lightcls.training.callbacks import CheckpointOnInterrupt, FitResults, TrainThroughput
+from lightcls.training.callbacks import CheckpointOnInterrupt, FitResults, ProgressBar, TrainThroughput
 from lightcls.training.optim import check_optimization
+from lightcls.training.quiet import quiet
 
 log = logging.getLogger(__name__)
 
@@ -56,6 +57,11 @@ def build_datamodule(cfg: DictConfig) -> SplitFolderDataModule:
 
 def train(cfg: DictConfig) -> dict[str, Any]:
     """Train a classifier as `cfg` says; return the metrics it writes to `<run dir>/metrics.json`."""
+    with quiet(bool(cfg.get("verbose", False))):
+        return _train(cfg)
+
+
+def _train(cfg: DictConfig) -> dict[str, Any]:
     check_config(cfg)
     L.seed_everything(cfg.seed, workers=True)
     run_dir = Path(cfg.paths.output_dir).resolve()
@@ -81,14 +87,21 @@ def train(cfg: DictConfig) -> dict[str, Any]:
         scheduler=_plain(cfg.scheduler),
         label_smoothing=cfg.get("label_smoothing", 0.0),
     )
+    params = sum(p.numel() for p in module.net.parameters())
+    trainable = sum(p.numel() for p in module.net.parameters() if p.requires_grad)
+    log.info("%s: %s parameters (%s trainable)", cfg.model.name, f"{params:,}", f"{trainable:,}")
     if cfg.model.get("pretrained") and not cfg.get("ckpt_path"):
         load_pretrained(module.net, cfg.model.name, cfg.model.pretrained)
 
     # callbacks.NAME=null (or ~callbacks.NAME) turns one off; callbacks=none turns all off
     callbacks = [instantiate(c) for c in (cfg.get("callbacks") or {}).values() if c is not None]
+    if cfg.trainer.get("enable_progress_bar") is False:
+        callbacks = [c for c in callbacks if not isinstance(c, ProgressBar)]
     callbacks += [TrainThroughput(), FitResults()]
     checkpoint = next((c for c in callbacks if isinstance(c, ModelCheckpoint)), None)
     trainer_overrides: dict[str, Any] = {} if checkpoint else {"enable_checkpointing": False}
+    if cfg.get("verbose"):
+        trainer_overrides["enable_model_summary"] = True
     if not datamodule.has_val:
         log.warning(
             "no val split in %s: training without validation, keeping last.ckpt only",

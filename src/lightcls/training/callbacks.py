@@ -9,7 +9,7 @@ from typing import Any
 
 import lightning as L
 import torch
-from lightning.pytorch.callbacks import Callback, ModelCheckpoint
+from lightning.pytorch.callbacks import Callback, ModelCheckpoint, RichProgressBar
 from lightning.pytorch.utilities.exceptions import SIGTERMException
 from torch.utils.data import DataLoader, RandomSampler
 
@@ -149,3 +149,11 @@ class FitResults(Callback):
         spawned = getattr(trainer.strategy, "_start_method", "popen") != "popen"
         if spawned and torch.distributed.is_available() and torch.distributed.is_initialized():
             torch.distributed.destroy_process_group()
+
+
+class ProgressBar(RichProgressBar):
+    """Lightning's rich progress bar, counting epochs from 1 as the logs, metrics.json and checkpoints do."""
+
+    def _get_train_description(self, current_epoch: int) -> str:
+        description = f"Epoch {current_epoch + 1}/{self.trainer.max_epochs}"
+        return f"{description:{len(self.validation_description)}}"

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -18,7 +19,10 @@ from lightcls.data.preprocess import Preprocess
 from lightcls.errors import LightclsError
 from lightcls.evaluation import confusion_matrix_figure
 from lightcls.models import build_model
-from lightcls.training.optim import build_optimizer, build_schedule
+from lightcls.training.optim import build_optimizer, build_schedule, continued_schedule
+from lightcls.training.records import EpochRecorder
+
+log = logging.getLogger(__name__)
 
 
 class ClassificationModule(L.LightningModule):
@@ -64,6 +68,9 @@ class ClassificationModule(L.LightningModule):
         self.keep_test_outputs = False
         self.test_outputs: list[tuple[torch.Tensor, torch.Tensor]] = []
         self._channels_last = False
+        self._recorder = EpochRecorder()
+        self._epoch_lrs: list[float] = []
+        self._resumed_lrs: list[float] = []
 
     @classmethod
     def from_checkpoint(cls, path: str | Path, what: str = "ckpt_path") -> ClassificationModule:
@@ -124,10 +131,66 @@ class ClassificationModule(L.LightningModule):
             self.log("train/loss_step", loss, prog_bar=True)
         return loss
 
+    def on_train_start(self) -> None:
+        """A resumed run whose `max_epochs` changed continues its cosine schedule over the new length."""
+        configs = self.trainer.lr_scheduler_configs
+        if not self._resumed_lrs or not configs:
+            return
+        continued = continued_schedule(
+            configs[0].scheduler, self._resumed_lrs, self.current_epoch, self.trainer.max_epochs
+        )
+        if continued is not None:
+            configs[0].scheduler = continued
+            log.info(
+                "continuing the cosine schedule from lr %.4g (epoch %d's) over epochs %d-%d",
+                self._resumed_lrs[0],
+                self.current_epoch,
+                self.current_epoch + 1,
+                self.trainer.max_epochs,
+            )
+
+    def on_train_epoch_start(self) -> None:
+        self._epoch_lrs = [float(group["lr"]) for group in self.trainer.optimizers[0].param_groups]
+        self._recorder.epoch_start()
+        if self.device.type == "cuda":
+            torch.cuda.reset_peak_memory_stats(self.device)
+
+    def on_train_batch_start(self, batch: Any, batch_idx: int) -> None:
+        self._recorder.batch_start(len(batch[0]) if isinstance(batch, (tuple, list)) else len(batch))
+
+    def on_train_batch_end(self, outputs: Any, batch: Any, batch_idx: int) -> None:
+        self._recorder.batch_end()
+
     def on_train_epoch_end(self) -> None:
-        """Log the epoch's train loss and top-1 (torchmetrics syncs them across ranks and resets them)."""
-        self.log("train/loss_epoch", self.train_loss)
-        self.log("train/top1", self.train_top1)
+        """Log the epoch's train loss and top-1 (synced across ranks), and write the epoch's record."""
+        loss, top1 = self.train_loss.compute(), self.train_top1.compute()
+        self.train_loss.reset()
+        self.train_top1.reset()
+        self.log("train/loss_epoch", loss, sync_dist=True)
+        self.log("train/top1", top1, sync_dist=True)
+        if not self.trainer.is_global_zero or self.trainer.sanity_checking:
+            return
+        metrics = self.trainer.callback_metrics
+        values = {
+            "epoch": self.current_epoch + 1,
+            "train_loss": float(loss),
+            "train_top1": float(top1),
+            "lr": self._epoch_lrs[0] if self._epoch_lrs else None,
+            **{f"val_{k}": _item(metrics.get(f"val/{k}")) for k in ("loss", "top1", "top5")},
+        }
+        if self.device.type == "cuda":
+            values["gpu_peak_mb"] = torch.cuda.max_memory_allocated(self.device) / 2**20
+        folder = self.trainer.default_root_dir
+        self._recorder.write(
+            values, self.trainer.max_epochs, Path(folder) / "metrics.csv" if folder else None
+        )
+
+    def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        """Keep the lr the last epoch trained at: a continued run's schedule starts from it."""
+        checkpoint["lightcls"] = {"epoch_lrs": list(self._epoch_lrs)}
+
+    def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        self._resumed_lrs = list((checkpoint.get("lightcls") or {}).get("epoch_lrs") or [])
 
     def validation_step(self, batch: tuple[torch.Tensor, torch.Tensor], batch_idx: int) -> None:
         self._eval_step(batch, self.val_metrics, "val")
@@ -179,3 +242,8 @@ class ClassificationModule(L.LightningModule):
             "optimizer": optimizer,
             "lr_scheduler": {"scheduler": scheduler, "interval": "epoch"},
         }
+
+
+def _item(value: Any) -> float | None:
+    """A logged metric as a float (None when it was not logged)."""
+    return None if value is None else float(value)

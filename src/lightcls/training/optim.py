@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Iterable, Mapping
 from typing import Any
 
 import torch
 from hydra.errors import InstantiationException
 from hydra.utils import instantiate
-from torch.optim.lr_scheduler import LinearLR, LRScheduler, SequentialLR
+from torch.optim.lr_scheduler import CosineAnnealingLR, LinearLR, LRScheduler, SequentialLR
 
 from lightcls.errors import LightclsError
 
@@ -64,3 +65,29 @@ def _optimizer_key(config: Mapping[str, Any], message: str) -> str:
         if not key.startswith("_") and (key in text or _OPTIMIZER_WORDS.get(key, "\0") in text):
             return f"optimizer.{key}={config[key]}"
     return "optimizer"
+
+
+def continued_schedule(
+    scheduler: LRScheduler, last_lrs: list[float], epochs_done: int, max_epochs: int
+) -> LRScheduler | None:
+    """A resumed run's schedule when `max_epochs` changed: a cosine schedule that continues from the lr of
+    the last trained epoch down towards its eta_min over the epochs left, reaching it only after the last
+    one (no epoch at lr 0, never rising, warmup not repeated). None when nothing needs to change: the
+    restored schedule spans this run's epochs, or it is not a cosine (a step schedule continues by itself).
+    """
+    cosine = scheduler if isinstance(scheduler, CosineAnnealingLR) else None
+    warmup = 0
+    if isinstance(scheduler, SequentialLR):
+        cosine = next((s for s in scheduler._schedulers if isinstance(s, CosineAnnealingLR)), None)
+        warmup = scheduler._milestones[0] if scheduler._milestones else 0
+    remaining = max_epochs - epochs_done
+    if cosine is None or cosine.T_max == max_epochs - warmup or remaining < 1 or not last_lrs:
+        return None
+    optimizer = scheduler.optimizer
+    for group, lr in zip(optimizer.param_groups, last_lrs, strict=False):
+        group["lr"] = group["initial_lr"] = lr
+    continued = CosineAnnealingLR(optimizer, T_max=remaining + 1, eta_min=cosine.eta_min)
+    with warnings.catch_warnings():  # a step before optimizer.step(): moving to the first continued epoch
+        warnings.simplefilter("ignore", UserWarning)
+        continued.step()
+    return continued

@@ -1,0 +1,89 @@
+"""The per-epoch record of a run: one readable line in the log and one row of `metrics.csv`.
+
+Hand-written because Lightning's CSVLogger writes one row per logging step (the lr of epoch N lands in the
+row of epoch N-1's last step), where a person and a script want one row per epoch with fixed columns.
+"""
+
+from __future__ import annotations
+
+import csv
+import logging
+import time
+from pathlib import Path
+
+log = logging.getLogger("lightcls.train")
+
+COLUMNS = (
+    "epoch",
+    "train_loss",
+    "train_top1",
+    "lr",
+    "val_loss",
+    "val_top1",
+    "val_top5",
+    "epoch_seconds",
+    "data_seconds",
+    "images_per_second",
+    "gpu_peak_mb",
+)
+
+
+class EpochRecorder:
+    """Times each epoch (all of it, and the part spent waiting for data) and writes its record."""
+
+    def __init__(self) -> None:
+        self._start = self._batch_end = 0.0
+        self.data_seconds = 0.0
+        self.images = 0
+
+    def epoch_start(self) -> None:
+        self._start = self._batch_end = time.perf_counter()
+        self.data_seconds = 0.0
+        self.images = 0
+
+    def batch_start(self, images: int) -> None:
+        self.data_seconds += time.perf_counter() - self._batch_end
+        self.images += images
+
+    def batch_end(self) -> None:
+        self._batch_end = time.perf_counter()
+
+    def write(self, values: dict[str, float | int | None], max_epochs: int, csv_path: Path | None) -> None:
+        """Log `[Epoch e/N] ...` (1-based) and append the row to `csv_path` (header on a new file)."""
+        seconds = time.perf_counter() - self._start
+        row = {
+            **values,
+            "epoch_seconds": round(seconds, 3),
+            "data_seconds": round(self.data_seconds, 3),
+            "images_per_second": round(self.images / seconds, 1) if seconds > 0 else None,
+        }
+        log.info(line(row, max_epochs))
+        if csv_path is None:
+            return
+        new = not csv_path.is_file()
+        csv_path.parent.mkdir(parents=True, exist_ok=True)
+        with csv_path.open("a", newline="", encoding="utf-8") as f:
+            writer = csv.DictWriter(f, fieldnames=COLUMNS, extrasaction="ignore")
+            if new:
+                writer.writeheader()
+            writer.writerow({k: ("" if row.get(k) is None else row[k]) for k in COLUMNS})
+
+
+def line(row: dict[str, float | int | None], max_epochs: int) -> str:
+    """`[Epoch 3/20] train loss .. top1 .. lr .. time ..s data ..s | val loss .. top1 .. top5 ..`."""
+
+    def fmt(key: str, digits: int = 4) -> str:
+        value = row.get(key)
+        return "-" if value is None else f"{value:.{digits}g}" if isinstance(value, float) else str(value)
+
+    text = (
+        f"[Epoch {row['epoch']}/{max_epochs}] train loss {fmt('train_loss')} top1 {fmt('train_top1')} "
+        f"lr {fmt('lr', 3)} time {fmt('epoch_seconds', 3)}s data {fmt('data_seconds', 2)}s"
+    )
+    if row.get("gpu_peak_mb") is not None:
+        text += f" mem {row['gpu_peak_mb']:.0f}MB"
+    if row.get("val_top1") is not None:
+        text += f" | val loss {fmt('val_loss')} top1 {fmt('val_top1')}"
+        if row.get("val_top5") is not None:
+            text += f" top5 {fmt('val_top5')}"
+    return text
