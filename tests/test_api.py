@@ -64,7 +64,46 @@ def test_train_without_validation_keeps_last_only(digits_root: Path, tmp_path: P
 
 def test_models_and_mistakes() -> None:
     assert {"lenet", "resnet18"} <= set(Classifier.models())
-    with pytest.raises(LightclsError, match=r"^unknown model 'lenet5'; choose one of: convnext_tiny, "):
-        Classifier("lenet5")
+    with pytest.raises(LightclsError, match=r"^unknown model 'lenet6'; choose one of: convnext_tiny, "):
+        Classifier("lenet6")
     with pytest.raises(LightclsError, match=r"^this Classifier is not trained: call train"):
         Classifier("lenet").predict("x.png")
+
+
+def test_the_mmedu_tutorial_as_written(make_split_folder, tmp_path: Path, capsys, monkeypatch) -> None:
+    from lightcls import Classifier as cls
+
+    monkeypatch.chdir(tmp_path)
+    dataset = make_split_folder()  # rock-paper-scissors shaped: classes.txt, training_set, val_set, test_set
+    model = cls("LeNet")  # MMEdu's spelling
+    model.num_classes = 3
+    model.load_dataset(path=str(dataset))
+    model.save_fold = "checkpoints/cls_model/hand_gray"
+    model.train(epochs=2, validate=True, optimizer="SGD", random_seed=0, metric="accuracy")
+    fold = tmp_path / "checkpoints" / "cls_model" / "hand_gray"
+    checkpoint = fold / "checkpoints" / "last.ckpt"
+    assert checkpoint.is_file() and (fold / "train.log").is_file()
+
+    img = str(dataset / "test_set" / "rock" / "rock00.png")
+    model = cls("LeNet")
+    model.checkpoint = str(checkpoint)
+    result = model.inference(image=img, show=True, checkpoint=str(checkpoint))
+    model.print_result()
+    assert result[0]["pred_class"] in ("paper", "rock", "scissors")
+    assert (tmp_path / "cls_result" / "rock00.png").is_file()  # MMEdu's default save_fold
+    assert "rock00.png" in capsys.readouterr().out
+
+    model.load_checkpoint(checkpoint=str(checkpoint))
+    assert model.fast_inference(image=img)[0]["pred_label"] == result[0]["pred_label"]
+
+    model = cls("LeNet")  # continue training, MMEdu's main workflow
+    model.num_classes = 3
+    model.load_dataset(path=str(dataset))
+    model.save_fold = "checkpoints/cls_model/hand_gray"
+    metrics = model.train(epochs=4, validate=True, checkpoint=str(checkpoint))
+    assert metrics["epochs"] == 4 and metrics["global_step"] == 4 * 1  # 12 images, batch 32: 1 step an epoch
+    assert {"lenet", "mobilenet_v2"} <= set(cls.sota())
+    assert cls("MobileNet").backbone == "mobilenet_v2" and cls("ResNet18").backbone == "resnet18"
+    model.num_classes = 5
+    with pytest.raises(LightclsError, match=r"^num_classes=5, but the data set has 3 classes$"):
+        model.train(epochs=1)

@@ -14,7 +14,7 @@ from typing import Any
 
 from omegaconf import OmegaConf
 
-from lightcls.config import compose, config_dir, quote, unique_dir
+from lightcls.config import compose, config_dir, quote, resumed_run_dir, unique_dir
 from lightcls.errors import LightclsError
 from lightcls.inference import (
     ImageInput,
@@ -24,7 +24,7 @@ from lightcls.inference import (
     predict_files,
     results_from_probs,
 )
-from lightcls.models import MODELS, list_models
+from lightcls.models import MODELS, resolve_model
 
 DEVICES = {"cpu": "cpu", "gpu": "gpu", "cuda": "gpu", "auto": "auto"}
 
@@ -32,33 +32,47 @@ DEVICES = {"cpu": "cpu", "gpu": "gpu", "cuda": "gpu", "auto": "auto"}
 class Classifier:
     """An image classifier: train it on a split-folder data set, then predict; or load a trained one.
 
+    MMEdu's calls work as written (`cls = Classifier`): `cls('LeNet')`, `model.num_classes = 3`,
+    `model.load_dataset(path=...)`, `model.save_fold = ...`, `model.train(epochs=10, validate=True,
+    checkpoint=...)`, `model.inference(image=..., show=True, checkpoint=...)`, `model.print_result()`,
+    `model.load_checkpoint(checkpoint=...)` + `model.fast_inference(image=...)`, `cls.sota()`.
+
     Args:
-        backbone: a model name from `Classifier.models()` (a conf/model/ config), e.g. "lenet", "resnet18".
+        backbone: a model name from `Classifier.models()`, in any case; MMEdu's names (`LeNet`,
+            `MobileNet`, `ResNet18`, ...) map to ours.
     """
 
     def __init__(self, backbone: str = "lenet") -> None:
-        if backbone not in MODELS:
-            raise LightclsError(f"unknown model {backbone!r}; choose one of: {', '.join(list_models())}")
-        self.backbone = backbone
-        self.checkpoint: Path | None = None
+        self.backbone = resolve_model(backbone)
+        self.checkpoint: Path | str | None = None
         self.run_dir: Path | None = None
         self.metrics: dict[str, Any] | None = None
         self.result: dict[str, Any] | list[dict[str, Any]] | None = None
+        #: MMEdu's attributes: the class count to check the data against, the data set, where a run goes
+        self.num_classes: int | None = None
+        self.dataset_path: Path | None = None
+        self.save_fold: str | Path | None = None
         self._predictor: Predictor | None = None
 
     @staticmethod
     def models() -> dict[str, str]:
-        """The backbones there is a config for, with a line about each (like MMEdu's `cls.sota()`)."""
+        """The backbones there is a config for, with a line about each."""
         return dict(sorted(MODELS.items()))
+
+    sota = models  # MMEdu's `cls.sota()`
 
     @classmethod
     def load(cls, checkpoint: str | Path, device: str = "cpu") -> Classifier:
         """A trained classifier from a `.ckpt` (or an exported `.onnx`): load once, predict many times."""
-        predictor = load_predictor(checkpoint, device=DEVICES.get(device, device))
+        predictor = load_predictor(checkpoint, device=_device(device))
         self = cls.__new__(cls)
         cls.__init__(self, predictor.meta["model"])
         self.checkpoint, self._predictor = Path(checkpoint), predictor
         return self
+
+    def load_dataset(self, path: str | Path) -> None:
+        """The split-folder data set `train()` uses (MMEdu's `load_dataset`)."""
+        self.dataset_path = Path(path)
 
     def train(
         self,
@@ -73,18 +87,32 @@ class Classifier:
         data_config: str | None = None,
         outputs: str | Path = "outputs",
         overrides: Sequence[str] = (),
+        checkpoint: str | Path | None = None,
+        random_seed: int | None = None,
+        save_fold: str | Path | None = None,
+        metric: str = "accuracy",
     ) -> dict[str, Any]:
         """Train with `python train.py`'s configs and task; return its metrics.json as a dict.
 
-        `data` is a split-folder data set (None: the embedded digits). Its config is `data_config`, else
-        conf/data/<folder name>.yaml when there is one (e.g. hand_gray, digits), else `folder` (RGB photos).
-        `overrides` are any further Hydra overrides, as on the command line.
+        `data` is a split-folder data set (default: `load_dataset`'s, else the embedded digits). Its config is
+        `data_config`, else conf/data/<folder name>.yaml when there is one (hand_gray, digits), else `folder`.
+        `checkpoint` continues training: a lightcls checkpoint with its training state is resumed up to
+        `epochs` epochs in all; one that already has `epochs` (or holds weights only, or other weights) is
+        the starting point of a new run. `save_fold` (or the attribute) is the run dir; by default
+        `<outputs>/train/runs/<time>`. `overrides` are any further Hydra overrides, as on the command line.
         """
         from lightcls.tasks.train import train
 
-        if device not in DEVICES:
-            raise LightclsError(f"device={device!r}: choose one of {', '.join(DEVICES)}")
-        args = [f"model={self.backbone}", f"trainer={DEVICES[device]}", f"trainer.max_epochs={int(epochs)}"]
+        if str(metric).lower() not in ("accuracy", "acc", "top1", "top-1"):
+            raise LightclsError(
+                f"metric={metric!r}: lightcls tracks accuracy (top-1 and top-5); use 'accuracy'"
+            )
+        data = data if data is not None else self.dataset_path
+        args = [
+            f"model={self.backbone}",
+            f"trainer={'gpu' if _device(device).startswith('cuda') else _device(device)}",
+            f"trainer.max_epochs={int(epochs)}",
+        ]
         if data is not None:
             args += [
                 f"data={data_config or _data_config(Path(data))}",
@@ -93,11 +121,18 @@ class Classifier:
         elif data_config:
             args.append(f"data={data_config}")
         if optimizer:
-            args.append(f"optimizer={optimizer}")
+            args.append(f"optimizer={str(optimizer).lower()}")
         if lr is not None:
             args.append(f"optimizer.lr={lr}")
         if batch_size is not None:
             args.append(f"data.batch_size={int(batch_size)}")
+        if random_seed is not None:
+            args.append(f"seed={int(random_seed)}")
+        resume = _resumable(checkpoint, int(epochs)) if checkpoint is not None else False
+        if checkpoint is not None and resume:
+            args.append(f"ckpt_path={quote(Path(checkpoint).resolve())}")
+        elif checkpoint is not None:
+            pretrained = str(Path(checkpoint).resolve())
         if pretrained is not None:
             value = quote(pretrained) if isinstance(pretrained, (str, Path)) else str(pretrained).lower()
             args.append(f"model.pretrained={value}")
@@ -110,7 +145,15 @@ class Classifier:
         args += [f"paths.outputs_root={quote(Path(outputs).resolve())}", *overrides]
 
         cfg = compose("train", args)
-        run_dir = unique_dir(Path(str(cfg.paths.outputs_root)) / str(cfg.task_name) / "runs")
+        if self.num_classes is not None:
+            self._check_num_classes(cfg)
+        fold = save_fold if save_fold is not None else self.save_fold
+        if fold is not None:
+            run_dir = Path(fold).resolve()
+        elif resume and resumed_run_dir(str(checkpoint)) is not None:
+            run_dir = resumed_run_dir(str(checkpoint))
+        else:
+            run_dir = unique_dir(Path(str(cfg.paths.outputs_root)) / str(cfg.task_name) / "runs")
         cfg.paths.output_dir = str(run_dir)
         (run_dir / ".hydra").mkdir(parents=True, exist_ok=True)
         OmegaConf.save(cfg, run_dir / ".hydra" / "config.yaml")
@@ -119,29 +162,101 @@ class Classifier:
             self.metrics = train(cfg)
         self.run_dir = run_dir
         self.checkpoint = run_dir / (self.metrics["best_ckpt"] or self.metrics["last_ckpt"])
-        self._predictor = load_predictor(self.checkpoint, device=DEVICES[device])
+        self._predictor = load_predictor(self.checkpoint, device=_device(device))
         return self.metrics
 
     def predict(
-        self, image: ImageInput | Sequence[ImageInput], topk: int = 3, batch_size: int = 32
+        self,
+        image: ImageInput | Sequence[ImageInput],
+        topk: int = 3,
+        batch_size: int = 32,
+        show: bool = False,
+        save_fold: str | Path | None = None,
+        device: str | None = None,
     ) -> dict[str, Any] | list[dict[str, Any]]:
         """Classify an image (path, numpy array, PIL image, tensor): one dict with `pred_label`,
-        `pred_score`, `pred_class` and `topk`; a folder or a list gives a list of such dicts."""
+        `pred_score`, `pred_class` and `topk`; a folder or a list gives a list of such dicts. `show=True` or
+        a `save_fold` writes a copy of each image file with its class and score drawn on it (into
+        `save_fold`, default `cls_result`); `device` reloads the model there (cpu, cuda)."""
+        if device is not None and self.checkpoint is not None:
+            self.load_checkpoint(self.checkpoint, device=device)
         predictor = self._require_predictor()
         if isinstance(image, (str, Path)) and Path(image).is_dir():
             files, _ = collect_inputs(Path(image))
             self.result = predict_files(predictor, files, batch_size, topk)[0]
-            return self.result
-        many = isinstance(image, (list, tuple))
-        items = list(image) if many else [image]
-        results = []
-        for start in range(0, len(items), batch_size):
-            chunk = items[start : start + batch_size]
-            probs = predictor.probabilities([predictor.to_tensor(item) for item in chunk])
-            for item, result in zip(chunk, results_from_probs(probs, predictor.classes, topk), strict=True):
-                results.append({"file": str(item), **result} if isinstance(item, (str, Path)) else result)
-        self.result = results if many else results[0]
+        else:
+            many = isinstance(image, (list, tuple))
+            items = list(image) if many else [image]
+            results = []
+            for start in range(0, len(items), batch_size):
+                chunk = items[start : start + batch_size]
+                probs = predictor.probabilities([predictor.to_tensor(item) for item in chunk])
+                for item, result in zip(
+                    chunk, results_from_probs(probs, predictor.classes, topk), strict=True
+                ):
+                    results.append({"file": str(item), **result} if isinstance(item, (str, Path)) else result)
+            self.result = results if many else results[0]
+        if show or save_fold is not None:
+            self._annotate(Path(save_fold if save_fold is not None else "cls_result"))
         return self.result
+
+    def load_checkpoint(self, checkpoint: str | Path | None = None, device: str = "cpu") -> None:
+        """Load a trained model once for `fast_inference` / `predict` (MMEdu's `load_checkpoint`)."""
+        checkpoint = checkpoint if checkpoint is not None else self.checkpoint
+        if checkpoint is None:
+            raise LightclsError("load_checkpoint: pass checkpoint=... (a .ckpt or an exported .onnx)")
+        self._predictor = load_predictor(checkpoint, device=_device(device))
+        self.checkpoint = Path(checkpoint)
+
+    def inference(
+        self,
+        image: ImageInput | Sequence[ImageInput] | None = None,
+        show: bool = True,
+        checkpoint: str | Path | None = None,
+        device: str = "cpu",
+        save_fold: str | Path = "cls_result",
+    ) -> list[dict[str, Any]]:
+        """MMEdu's `inference`: load `checkpoint` (or `self.checkpoint`), classify, and with `show` save the
+        annotated images into `save_fold`; a list of result dicts, as MMEdu returns."""
+        if checkpoint is not None or self._predictor is None:
+            self.load_checkpoint(checkpoint, device=device)
+        return self.fast_inference(image, show=show, save_fold=save_fold)
+
+    def fast_inference(
+        self,
+        image: ImageInput | Sequence[ImageInput] | None = None,
+        show: bool = False,
+        save_fold: str | Path = "cls_result",
+    ) -> list[dict[str, Any]]:
+        """MMEdu's `fast_inference`: `predict` with the model `load_checkpoint` loaded."""
+        if image is None:
+            raise LightclsError("inference: pass image=... (an image file, a folder, or an array)")
+        result = self.predict(image, show=show, save_fold=save_fold if show else None)
+        return result if isinstance(result, list) else [result]
+
+    def evaluate(
+        self,
+        data: str | Path | None = None,
+        split: str = "test",
+        outputs: str | Path = "outputs",
+        overrides: Sequence[str] = (),
+    ) -> dict[str, Any]:
+        """`lightcls-eval` on this classifier's checkpoint (its own data set, or `data`); the report."""
+        from lightcls.tasks.evaluate import evaluate
+
+        args = [f"ckpt_path={quote(Path(str(self._require_checkpoint())).resolve())}", f"split={split}"]
+        if data is not None:
+            args.append(f"data.root={quote(Path(data).resolve())}")
+        return evaluate(self._task_config("eval", args, outputs, overrides))
+
+    def export(
+        self, format: str = "onnx", outputs: str | Path = "outputs", overrides: Sequence[str] = ()
+    ) -> dict[str, Any]:
+        """`lightcls-export` of this classifier's checkpoint: model file, contract, parity check."""
+        from lightcls.tasks.export import export
+
+        args = [f"ckpt_path={quote(Path(str(self._require_checkpoint())).resolve())}", f"format={format}"]
+        return export(self._task_config("export", args, outputs, overrides))
 
     def print_result(self, result: dict[str, Any] | list[dict[str, Any]] | None = None) -> None:
         """Print a prediction (by default the last one) as a table."""
@@ -157,8 +272,36 @@ class Classifier:
         """Class names of the trained model; index i is label i."""
         return self._require_predictor().classes
 
+    def _task_config(self, name: str, args: list[str], outputs: str | Path, overrides: Sequence[str]) -> Any:
+        cfg = compose(name, [*args, f"paths.outputs_root={quote(Path(outputs).resolve())}", *overrides])
+        cfg.paths.output_dir = str(unique_dir(Path(str(cfg.paths.outputs_root)) / name / "runs"))
+        return cfg
+
+    def _annotate(self, folder: Path) -> None:
+        from lightcls.tasks.predict import annotate
+
+        results = self.result if isinstance(self.result, list) else [self.result]
+        for result in results:
+            if result and "file" in result:
+                annotate(Path(result["file"]), result, folder / Path(result["file"]).stem)
+
+    def _check_num_classes(self, cfg: Any) -> None:
+        from lightcls.tasks.train import build_datamodule
+
+        found = len(build_datamodule(cfg).classes)
+        if found != self.num_classes:
+            raise LightclsError(f"num_classes={self.num_classes}, but the data set has {found} classes")
+
+    def _require_checkpoint(self) -> Path | str:
+        if self.checkpoint is None:
+            raise LightclsError("no checkpoint: call train(...) or Classifier.load(ckpt) first")
+        return self.checkpoint
+
     def _require_predictor(self) -> Predictor:
         if self._predictor is None:
+            if self.checkpoint is not None:
+                self.load_checkpoint(self.checkpoint)
+                return self._predictor  # type: ignore[return-value]
             raise LightclsError(
                 "this Classifier is not trained: call train(...) or Classifier.load(ckpt) first"
             )
@@ -168,6 +311,23 @@ class Classifier:
         return (
             f"Classifier({self.backbone!r}, checkpoint={str(self.checkpoint) if self.checkpoint else None!r})"
         )
+
+
+def _device(name: str) -> str:
+    """`cpu`, `gpu`/`cuda`/`cuda:0`, or `auto`, as a predictor and trainer name it; others are one line."""
+    key = str(name).lower()
+    if key in DEVICES or key.startswith("cuda:"):
+        return key if key.startswith("cuda:") else DEVICES[key]
+    raise LightclsError(f"device={name!r}: choose one of {', '.join(DEVICES)}")
+
+
+def _resumable(checkpoint: str | Path, epochs: int) -> bool:
+    """True when `checkpoint` is a lightcls checkpoint with training state and fewer than `epochs` epochs."""
+    from lightcls.ckpt import load_checkpoint
+
+    ckpt = load_checkpoint(checkpoint, what="checkpoint")
+    full = "optimizer_states" in ckpt and "loops" in ckpt and isinstance(ckpt.get("hyper_parameters"), dict)
+    return full and int(ckpt.get("epoch", 0)) + 1 < epochs
 
 
 @contextmanager

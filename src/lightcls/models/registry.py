@@ -20,6 +20,31 @@ MODELS: dict[str, str] = {
 }
 
 
+#: MMEdu's and mmpretrain's spellings of our backbones (matched case-insensitively, '-' and '_' ignored)
+ALIASES: dict[str, str] = {
+    "mobilenet": "mobilenet_v2",
+    "mobilenetv2": "mobilenet_v2",
+    "mobilenetv3": "mobilenet_v3_small",
+    "mobilenetv3small": "mobilenet_v3_small",
+    "resnet": "resnet18",
+    "lenet5": "lenet",
+    "efficientnet": "efficientnet_b0",
+    "convnext": "convnext_tiny",
+}
+
+
+def resolve_model(name: str) -> str:
+    """Our name for a backbone written as MMEdu does (`LeNet`, `MobileNet`, `ResNet18`); a name we do not
+    know is one line listing ours."""
+    key = name.lower().replace("-", "").replace("_", "")
+    for ours in MODELS:
+        if key == ours.replace("_", ""):
+            return ours
+    if key in ALIASES:
+        return ALIASES[key]
+    raise LightclsError(f"unknown model {name!r}; choose one of: {', '.join(list_models())}")
+
+
 def list_models() -> list[str]:
     """Names usable as `model=NAME` (like MMEdu's `cls.sota()`)."""
     return sorted(MODELS)
