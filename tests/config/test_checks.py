@@ -104,6 +104,16 @@ def test_misspelled_key(override: str, message: str) -> None:
     assert _error("train", [*extra, override]) == message
 
 
+def test_an_added_key_no_command_reads_is_refused() -> None:
+    assert _error("eval", ["ckpt_path=m.ckpt", "+topkk=[1,3]"]) == (
+        "unknown key 'topkk' (did you mean topk?): no lightcls command reads it "
+        "(only trainer.*, callbacks.*, logger.*, optimizer.*, scheduler.* pass new keys to a library)"
+    )
+    _check(
+        "train", ["+trainer.enable_progress_bar=false", "+optimizer.foreach=true"]
+    )  # a library reads these
+
+
 def test_unknown_key_in_the_other_commands() -> None:
     assert _error("predict", ["ckpt_path=m.ckpt", "input=x", "top_k=5"]) == (
         "unknown key 'top_k' (did you mean topk?); use +top_k=... to add a new key"

@@ -114,3 +114,64 @@ def test_plain_class_folders_get_a_seeded_split_written_down_and_reused(make_spl
     assert {label for _, label in first.splits["val"]} == {0, 1, 2}  # stratified
     again = read_layout(plain, val_fraction=0.5, seed=99)  # the written split wins
     assert again.splits == first.splits
+
+
+def test_train_txt_selects_the_training_images(make_split_folder) -> None:
+    root = make_split_folder()
+    (root / "train.txt").write_text("paper/paper00.png 0\nrock/rock01.png 1\nscissors/scissors02.png 2\n")
+    layout = read_layout(root)
+    assert [(p.name, label) for p, label in layout.splits["train"]] == [
+        ("paper00.png", 0),
+        ("rock01.png", 1),
+        ("scissors02.png", 2),
+    ]
+
+
+def test_list_files_as_paddleclas_writes_them(make_split_folder, tmp_path: Path) -> None:
+    root = make_split_folder()
+    flat = tmp_path / "flat"
+    (flat / "images").mkdir(parents=True)
+    lines = {"train": [], "val": []}
+    for split, folder in (("train", "training_set"), ("val", "val_set")):
+        for i, png in enumerate(sorted((root / folder).rglob("*.png"))):
+            target = flat / "images" / f"{split}_{i:02d}.png"
+            target.write_bytes(png.read_bytes())
+            lines[split].append(
+                f"images/{target.name} {['paper', 'rock', 'scissors'].index(png.parent.name)}"
+            )
+    (flat / "classes.txt").write_text("paper\nrock\nscissors\n")
+    for split in lines:
+        (flat / f"{split}_list.txt").write_text("\n".join(lines[split]) + "\n")
+    layout = read_layout(flat, lists={"train": "train_list.txt", "val": "val_list.txt"})
+    assert (
+        len(layout.splits["train"]) == 12 and len(layout.splits["val"]) == 6 and layout.splits["test"] == []
+    )
+    assert layout.splits["train"][0] == (flat / "images" / "train_00.png", 0)
+    (flat / "val_list.txt").write_text("images/val_00.png 7\n")
+    with pytest.raises(LightclsError, match=r"val_list\.txt:1: label 7 is not in 0\.\.2$"):
+        read_layout(flat, lists={"train": "train_list.txt", "val": "val_list.txt"})
+
+
+def test_training_from_a_list_through_the_config(make_split_folder, tmp_path: Path) -> None:
+    from helpers import compose_train
+    from lightcls.tasks import train
+
+    root = make_split_folder()
+    (root / "my_train.txt").write_text(
+        "training_set/paper/paper00.png 0\ntraining_set/rock/rock00.png 1\n"
+        "training_set/scissors/scissors00.png 2\n"
+    )
+    cfg = compose_train(
+        [
+            f"data.root={root}",
+            "data=folder",
+            "data.image_size=16",
+            "data.train_list=my_train.txt",
+            "trainer=cpu",
+            "trainer.max_epochs=1",
+            "data.batch_size=1",
+            "logger=none",
+        ],
+        tmp_path / "r",
+    )
+    assert train(cfg)["global_step"] == 3  # the 3 listed images, not the 12 in training_set

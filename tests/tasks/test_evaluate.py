@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from helpers import compose_task, one_line_error, quoted, run_entry
-from lightcls.tasks import evaluate
+from lightcls.tasks import evaluate, export
 
 
 def test_eval_of_the_best_checkpoint_matches_training_test_top1(trained_run: Path, tmp_path: Path) -> None:
@@ -31,9 +31,10 @@ def test_eval_of_the_best_checkpoint_matches_training_test_top1(trained_run: Pat
     assert len(rows) == report["num_images"]
     accuracy = sum(int(r["correct"]) for r in rows) / len(rows)
     assert accuracy == pytest.approx(report["top1"])
-    assert [r["class"] for r in csv.DictReader((tmp_path / "eval.csv").open())][-3:] == [
+    assert [r["class"] for r in csv.DictReader((tmp_path / "eval.csv").open())][-4:] == [
         "macro avg",
         "weighted avg",
+        "micro avg",
         "top1",
     ]
 
@@ -73,3 +74,28 @@ def test_eval_errors_are_one_line(trained_run: Path, make_split_folder, tmp_path
     assert one_line_error(evaluate, cfg).startswith(
         f"data.root={other}: its classes (paper, rock, scissors) differ from the checkpoint's (zero, one,"
     )
+
+
+def test_topk_average_show_dir_and_scores(trained_run: Path, tmp_path: Path) -> None:
+    ckpt = trained_run / "checkpoints" / "last.ckpt"
+    show = tmp_path / "shown"
+    args = [f"ckpt_path={quoted(ckpt)}", "topk=[1,3]", "average=micro", f"show_dir={show}"]
+    report = evaluate(compose_task("eval", args, tmp_path / "run"))
+    assert report["top3"] >= report["top1"] and report["average"] == "micro"
+    assert report["precision"] == pytest.approx(report["top1"], abs=1e-6)  # micro precision is accuracy
+    assert {"macro", "weighted", "micro"} <= set(report)
+    right, wrong = (sorted((show / part).glob("*.png")) for part in ("right", "wrong"))
+    assert len(right) + len(wrong) == report["num_images"] == 270
+    assert len(wrong) == round((1 - report["top1"]) * 270)
+    rows = list(csv.reader((tmp_path / "run" / "scores.csv").open()))
+    assert rows[0] == ["file", "true_label", *report["classes"]] and len(rows) == 271
+    assert sum(float(p) for p in rows[1][2:]) == pytest.approx(1.0, abs=1e-4)
+
+
+def test_an_exported_model_is_evaluated_through_the_same_report(trained_run: Path, tmp_path: Path) -> None:
+    ckpt = trained_run / "checkpoints" / "last.ckpt"
+    exported = export(compose_task("export", [f"ckpt_path={quoted(ckpt)}", "format=onnx"], tmp_path / "x"))
+    onnx_report = evaluate(compose_task("eval", [f"ckpt_path={exported['model']}"], tmp_path / "onnx"))
+    ckpt_report = evaluate(compose_task("eval", [f"ckpt_path={quoted(ckpt)}"], tmp_path / "ckpt"))
+    assert onnx_report["num_images"] == ckpt_report["num_images"] == 270  # its data set, from model.json
+    assert onnx_report["top1"] == pytest.approx(ckpt_report["top1"], abs=1 / 270)

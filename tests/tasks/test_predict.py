@@ -42,9 +42,11 @@ def test_folder_predictions_reproduce_the_test_accuracy(
 def test_one_image_and_a_list_file(trained_run: Path, digits_root: Path, tmp_path: Path) -> None:
     ckpt = trained_run / "checkpoints" / "last.ckpt"
     image = sorted((digits_root / "test_set" / "seven").iterdir())[0]
-    one = _predict(ckpt, image, tmp_path / "one", "topk=5")["results"]
+    one = _predict(ckpt, image, tmp_path / "one", "topk=5", "annotate=true")["results"]
     assert len(one) == 1 and len(one[0]["topk"]) == 5
     assert (tmp_path / "one" / "annotated" / f"seven__{image.stem}.png").is_file()
+    _predict(ckpt, image, tmp_path / "quiet")
+    assert not (tmp_path / "quiet" / "annotated").exists()  # annotated copies only when asked
 
     listing = tmp_path / "images.txt"
     two = sorted((digits_root / "test_set" / "two").iterdir())[0]
@@ -70,6 +72,7 @@ def test_command_skips_what_is_not_an_image(trained_run: Path, digits_root: Path
         f"input={folder}",
         f"save_dir={tmp_path}/out",
         f"sort_into={tmp_path}/sorted",
+        "annotate=true",
     ]
     result = run_entry(
         "predict", [*args, f"paths.outputs_root={tmp_path}/outputs", "formats=[json,csv]"], tmp_path

@@ -17,11 +17,13 @@ from hydra.errors import OverrideParseException
 from omegaconf import DictConfig, ListConfig, OmegaConf
 from omegaconf.errors import InterpolationResolutionError
 
-from lightcls.config.compose import compose_config, config_dir
+from lightcls.config.compose import compose_config, config_dir, did_you_mean
 from lightcls.errors import LightclsError, one_line
 
 #: a multirun sweep composes once per swept value, up to this many times (the jobs check themselves too)
 MAX_SWEEP_CHECKS = 32
+#: groups whose keys go on to a library's constructor, so `+group.key=...` may add one no lightcls code reads
+PASS_THROUGH = ("trainer", "callbacks", "logger", "optimizer", "scheduler")
 
 
 @contextlib.contextmanager
@@ -51,6 +53,9 @@ def check_command(
             overrides = parser.parse_overrides(list(args.overrides))
         except OverrideParseException as err:
             raise LightclsError(f"cannot parse {err.override!r}: {one_line(err.message)}") from None
+        for override in overrides:
+            if override.is_add() and not override.is_hydra_override():
+                _check_added_key(config_name, override.key_or_group, [o.input_line for o in overrides])
         first = None
         for variant in _variants([o for o in overrides if not o.is_hydra_override()], args.multirun):
             cfg = compose_config(config_name, variant)
@@ -59,6 +64,22 @@ def check_command(
                 with contextlib.suppress(InterpolationResolutionError):  # needs the run's Hydra context:
                     check_values(cfg)  # the task checks again when it starts
     return None if args.cfg else (first, bool(args.multirun))
+
+
+def _check_added_key(config_name: str, key: str, overrides: list[str]) -> None:
+    """`+key=...` is refused unless a library reads it (PASS_THROUGH): no lightcls code would."""
+    if key.split(".")[0] in PASS_THROUGH:
+        return
+    others = [o for o in overrides if o.lstrip("+~").split("=", 1)[0] != key]
+    cfg = compose_config(config_name, others)
+    parent, _, leaf = key.rpartition(".")
+    node = OmegaConf.select(cfg, parent) if parent else cfg
+    keys = [str(k) for k in node] if isinstance(node, DictConfig) else []
+    hint = did_you_mean(leaf, keys, f"{parent}." if parent else "")
+    groups = ", ".join(f"{g}.*" for g in PASS_THROUGH)
+    raise LightclsError(
+        f"unknown key {key!r}{hint}: no lightcls command reads it (only {groups} pass new keys to a library)"
+    )
 
 
 def trainer_devices(cfg: DictConfig) -> Any:

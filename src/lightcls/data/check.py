@@ -7,7 +7,7 @@ import json
 import logging
 import os
 from collections import Counter, defaultdict
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -55,9 +55,15 @@ class Report:
         return [p for s in self.layout.splits.values() for p, _ in s if self.files[str(p)].get("error")]
 
 
-def check_dataset(root: str | Path, val_fraction: float = 0.15, seed: int = 0, cache: bool = True) -> Report:
+def check_dataset(
+    root: str | Path,
+    val_fraction: float = 0.15,
+    seed: int = 0,
+    cache: bool = True,
+    lists: Mapping[str, str | Path | None] | None = None,
+) -> Report:
     """Read the layout at `root` and check every file (decodable, leakage, duplicates, counts)."""
-    layout = read_layout(root, val_fraction, seed)
+    layout = read_layout(root, val_fraction, seed, lists)
     cache_path = layout.root / CACHE_FILE
     cached = _load_cache(cache_path) if cache else {}
     files: dict[str, dict[str, Any]] = {}
@@ -82,12 +88,16 @@ def check_dataset(root: str | Path, val_fraction: float = 0.15, seed: int = 0, c
 
 
 def checked_layout(
-    root: str | Path, val_fraction: float = 0.15, seed: int = 0, on_broken: str = "fail"
+    root: str | Path,
+    val_fraction: float = 0.15,
+    seed: int = 0,
+    on_broken: str = "fail",
+    lists: Mapping[str, str | Path | None] | None = None,
 ) -> Layout:
     """The layout training uses: checked (cached); broken images fail the run or are skipped; leaks warned."""
     if on_broken not in ON_BROKEN:
         raise LightclsError(f"data.on_broken must be one of {', '.join(ON_BROKEN)}, got {on_broken!r}")
-    report = check_dataset(root, val_fraction, seed)
+    report = check_dataset(root, val_fraction, seed, lists=lists)
     for line in report.leaks[:SHOWN]:
         log.warning("%s (see lightcls-data check data.root=%s)", line, report.layout.root)
     if len(report.leaks) > SHOWN:

@@ -57,6 +57,8 @@ class SplitFolderDataModule(L.LightningDataModule):
         pin_memory: pin batches for faster copies to the GPU (default: when a GPU is present).
         prefetch_factor: batches each worker prepares ahead.
         on_broken: images that cannot be decoded: "fail" (one line naming them) or "skip" (warn, leave out).
+        train_list, val_list, test_list: list files of `path label` lines (relative to `root`) that choose a
+            split's images instead of its folder (PaddleClas's train_list.txt, mmpretrain's ann_file).
     """
 
     def __init__(
@@ -79,6 +81,9 @@ class SplitFolderDataModule(L.LightningDataModule):
         pin_memory: bool | None = None,
         prefetch_factor: int = 4,
         on_broken: str = "fail",
+        train_list: str | None = None,
+        val_list: str | None = None,
+        test_list: str | None = None,
     ) -> None:
         super().__init__()
         if channels not in (1, 3):
@@ -115,6 +120,7 @@ class SplitFolderDataModule(L.LightningDataModule):
         self.pin_memory = torch.cuda.is_available() if pin_memory is None else pin_memory
         self.prefetch_factor = prefetch_factor
         self.on_broken = on_broken
+        self.lists = {"train": train_list, "val": val_list, "test": test_list}
         self.datasets: dict[str, ImageDataset | TensorImageDataset] = {}
 
     @classmethod
@@ -139,7 +145,7 @@ class SplitFolderDataModule(L.LightningDataModule):
             log.info("writing the embedded %s data set to %s", self.builtin, self.root)
             BUILTIN[self.builtin](self.root)
         try:
-            return checked_layout(self.root, self.val_fraction, self.split_seed, self.on_broken)
+            return checked_layout(self.root, self.val_fraction, self.split_seed, self.on_broken, self.lists)
         except LightclsError as err:
             if not self.root.exists():
                 raise LightclsError(f"{err}; or set data.root=/path/to/{self.name}") from None

@@ -6,6 +6,7 @@ import json
 import logging
 import math
 import random
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -43,16 +44,45 @@ def expected_layout(root: Path) -> str:
     )
 
 
-def read_layout(root: str | Path, val_fraction: float = 0.15, seed: int = 0) -> Layout:
-    """Read the layout at `root`; a plain tree of class folders gets a seeded split written down."""
+def read_layout(
+    root: str | Path,
+    val_fraction: float = 0.15,
+    seed: int = 0,
+    lists: Mapping[str, str | Path | None] | None = None,
+) -> Layout:
+    """Read the layout at `root`; a plain tree of class folders gets a seeded split written down.
+
+    `lists` (split -> file, relative to `root` or absolute) replace a split's images with those the list
+    names: one `path label` line per image (PaddleClas's train_list.txt, mmpretrain's ann_file), each path
+    relative to the list's folder or absolute. A `train.txt` beside `val.txt` selects the training images.
+    """
     root = Path(root).expanduser().resolve()
     if not root.is_dir():
         raise LightclsError(f"data set not found at {root}: {expected_layout(root)}")
+    given = {split: Path(str(path)).expanduser() for split, path in (lists or {}).items() if path}
+    layout = _read_split_layout(root, val_fraction, seed, listed_train="train" in given)
+    for split, path in given.items():
+        listing = path if path.is_absolute() else root / path
+        layout.splits[split] = _read_listing(listing, listing.parent, layout.classes, class_folders=False)
+    if "train" in given and not layout.splits["train"]:
+        raise LightclsError(f"{given['train']}: the training list names no images")
+    return layout
+
+
+def _read_split_layout(root: Path, val_fraction: float, seed: int, listed_train: bool) -> Layout:
     dirs = {split: _find_split_dir(root, names) for split, names in SPLIT_DIRS.items()}
+    if dirs["train"] is None and listed_train:
+        if not (root / "classes.txt").is_file():
+            raise LightclsError(f"{root}/classes.txt: needed with a training list (line i names label i)")
+        return Layout(root, _read_classes(root, root), {"train": [], "val": [], "test": []})
     if dirs["train"] is None:
         return _plain_tree(root, val_fraction, seed)
     classes = _read_classes(root, dirs["train"])
-    splits = {"train": _scan(dirs["train"], classes, root / "classes.txt")}
+    listing = root / "train.txt"
+    if listing.is_file():
+        splits = {"train": _read_listing(listing, dirs["train"], classes)}
+    else:
+        splits = {"train": _scan(dirs["train"], classes, root / "classes.txt")}
     counts = _counts(splits["train"], len(classes))
     empty = [c for c, n in zip(classes, counts, strict=True) if n == 0]
     if empty:
@@ -126,8 +156,13 @@ def _scan(folder: Path, classes: list[str], classes_file: Path) -> list[Sample]:
     return samples
 
 
-def _read_listing(listing: Path, folder: Path, classes: list[str]) -> list[Sample]:
-    """Samples from a `val.txt`-style file: '<class>/<file> <label>' per line, relative to `folder`."""
+def _read_listing(
+    listing: Path, folder: Path, classes: list[str], class_folders: bool = True
+) -> list[Sample]:
+    """Samples from a `val.txt`-style file: '<class>/<file> <label>' per line, relative to `folder` (with
+    `class_folders`, a path's first folder must be its label's class)."""
+    if not listing.is_file():
+        raise LightclsError(f"{listing}: no such list file")
     samples: list[Sample] = []
     for number, line in enumerate(listing.read_text(encoding="utf-8").splitlines(), start=1):
         if not line.strip():
@@ -139,11 +174,11 @@ def _read_listing(listing: Path, folder: Path, classes: list[str]) -> list[Sampl
         label = int(label_text)
         if not 0 <= label < len(classes):
             raise LightclsError(f"{where}: label {label} is not in 0..{len(classes) - 1}")
-        path = folder / rel.strip()
+        path = Path(rel.strip()) if Path(rel.strip()).is_absolute() else folder / rel.strip()
         if not path.is_file():
             raise LightclsError(f"{where}: file {path} does not exist")
         folder_class = Path(rel.strip()).parts[0] if len(Path(rel.strip()).parts) > 1 else None
-        if folder_class is not None and folder_class != classes[label]:
+        if class_folders and folder_class is not None and folder_class != classes[label]:
             raise LightclsError(
                 f"{where}: label {label} ({classes[label]!r}) disagrees with folder {folder_class!r}"
             )

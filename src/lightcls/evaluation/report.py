@@ -22,18 +22,33 @@ from lightcls.errors import LightclsError
 FORMATS = ("json", "yaml", "csv")
 
 
+AVERAGES = ("macro", "weighted", "micro")
+
+
 def classification_report(
-    probs: torch.Tensor, target: torch.Tensor, classes: Sequence[str]
+    probs: torch.Tensor,
+    target: torch.Tensor,
+    classes: Sequence[str],
+    topk: Sequence[int] = (1, 5),
+    average: str = "macro",
 ) -> dict[str, Any]:
-    """Top-1, top-5 (more than 5 classes), per-class precision/recall/F1/support, macro and weighted
-    averages and the confusion matrix (rows: true class, columns: predicted) of `probs` (N, C)."""
+    """Top-k accuracies (`top1` always; a k not below the class count is null), per-class
+    precision/recall/F1/support, their macro, weighted and micro averages (`average` is also reported as the
+    headline `precision`, `recall`, `f1`) and the confusion matrix (rows: true class, columns: predicted)."""
     n = len(classes)
+    if average not in AVERAGES:
+        raise LightclsError(f"average={average}: choose one of {', '.join(AVERAGES)}")
+    bad = [k for k in topk if isinstance(k, bool) or not isinstance(k, int) or k < 1]
+    if bad:
+        raise LightclsError(f"topk: each k must be a whole number >= 1, got {bad[0]!r}")
     kw: dict[str, Any] = {"num_classes": n}
-    report: dict[str, Any] = {
-        "num_images": int(target.numel()),
-        "top1": float(multiclass_accuracy(probs, target, average="micro", top_k=1, **kw)),
-        "top5": float(multiclass_accuracy(probs, target, average="micro", top_k=5, **kw)) if n > 5 else None,
-    }
+    report: dict[str, Any] = {"num_images": int(target.numel())}
+    for k in sorted({1, *topk}):
+        accuracy = (
+            multiclass_accuracy(probs, target, average="micro", top_k=k, **kw) if k < n or k == 1 else None
+        )
+        report[f"top{k}"] = None if accuracy is None else float(accuracy)
+    report.setdefault("top5", None)
     scores = {
         "precision": multiclass_precision,
         "recall": multiclass_recall,
@@ -50,11 +65,11 @@ def classification_report(
         }
         for i in range(n)
     ]
-    for average in ("macro", "weighted"):
-        report[average] = {
-            name: float(fn(probs, target, average=average, **kw)) for name, fn in scores.items()
-        }
-        report[average]["support"] = int(support.sum())
+    for mode in AVERAGES:
+        report[mode] = {name: float(fn(probs, target, average=mode, **kw)) for name, fn in scores.items()}
+        report[mode]["support"] = int(support.sum())
+    report["average"] = average
+    report.update({name: report[average][name] for name in scores})
     report["confusion_matrix"] = multiclass_confusion_matrix(probs, target, **kw).tolist()
     return report
 
@@ -85,6 +100,6 @@ def _write_csv(report: dict[str, Any], path: Path) -> None:
         writer = csv.DictWriter(f, fieldnames=fields, extrasaction="ignore")
         writer.writeheader()
         writer.writerows(report["per_class"])
-        for average in ("macro", "weighted"):
-            writer.writerow({"class": f"{average} avg", "label": "", **report[average]})
+        for mode in AVERAGES:
+            writer.writerow({"class": f"{mode} avg", "label": "", **report[mode]})
         writer.writerow({"class": "top1", "precision": report["top1"], "support": report["num_images"]})

@@ -17,6 +17,9 @@ from lightcls.ckpt import data_provenance, read_checkpoint
 from lightcls.data import SplitFolderDataModule
 from lightcls.errors import LightclsError
 from lightcls.evaluation import classification_report, plot_confusion_matrix, write_report
+from lightcls.evaluation.report import AVERAGES
+from lightcls.inference import load_predictor
+from lightcls.tasks.predict import annotate
 from lightcls.training import ClassificationModule
 from lightcls.training.quiet import quiet
 
@@ -27,14 +30,22 @@ SPLITS = ("val", "test")
 def evaluate(cfg: DictConfig) -> dict[str, Any]:
     """Evaluate `cfg.ckpt_path` on `cfg.split` of its data set; write and return the report.
 
-    The images go through the DataModule the checkpoint was trained with (its saved settings, the data
-    check included) and `trainer.test`, as at the end of training; the report comes from those predictions.
+    A `.ckpt`'s images go through the DataModule the checkpoint was trained with (its saved settings, the
+    data check included) and `trainer.test`, as at the end of training; an exported `.onnx` or TorchScript
+    model runs in its own runtime over the same DataModule. The report comes from those predictions.
     """
     if cfg.split not in SPLITS:
         raise LightclsError(f"split={cfg.split}: unknown split; choose one of {', '.join(SPLITS)}")
-    module = ClassificationModule.from_checkpoint(cfg.ckpt_path)
-    datamodule = eval_datamodule(cfg, module)
-    classes = module.classes
+    exported = Path(str(cfg.ckpt_path)).suffix.lower() in (".onnx", ".pt")
+    if exported:
+        predictor = load_predictor(str(cfg.ckpt_path), device="gpu" if cfg.accelerator == "gpu" else "cpu")
+        classes, model_name = predictor.classes, predictor.meta["model"]
+        preprocess, saved = predictor.preprocess.to_dict(), predictor.meta.get("data")
+    else:
+        module = ClassificationModule.from_checkpoint(cfg.ckpt_path)
+        classes, model_name = module.classes, module.hparams["model"]["name"]
+        preprocess, saved = module.preprocess.to_dict(), data_provenance(read_checkpoint(cfg.ckpt_path))
+    datamodule = eval_datamodule(cfg, saved, preprocess)
     if datamodule.classes != classes:
         raise LightclsError(
             f"data.root={datamodule.layout.root}: its classes ({', '.join(datamodule.classes)}) differ from "
@@ -44,25 +55,68 @@ def evaluate(cfg: DictConfig) -> dict[str, Any]:
         raise LightclsError(f"split={cfg.split}: {datamodule.layout.root} has no {cfg.split} images")
     datamodule.setup_split(cfg.split)
     with quiet(bool(cfg.get("verbose", False))):
-        probs, target = _predict_split(module, datamodule, cfg)
+        if exported:
+            probs, target = _predict_exported(predictor, datamodule, cfg.split)
+        else:
+            probs, target = _predict_split(module, datamodule, cfg)
     samples = datamodule.layout.splits[cfg.split]
 
     report = {
         "ckpt": str(Path(cfg.ckpt_path).resolve()),
-        "model": module.hparams["model"]["name"],
+        "model": model_name,
         "data": str(datamodule.layout.root),
         "split": cfg.split,
         "classes": classes,
-        **classification_report(probs, target, classes),
+        **classification_report(probs, target, classes, list(cfg.topk), str(cfg.average)),
     }
     out_dir = Path(cfg.paths.output_dir).resolve()
     out_dir.mkdir(parents=True, exist_ok=True)
     write_report(report, out_dir, list(dict.fromkeys(["json", *cfg.formats])))
     plot_confusion_matrix(report["confusion_matrix"], classes, out_dir / "confusion_matrix.png")
+    root = datamodule.layout.root
     if cfg.save_predictions:
-        _write_predictions(samples, probs, classes, datamodule.layout.root, out_dir / "predictions.csv")
+        _write_predictions(samples, probs, classes, root, out_dir / "predictions.csv")
+    if cfg.save_scores:
+        _write_scores(samples, probs, classes, root, out_dir / "scores.csv")
+    if cfg.show_dir:
+        _show(samples, probs, classes, Path(str(cfg.show_dir)).expanduser())
     print_report(report, out_dir)
     return report
+
+
+def _predict_exported(
+    predictor: Any, datamodule: SplitFolderDataModule, split: str
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Probabilities and labels of `split` from an exported model, batch by batch of the split's loader."""
+    probs, targets = [], []
+    for images, labels in datamodule.loader(split):
+        probs.append(predictor.probabilities(list(images)))
+        targets.append(labels)
+    return torch.cat(probs), torch.cat(targets)
+
+
+def _write_scores(
+    samples: list[tuple[Path, int]], probs: torch.Tensor, classes: list[str], root: Path, path: Path
+) -> None:
+    """Every image's probability for every class (file, true label, then one column per class)."""
+    with path.open("w", newline="", encoding="utf-8") as f:
+        writer = csv.writer(f)
+        writer.writerow(["file", "true_label", *classes])
+        for (file, label), row in zip(samples, probs.tolist(), strict=True):
+            rel = file.relative_to(root) if file.is_relative_to(root) else file
+            writer.writerow([rel.as_posix(), label, *(f"{p:.6f}" for p in row)])
+
+
+def _show(samples: list[tuple[Path, int]], probs: torch.Tensor, classes: list[str], folder: Path) -> None:
+    """Each image annotated with its prediction, in `folder/right/` or `folder/wrong/` (+ the true class)."""
+    scores, preds = probs.max(dim=1)
+    for (file, label), pred, score in zip(samples, preds.tolist(), scores.tolist(), strict=True):
+        wrong = pred != label
+        result = {
+            "pred_class": classes[pred] + (f" (true: {classes[label]})" if wrong else ""),
+            "pred_score": score,
+        }
+        annotate(file, result, folder / ("wrong" if wrong else "right") / f"{file.parent.name}__{file.stem}")
 
 
 def _predict_split(
@@ -84,11 +138,13 @@ def _predict_split(
     return probs, target
 
 
-def eval_datamodule(cfg: DictConfig, module: ClassificationModule) -> SplitFolderDataModule:
+def eval_datamodule(
+    cfg: DictConfig, saved: dict[str, Any] | None, preprocess: dict[str, Any]
+) -> SplitFolderDataModule:
     """The checkpoint's own data set (its saved DataModule settings), with what `cfg.data` gives
     (`data=NAME`, `data.root=...`, batch size, workers) on top; images always get the checkpoint's
     preprocessing."""
-    saved = data_provenance(read_checkpoint(cfg.ckpt_path)) or {}
+    saved = saved or {}
     data = cfg.get("data") or {}
     given = OmegaConf.to_container(data, resolve=True) if isinstance(data, DictConfig) else dict(data)
     given = {k: v for k, v in given.items() if not k.startswith("_") and k != "augment" and v is not None}
@@ -99,7 +155,7 @@ def eval_datamodule(cfg: DictConfig, module: ClassificationModule) -> SplitFolde
         )
     if given.get("root") or not saved:
         log.info("evaluating on data.root=%s", given.get("root"))
-    return SplitFolderDataModule.from_provenance({**saved, **given, **module.preprocess.to_dict()})
+    return SplitFolderDataModule.from_provenance({**saved, **given, **preprocess})
 
 
 def _write_predictions(
@@ -140,11 +196,14 @@ def print_report(report: dict[str, Any], out_dir: Path) -> None:
             row["class"], *(f"{row[k]:.4f}" for k in ("precision", "recall", "f1")), str(row["support"])
         )
     table.add_section()
-    for average in ("macro", "weighted"):
-        row = report[average]
+    for mode in AVERAGES:
+        row = report[mode]
         table.add_row(
-            f"{average} avg", *(f"{row[k]:.4f}" for k in ("precision", "recall", "f1")), str(row["support"])
+            f"{mode} avg", *(f"{row[k]:.4f}" for k in ("precision", "recall", "f1")), str(row["support"])
         )
     Console().print(table)
-    top5 = "-" if report["top5"] is None else f"{report['top5']:.4f}"
-    Console().print(f"top1 {report['top1']:.4f}  top5 {top5}  -> {out_dir}")
+    tops = [(k, v) for k, v in report.items() if k.startswith("top") and k[3:].isdigit()]
+    shown = "  ".join(
+        f"{k} {'-' if v is None else f'{v:.4f}'}" for k, v in sorted(tops, key=lambda t: int(t[0][3:]))
+    )
+    Console().print(f"{shown}  -> {out_dir}")

@@ -27,7 +27,7 @@ def export(cfg: DictConfig) -> dict[str, Any]:
     out_dir = Path(str(cfg.save_dir or cfg.paths.output_dir)).expanduser().resolve()
     path, sidecar = export_model(
         source.module.net,
-        source.meta,
+        {**source.meta, "data": data_provenance(read_checkpoint(str(cfg.ckpt_path)))},
         out_dir / f"{cfg.name}{FORMATS[cfg.format]}",
         cfg.format,
         dynamic_batch=bool(cfg.dynamic_batch),

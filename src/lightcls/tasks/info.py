@@ -46,6 +46,10 @@ def info(cfg: DictConfig) -> dict[str, Any]:
         }
         facts["epoch"] = ckpt.get("epoch")
     elif cfg.get("model"):
+        for key in ("image_size", "channels", "num_classes"):
+            value = cfg[key]
+            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+                raise LightclsError(f"{key} must be a whole number >= 1 (a square input side), got {value}")
         pre = {"image_size": int(cfg.image_size), "channels": int(cfg.channels), "mean": [], "std": []}
         net = build_model(cfg.model.name, int(cfg.num_classes), pre["channels"])
         facts = {"model": cfg.model.name, "classes": int(cfg.num_classes), "preprocess": pre}
