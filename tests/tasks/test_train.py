@@ -320,3 +320,9 @@ def test_each_epoch_is_one_row_of_metrics_csv_and_one_log_line(
     assert re.fullmatch(
         r"\[Epoch 2/2\] train loss \S+ top1 \S+ lr \S+ time \S+s data \S+s \| val loss \S+ top1 \S+", lines[1]
     )
+
+
+def test_metrics_json_splits_the_run_time(trained_run: Path) -> None:
+    seconds = _metrics(trained_run)["seconds"]
+    assert set(seconds) == {"startup", "data", "train", "test"}
+    assert all(v >= 0 for v in seconds.values()) and seconds["train"] > 0 and seconds["test"] > 0

@@ -22,6 +22,7 @@ from rich.table import Table
 
 from lightcls.ckpt import check_resume
 from lightcls.ckpt.io import AtomicCheckpointIO
+from lightcls.config import STARTED_AT
 from lightcls.config.checks import check_devices, check_max_epochs, trainer_devices
 from lightcls.data import SplitFolderDataModule
 from lightcls.errors import Interrupted, LightclsError
@@ -62,11 +63,14 @@ def train(cfg: DictConfig) -> dict[str, Any]:
 
 
 def _train(cfg: DictConfig) -> dict[str, Any]:
+    task_start = time.perf_counter()
+    startup = _seconds_since_process_start()
     check_config(cfg)
     L.seed_everything(cfg.seed, workers=True)
     run_dir = Path(cfg.paths.output_dir).resolve()
     datamodule = build_datamodule(cfg)
     datamodule.prepare_data()
+    data_seconds = time.perf_counter() - task_start
     sizes = "/".join(str(len(datamodule.layout.splits.get(s, []))) for s in ("train", "val", "test"))
     log.info(
         "training %s on %s (%s): %d classes, %s train/val/test images; run dir %s",
@@ -137,11 +141,18 @@ def _train(cfg: DictConfig) -> dict[str, Any]:
     if rank != 0:  # another rank of a DDP run: rank 0 tests and writes the results
         return {}
     test = {}
+    test_start = time.perf_counter()
     if datamodule.has_test:
         results = _tester(trainer, cfg).test(
             module, datamodule=datamodule, ckpt_path=best or None, verbose=False, weights_only=True
         )
         test = results[0] if results else {}
+    seconds = {
+        "startup": round(startup, 2),  # the command's start to the task: imports, Hydra, the config check
+        "data": round(data_seconds, 2),  # config check, data check, decode cache
+        "train": round(train_seconds, 2),
+        "test": round(time.perf_counter() - test_start, 2),
+    }
 
     metrics = {
         "best_val_top1": fit.get("fit/best_score") if best and checkpoint.monitor else None,
@@ -158,6 +169,7 @@ def _train(cfg: DictConfig) -> dict[str, Any]:
         "epochs": int(fit["fit/epochs"]),
         "global_step": int(fit["fit/global_step"]),
         "train_seconds": round(train_seconds, 1),
+        "seconds": seconds,
         "train_images_per_second": _round(fit.get("fit/images_per_second")),
     }
     run_dir.mkdir(parents=True, exist_ok=True)
@@ -214,9 +226,17 @@ def print_summary(metrics: dict[str, Any], run_dir: Path) -> None:
             key,
             "-" if value is None else f"{value:.4g}" if isinstance(value, float) else str(value),
         )
+    parts = metrics.get("seconds") or {}
+    table.add_row("seconds", "  ".join(f"{k} {v}" for k, v in parts.items() if v is not None))
     table.add_row("run dir", str(run_dir))
     table.add_row("best ckpt", str(metrics["best_ckpt"] or "-"))
     Console().print(table)
+
+
+def _seconds_since_process_start() -> float:
+    """Seconds since lightcls.config was imported (a command imports it first thing, so: its start, give
+    or take the interpreter's ~50 ms): what imports, Hydra and the config check took before the task."""
+    return time.time() - STARTED_AT
 
 
 def _sweep_safe(cfg: DictConfig) -> dict[str, Any]:
