@@ -174,6 +174,10 @@ def test_multirun_checks_every_swept_value() -> None:
             "optimizer.betas=[1.5, 0.9]: Invalid beta parameter at index 0: 1.5",
         ),
         (["data.batch_size=0"], "data.batch_size must be a positive integer, got 0"),
+        (
+            ["data.image_size=[32,16]"],
+            "data.image_size must be a whole number >= 1 (the side of a square input), got [32, 16]",
+        ),
         (["trainer.max_epochs=0"], "trainer.max_epochs must be a whole number >= 1, got 0"),
         (
             ["trainer.max_epochs=-1"],

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from helpers import compose_task, quoted, run_entry
+from helpers import compose_task, one_line_error, quoted, run_entry
 from lightcls.inference import CheckpointPredictor
 from lightcls.tasks import evaluate, info
 
@@ -43,3 +43,10 @@ def test_checkpoint_facts_and_publish(trained_run: Path, digits_root: Path, tmp_
         for c, name in ((published, "published"), (ckpt, "full"))
     ]
     assert reports[0]["top1"] == reports[1]["top1"] and reports[0]["num_images"] == 270
+
+
+def test_a_non_square_size_is_one_line(tmp_path: Path) -> None:
+    cfg = compose_task("info", ["model=resnet18", "image_size=[224,160]"], tmp_path)
+    assert one_line_error(info, cfg) == (
+        "image_size must be a whole number >= 1 (a square input side), got [224, 160]"
+    )

@@ -50,6 +50,11 @@ def check_command(cfg: DictConfig) -> None:
 
 def build_datamodule(cfg: DictConfig) -> SplitFolderDataModule:
     """The DataModule of `cfg.data`; its own argument checks are one-line LightclsErrors."""
+    size = cfg.data.get("image_size")
+    if isinstance(size, bool) or not isinstance(size, int) or size < 1:
+        raise LightclsError(
+            f"data.image_size must be a whole number >= 1 (the side of a square input), got {size}"
+        )
     try:
         return instantiate(cfg.data)
     except InstantiationException as err:
