@@ -165,6 +165,11 @@ def test_multirun_sweep_gives_one_dir_per_job(digits_root: Path, tmp_path: Path)
         text = (sweep / job / ".hydra" / "overrides.yaml").read_text()
         configs.add(tuple(line for line in text.splitlines() if "lr=" in line or "batch_size=" in line))
     assert len(configs) == 4
+    rows = list(csv.DictReader((sweep / "summary.csv").open()))  # written at the end of the multirun
+    assert len(rows) == 4 and {"optimizer.lr", "data.batch_size", "best_val_top1"} <= set(rows[0])
+    best = [float(r["best_val_top1"]) for r in rows]
+    assert best == sorted(best, reverse=True)
+    assert "best first" in result.stdout
 
 
 @pytest.mark.slow

@@ -1,0 +1,101 @@
+"""Compare runs: one row per run dir (the overrides that differ, its metrics), best first."""
+
+from __future__ import annotations
+
+import csv
+import json
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import yaml
+from rich.console import Console
+from rich.table import Table
+
+from lightcls.errors import LightclsError
+
+#: metrics.json keys a summary row keeps, in this order (after the overrides)
+METRICS = (
+    "best_val_top1",
+    "final_val_top1",
+    "test_top1",
+    "best_epoch",
+    "epochs",
+    "train_seconds",
+    "train_images_per_second",
+)
+#: overrides that only say where a run writes or reads: never what differs between jobs
+_PLUMBING = ("paths.", "hydra.", "data.root")
+
+
+def find_runs(paths: Sequence[str | Path]) -> list[Path]:
+    """Run dirs (holding metrics.json) among `paths`: each a run dir, or a folder searched below it."""
+    runs: list[Path] = []
+    for path in map(Path, paths):
+        if (path / "metrics.json").is_file():
+            runs.append(path)
+        elif path.is_dir():
+            runs += sorted(p.parent for p in path.rglob("metrics.json"))
+        else:
+            raise LightclsError(f"{path}: no such folder")
+    if not runs:
+        raise LightclsError(f"no run (a folder with metrics.json) under {', '.join(map(str, paths))}")
+    return runs
+
+
+def summarize(runs: Sequence[Path], objective: str = "best_val_top1") -> list[dict[str, Any]]:
+    """One row per run: the overrides whose values differ between runs, then METRICS, the run dir and best
+    checkpoint; sorted by `objective`, best first (runs without it last)."""
+    overrides = [_overrides(run) for run in runs]
+    keys = sorted({k for o in overrides for k in o})
+    differ = [k for k in keys if len({o.get(k) for o in overrides}) > 1 and not k.startswith(_PLUMBING)]
+    rows = []
+    for run, given in zip(runs, overrides, strict=True):
+        metrics = json.loads((run / "metrics.json").read_text(encoding="utf-8"))
+        best = metrics.get("best_ckpt")
+        rows.append(
+            {
+                **{k: given.get(k) for k in differ},
+                **{k: metrics.get(k) for k in METRICS},
+                "run_dir": str(run),
+                "best_ckpt": str(run / best) if best else None,
+            }
+        )
+    return sorted(rows, key=lambda r: (r.get(objective) is None, -(r.get(objective) or 0.0)))
+
+
+def write_summary(rows: list[dict[str, Any]], folder: Path) -> tuple[Path, Path]:
+    """`summary.csv` and `summary.json` in `folder`."""
+    folder.mkdir(parents=True, exist_ok=True)
+    as_json, as_csv = folder / "summary.json", folder / "summary.csv"
+    as_json.write_text(json.dumps(rows, indent=2) + "\n", encoding="utf-8")
+    with as_csv.open("w", newline="", encoding="utf-8") as f:
+        writer = csv.DictWriter(f, fieldnames=list(rows[0]) if rows else [])
+        writer.writeheader()
+        writer.writerows({k: "" if v is None else v for k, v in row.items()} for row in rows)
+    return as_csv, as_json
+
+
+def print_summary(rows: list[dict[str, Any]], title: str) -> None:
+    """The rows as a table, best first."""
+    table = Table(title=title)
+    columns = [c for c in (rows[0] if rows else {}) if c not in ("run_dir", "best_ckpt")]
+    for column in (*columns, "run"):
+        table.add_column(column, justify="left" if column == "run" or "." in column else "right")
+    for row in rows:
+        cells = [_cell(row[c]) for c in columns]
+        table.add_row(*cells, Path(row["run_dir"]).name)
+    Console().print(table)
+
+
+def _overrides(run: Path) -> dict[str, str]:
+    """The run's command-line overrides (`.hydra/overrides.yaml`), as key -> value."""
+    path = run / ".hydra" / "overrides.yaml"
+    if not path.is_file():
+        return {}
+    items = yaml.safe_load(path.read_text(encoding="utf-8")) or []
+    return dict(item.lstrip("+~").split("=", 1) for item in items if "=" in item)
+
+
+def _cell(value: Any) -> str:
+    return "-" if value is None else f"{value:.4g}" if isinstance(value, float) else str(value)
