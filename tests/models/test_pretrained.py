@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from pathlib import Path
 
 import pytest
@@ -45,3 +46,40 @@ def test_missing_weights_file_is_one_line(tmp_path: Path) -> None:
 def test_lenet_has_no_published_weights() -> None:
     with pytest.raises(LightclsError, match=r"torchvision publishes no weights for 'lenet'"):
         load_pretrained(LeNet5(10, 1), "lenet", True)
+
+
+def _openmmlab(state: dict, rename) -> dict:
+    """A state dict saved as mmpretrain/MMEdu save it: {'meta', 'state_dict': backbone.* and head.*}."""
+    keys = list(state)
+    mapped = {f"backbone.{rename(i, k)}": v for i, (k, v) in enumerate(state.items()) if i < len(keys) - 2}
+    mapped.update({"head.fc.weight": state[keys[-2]], "head.fc.bias": state[keys[-1]]})
+    return {
+        "meta": {"mmpretrain_version": "1.2.0", "dataset_meta": {"classes": ["a", "b", "c"]}},
+        "state_dict": mapped,
+    }
+
+
+@pytest.mark.parametrize(
+    ("name", "rename"),
+    [
+        ("resnet18", lambda i, k: k),  # mmpretrain's ResNet names are torchvision's, under backbone.
+        ("mobilenet_v2", lambda i, k: f"layer{i // 6}.block{i % 6}"),  # other names: mapped by order
+    ],
+)
+def test_an_mmpretrain_checkpoint_maps_to_torchvision_names(
+    name: str, rename, tmp_path: Path, caplog
+) -> None:
+    source = build_model(name, 3, 3)
+    path = tmp_path / "mm.pth"
+    torch.save(_openmmlab(source.state_dict(), rename), path)
+    target = build_model(name, 3, 3)
+    with caplog.at_level(logging.INFO, logger="lightcls"):
+        result = load_pretrained(target, name, str(path))
+    assert result["missing"] == [] and result["skipped"] == []
+    for key, value in source.state_dict().items():
+        assert torch.equal(target.state_dict()[key], value), key
+    assert "an mmpretrain/MMEdu checkpoint" in caplog.text
+    with pytest.raises(
+        LightclsError, match=r"an OpenMMLab checkpoint whose backbone does not fit this model"
+    ):
+        load_pretrained(build_model("efficientnet_b0", 3, 3), "efficientnet_b0", str(path))

@@ -20,6 +20,7 @@ def load_pretrained(net: nn.Module, name: str, source: bool | str) -> dict[str, 
     checkpoint) into `net`; return the keys loaded, adapted and skipped."""
     state = _torchvision_weights(name) if source is True else _file_weights(Path(str(source)))
     own = net.state_dict()
+    state = _from_openmmlab(state, own, source)
     loaded, adapted, skipped = {}, [], []
     for key, value in state.items():
         target = own.get(key)
@@ -79,6 +80,36 @@ def _file_weights(path: Path) -> dict[str, torch.Tensor]:
     if not isinstance(obj, dict) or not all(isinstance(v, torch.Tensor) for v in obj.values()):
         raise LightclsError(f"model.pretrained={path}: not a state dict or a lightcls checkpoint")
     return obj
+
+
+def _from_openmmlab(
+    state: dict[str, torch.Tensor], own: dict[str, torch.Tensor], source: object
+) -> dict[str, torch.Tensor]:
+    """An mmpretrain / MMEdu state dict (`backbone.*`, `head.*`) in torchvision's names: by name where the
+    backbone's names are torchvision's (ResNet), else by order where every shape agrees (MobileNetV2, ...);
+    the head's weight and bias become the last layer's. Other state dicts pass through."""
+    if not any(k.startswith("backbone.") for k in state):
+        return state
+    body = {k.removeprefix("backbone."): v for k, v in state.items() if k.startswith("backbone.")}
+    head = [v for k, v in state.items() if k.startswith("head.")]
+    own_keys = list(own)
+    own_body, own_head = own_keys[:-2], own_keys[-2:]  # every built-in backbone ends in a Linear
+    if set(body) <= set(own_body):
+        mapped, how = dict(body), "by name"
+    else:
+        pairs = list(zip(body.items(), own_body, strict=False))
+        if len(body) != len(own_body) or any(v.shape != own[k].shape for (_, v), k in pairs):
+            raise LightclsError(
+                f"model.pretrained={source}: an OpenMMLab checkpoint whose backbone does not fit this model "
+                f"({len(body)} backbone tensors, the model has {len(own_body)}); is it another architecture?"
+            )
+        mapped, how = {k: v for (_, v), k in pairs}, "by order"
+    if len(head) == 2:
+        mapped.update(zip(own_head, head, strict=True))
+    log.info(
+        "model.pretrained=%s: an mmpretrain/MMEdu checkpoint, %d tensors mapped %s", source, len(mapped), how
+    )
+    return mapped
 
 
 def _is_stem_mismatch(target: torch.Tensor, value: torch.Tensor) -> bool:
