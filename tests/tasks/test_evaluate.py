@@ -99,3 +99,20 @@ def test_an_exported_model_is_evaluated_through_the_same_report(trained_run: Pat
     ckpt_report = evaluate(compose_task("eval", [f"ckpt_path={quoted(ckpt)}"], tmp_path / "ckpt"))
     assert onnx_report["num_images"] == ckpt_report["num_images"] == 270  # its data set, from model.json
     assert onnx_report["top1"] == pytest.approx(ckpt_report["top1"], abs=1 / 270)
+
+
+def test_a_sweep_dir_evaluates_its_best_run(trained_run: Path, tmp_path: Path) -> None:
+    metrics = json.loads((trained_run / "metrics.json").read_text())
+    best = trained_run / metrics["best_ckpt"]
+    sweep = tmp_path / "sweep"
+    sweep.mkdir()
+    rows = [
+        {"best_ckpt": None},
+        {"best_ckpt": str(best)},
+        {"best_ckpt": str(trained_run / "checkpoints/last.ckpt")},
+    ]
+    (sweep / "summary.json").write_text(json.dumps(rows))
+    report = evaluate(compose_task("eval", [f"ckpt_path={sweep}"], tmp_path / "run"))
+    assert report["ckpt"] == str(best.resolve()) and report["top1"] == pytest.approx(
+        metrics["test_top1"], abs=1e-6
+    )

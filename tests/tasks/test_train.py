@@ -66,6 +66,10 @@ def test_lenet_learns_digits_and_writes_the_run_dir(trained_run: Path) -> None:
         "lr-SGD",
     }
     assert scalars <= _tags(trained_run)
+    assert {"hp/best_val_top1", "hp/test_top1"} <= _tags(trained_run)  # TensorBoard's HPARAMS view
+    events = EventAccumulator(str(trained_run / "tensorboard"))
+    events.Reload()
+    assert "_hparams_/session_end_info" in events.PluginTagToContent("hparams")
     assert _tags(trained_run, "images") == {"test/confusion_matrix"}
 
 

@@ -2,6 +2,7 @@
 
 from lightcls.ckpt.load import (
     DATA_KEY,
+    best_of_sweep,
     check_resume,
     data_provenance,
     describe,
@@ -9,4 +10,12 @@ from lightcls.ckpt.load import (
     read_checkpoint,
 )
 
-__all__ = ["DATA_KEY", "check_resume", "data_provenance", "describe", "load_checkpoint", "read_checkpoint"]
+__all__ = [
+    "DATA_KEY",
+    "best_of_sweep",
+    "check_resume",
+    "data_provenance",
+    "describe",
+    "load_checkpoint",
+    "read_checkpoint",
+]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import pickle
 import re
 from collections.abc import Mapping, Sequence
@@ -20,7 +21,7 @@ DATA_KEY = "datamodule_hyper_parameters"
 
 def load_checkpoint(path: str | Path, what: str = "ckpt_path") -> dict[str, Any]:
     """The dict in `path`, loaded with `torch.load(weights_only=True)`; anything else is one clear line."""
-    path = Path(path).expanduser()
+    path = best_of_sweep(Path(path).expanduser())
     where = f"{what}={path}"
     if path.is_dir():
         raise LightclsError(f"{where}: is a folder; pass a .ckpt file (e.g. {path}/checkpoints/last.ckpt)")
@@ -44,6 +45,18 @@ def load_checkpoint(path: str | Path, what: str = "ckpt_path") -> dict[str, Any]
     if not isinstance(obj, dict):
         raise LightclsError(f"{where}: not a checkpoint (holds a {type(obj).__name__}, not a dict)")
     return obj
+
+
+def best_of_sweep(path: Path) -> Path:
+    """For a sweep dir (its `summary.json`, best run first): that run's best checkpoint; else `path`."""
+    summary = path / "summary.json"
+    if not (path.is_dir() and summary.is_file()):
+        return path
+    rows = json.loads(summary.read_text(encoding="utf-8"))
+    best = next((row.get("best_ckpt") for row in rows if row.get("best_ckpt")), None)
+    if best is None:
+        raise LightclsError(f"{path}: a sweep none of whose runs kept a best checkpoint")
+    return Path(best)
 
 
 def read_checkpoint(path: str | Path, what: str = "ckpt_path") -> dict[str, Any]:

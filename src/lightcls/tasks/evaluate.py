@@ -13,7 +13,7 @@ from omegaconf import DictConfig, OmegaConf
 from rich.console import Console
 from rich.table import Table
 
-from lightcls.ckpt import data_provenance, read_checkpoint
+from lightcls.ckpt import best_of_sweep, data_provenance, read_checkpoint
 from lightcls.data import SplitFolderDataModule
 from lightcls.errors import LightclsError
 from lightcls.evaluation import classification_report, plot_confusion_matrix, write_report
@@ -36,15 +36,16 @@ def evaluate(cfg: DictConfig) -> dict[str, Any]:
     """
     if cfg.split not in SPLITS:
         raise LightclsError(f"split={cfg.split}: unknown split; choose one of {', '.join(SPLITS)}")
-    exported = Path(str(cfg.ckpt_path)).suffix.lower() in (".onnx", ".pt")
+    ckpt = best_of_sweep(Path(str(cfg.ckpt_path)).expanduser())  # a sweep dir: its best run's
+    exported = ckpt.suffix.lower() in (".onnx", ".pt")
     if exported:
-        predictor = load_predictor(str(cfg.ckpt_path), device="gpu" if cfg.accelerator == "gpu" else "cpu")
+        predictor = load_predictor(ckpt, device="gpu" if cfg.accelerator == "gpu" else "cpu")
         classes, model_name = predictor.classes, predictor.meta["model"]
         preprocess, saved = predictor.preprocess.to_dict(), predictor.meta.get("data")
     else:
-        module = ClassificationModule.from_checkpoint(cfg.ckpt_path)
+        module = ClassificationModule.from_checkpoint(ckpt)
         classes, model_name = module.classes, module.hparams["model"]["name"]
-        preprocess, saved = module.preprocess.to_dict(), data_provenance(read_checkpoint(cfg.ckpt_path))
+        preprocess, saved = module.preprocess.to_dict(), data_provenance(read_checkpoint(ckpt))
     datamodule = eval_datamodule(cfg, saved, preprocess)
     if datamodule.classes != classes:
         raise LightclsError(
@@ -62,7 +63,7 @@ def evaluate(cfg: DictConfig) -> dict[str, Any]:
     samples = datamodule.layout.splits[cfg.split]
 
     report = {
-        "ckpt": str(Path(cfg.ckpt_path).resolve()),
+        "ckpt": str(ckpt.resolve()),
         "model": model_name,
         "data": str(datamodule.layout.root),
         "split": cfg.split,

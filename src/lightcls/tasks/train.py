@@ -15,6 +15,7 @@ from hydra.errors import InstantiationException
 from hydra.types import RunMode
 from hydra.utils import instantiate
 from lightning.pytorch.callbacks import LearningRateMonitor, ModelCheckpoint
+from lightning.pytorch.loggers import TensorBoardLogger
 from lightning.pytorch.utilities.exceptions import SIGTERMException
 from omegaconf import DictConfig, OmegaConf
 from rich.console import Console
@@ -179,8 +180,39 @@ def _train(cfg: DictConfig) -> dict[str, Any]:
     }
     run_dir.mkdir(parents=True, exist_ok=True)
     (run_dir / "metrics.json").write_text(json.dumps(metrics, indent=2) + "\n", encoding="utf-8")
+    _log_hparams(trainer.loggers, cfg, metrics)
     print_summary(metrics, run_dir)
     return metrics
+
+
+def _log_hparams(loggers: list, cfg: DictConfig, metrics: dict[str, Any]) -> None:
+    """The run's settings with its final metrics, for TensorBoard's HPARAMS view (compare a sweep's jobs)."""
+    board = [lg for lg in loggers if isinstance(lg, TensorBoardLogger)]
+    if not board:
+        return
+    chosen = {k: _plain(cfg[k]) for k in ("model", "data", "optimizer", "scheduler") if k in cfg}
+    params = {f"{group}.{key}": value for group, node in chosen.items() for key, value in _flat(node).items()}
+    params.update({"seed": cfg.seed, "trainer.max_epochs": cfg.trainer.max_epochs})
+    params = {k: v if isinstance(v, (int, float, str, bool)) else str(v) for k, v in params.items()}
+    final = {
+        f"hp/{key}": metrics[key]
+        for key in ("best_val_top1", "final_val_top1", "test_top1")
+        if metrics.get(key) is not None
+    }
+    for logger in board:
+        logger.log_hyperparams(params, final)
+        logger.finalize("success")
+
+
+def _flat(node: Any, prefix: str = "") -> dict[str, Any]:
+    """A nested dict as dotted keys (lists kept whole)."""
+    if not isinstance(node, dict):
+        return {prefix.rstrip("."): node}
+    flat: dict[str, Any] = {}
+    for key, value in node.items():
+        if not str(key).startswith("_"):
+            flat.update(_flat(value, f"{prefix}{key}."))
+    return flat
 
 
 def _tester(trainer: L.Trainer, cfg: DictConfig) -> L.Trainer:
