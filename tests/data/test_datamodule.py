@@ -70,3 +70,12 @@ def test_missing_data_set_says_how_to_point_data_root_at_it(tmp_path: Path) -> N
         r"; or set data.root=/path/to/hand_gray$",
     ):
         dm.prepare_data() or dm.classes
+
+
+def test_drop_last_leaves_out_the_partial_training_batch(digits_root: Path, tmp_path: Path) -> None:
+    dm = SplitFolderDataModule(
+        digits_root, 28, 1, [0.5], [0.5], batch_size=100, drop_last=True, cache_dir=str(tmp_path / "cache")
+    )
+    dm.setup()
+    assert len(dm.train_dataloader()) == 12  # 1257 images: 12 full batches, the 57 left out
+    assert len(dm.val_dataloader()) == 3  # evaluation keeps every image

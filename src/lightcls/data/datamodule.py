@@ -59,6 +59,8 @@ class SplitFolderDataModule(L.LightningDataModule):
         on_broken: images that cannot be decoded: "fail" (one line naming them) or "skip" (warn, leave out).
         train_list, val_list, test_list: list files of `path label` lines (relative to `root`) that choose a
             split's images instead of its folder (PaddleClas's train_list.txt, mmpretrain's ann_file).
+        drop_last: leave out each epoch's last, partial training batch (steady shapes: with
+            model.compile=true a partial batch recompiles the model every epoch).
     """
 
     def __init__(
@@ -84,6 +86,7 @@ class SplitFolderDataModule(L.LightningDataModule):
         train_list: str | None = None,
         val_list: str | None = None,
         test_list: str | None = None,
+        drop_last: bool = False,
     ) -> None:
         super().__init__()
         if channels not in (1, 3):
@@ -121,6 +124,7 @@ class SplitFolderDataModule(L.LightningDataModule):
         self.prefetch_factor = prefetch_factor
         self.on_broken = on_broken
         self.lists = {"train": train_list, "val": val_list, "test": test_list}
+        self.drop_last = bool(drop_last)
         self.datasets: dict[str, ImageDataset | TensorImageDataset] = {}
 
     @classmethod
@@ -201,7 +205,7 @@ class SplitFolderDataModule(L.LightningDataModule):
             persistent_workers=workers > 0,
             prefetch_factor=self.prefetch_factor if workers > 0 else None,
             pin_memory=self.pin_memory,
-            drop_last=False,
+            drop_last=self.drop_last and split == "train",
         )
 
     def train_dataloader(self) -> DataLoader:
