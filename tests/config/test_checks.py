@@ -12,14 +12,16 @@ from helpers import compose_train, one_line_error
 from lightcls.config.checks import check_command, check_devices
 from lightcls.errors import LightclsError
 from lightcls.tasks import train
+from lightcls.tasks.evaluate import check_command as check_eval_command
 from lightcls.tasks.train import check_command as check_train_command
 
 MODELS = "convnext_tiny, efficientnet_b0, lenet, mobilenet_v2, mobilenet_v3_small, resnet18, resnet50"
 
 
 def _check(config: str, argv: list[str]) -> None:
-    """`check_command` as the command does it (the train command checks values too)."""
-    check_command(config, argv, check_train_command if config == "train" else None)
+    """`check_command` as the command does it (train and eval check values too)."""
+    checks = {"train": check_train_command, "eval": check_eval_command}
+    check_command(config, argv, checks.get(config))
 
 
 def _error(config: str, argv: list[str]) -> str:
@@ -112,6 +114,15 @@ def test_an_added_key_no_command_reads_is_refused() -> None:
     _check(
         "train", ["+trainer.enable_progress_bar=false", "+optimizer.foreach=true"]
     )  # a library reads these
+
+
+def test_a_required_key_left_out_is_one_line() -> None:
+    assert _error("eval", []) == "ckpt_path is required: pass ckpt_path=..."
+    assert _error("predict", ["ckpt_path=m.ckpt"]) == "input is required: pass input=..."
+    assert (
+        _error("eval", ["ckpt_path=m.ckpt", "split=train"])
+        == "split=train: unknown split; choose one of val, test"
+    )
 
 
 def test_unknown_key_in_the_other_commands() -> None:

@@ -10,8 +10,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from helpers import compose_task, quoted, run_entry
-from lightcls.errors import LightclsError
+from helpers import compose_task, one_line_error, quoted, run_entry
 from lightcls.models import build_model
 from lightcls.tasks import predict
 
@@ -99,35 +98,31 @@ def test_command_skips_what_is_not_an_image(trained_run: Path, digits_root: Path
 
 def test_wrong_inputs_are_one_clear_line(trained_run: Path, digits_root: Path, tmp_path: Path) -> None:
     image = sorted((digits_root / "test_set" / "one").iterdir())[0]
-    with pytest.raises(LightclsError) as err:
-        _predict(Path("nope/model.ckpt"), image, tmp_path / "0")
-    assert str(err.value) == "ckpt_path=nope/model.ckpt: no such file"
+    assert (
+        one_line_error(_predict, Path("nope/model.ckpt"), image, tmp_path / "0")
+        == "ckpt_path=nope/model.ckpt: no such file"
+    )
     state_dict = tmp_path / "lenet.pth"
     torch.save(build_model("lenet", 10, 1).state_dict(), state_dict)
-    with pytest.raises(LightclsError) as err:
-        _predict(state_dict, image, tmp_path / "a")
-    assert str(err.value) == (
+    assert one_line_error(_predict, state_dict, image, tmp_path / "a") == (
         f"ckpt_path={state_dict}: not a lightcls checkpoint (no state_dict with model, classes and "
         "preprocess hyperparameters); to start from other weights use model.pretrained=PATH"
     )
     junk = tmp_path / "random.pt"
     junk.write_bytes(b"\x80\x04 not really a pickle")
-    with pytest.raises(LightclsError) as err:
-        _predict(junk, image, tmp_path / "b")
-    assert str(err.value) == f"ckpt_path={junk}: not a readable checkpoint (Unsupported operand 32)"
+    assert (
+        one_line_error(_predict, junk, image, tmp_path / "b")
+        == f"ckpt_path={junk}: not a readable checkpoint (Unsupported operand 32)"
+    )
     empty = tmp_path / "empty"
     (empty / "sub").mkdir(parents=True)
     (empty / "sub" / "readme.txt").write_text("nothing here")
-    with pytest.raises(LightclsError) as err:
-        _predict(trained_run / "checkpoints" / "last.ckpt", empty, tmp_path / "c")
-    assert str(err.value) == (
+    assert one_line_error(_predict, trained_run / "checkpoints" / "last.ckpt", empty, tmp_path / "c") == (
         f"input={empty}: no images in this folder "
         "(looked for .bmp, .gif, .jpeg, .jpg, .png, .tif, .tiff, .webp)"
     )
     broken = tmp_path / "broken.png"
     broken.write_bytes(b"not a png")
-    with pytest.raises(LightclsError) as err:
-        _predict(trained_run / "checkpoints" / "last.ckpt", broken, tmp_path / "d")
-    assert str(err.value) == (
+    assert one_line_error(_predict, trained_run / "checkpoints" / "last.ckpt", broken, tmp_path / "d") == (
         f"input={broken}: none of its 1 image file(s) could be read ({broken}: cannot decode image)"
     )

@@ -97,7 +97,7 @@ train = command(
     objective="best_val_top1",
 )
 #: `lightcls-eval ckpt_path=... [data=NAME data.root=...] [split=val|test]`
-evaluate = command("eval", "lightcls.tasks.evaluate:evaluate")
+evaluate = command("eval", "lightcls.tasks.evaluate:evaluate", check="lightcls.tasks.evaluate:check_command")
 #: `lightcls-predict ckpt_path=model.ckpt|model.onnx input=IMG_OR_DIR [topk=3] [save_dir=...]`
 predict = command("predict", "lightcls.tasks.predict:predict")
 #: `lightcls-export ckpt_path=... format=onnx|torchscript [dynamic_batch=true]`

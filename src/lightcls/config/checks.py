@@ -59,6 +59,9 @@ def check_command(
         first = None
         for variant in _variants([o for o in overrides if not o.is_hydra_override()], args.multirun):
             cfg = compose_config(config_name, variant)
+            missing = _missing(cfg)
+            if missing:
+                raise LightclsError(f"{missing[0]} is required: pass {missing[0]}=...")
             first = cfg if first is None else first
             if check_values is not None:
                 with contextlib.suppress(InterpolationResolutionError):  # needs the run's Hydra context:
@@ -80,6 +83,19 @@ def _check_added_key(config_name: str, key: str, overrides: list[str]) -> None:
     raise LightclsError(
         f"unknown key {key!r}{hint}: no lightcls command reads it (only {groups} pass new keys to a library)"
     )
+
+
+def _missing(node: DictConfig, prefix: str = "") -> list[str]:
+    """Keys left `???` (required), without resolving any interpolation."""
+    found = []
+    for key in node:
+        if OmegaConf.is_missing(node, key):
+            found.append(f"{prefix}{key}")
+        else:
+            child = node._get_node(key)
+            if isinstance(child, DictConfig) and not child._is_interpolation():
+                found += _missing(child, f"{prefix}{key}.")
+    return found
 
 
 def trainer_devices(cfg: DictConfig) -> Any:

@@ -25,6 +25,15 @@ FORMATS = ("json", "yaml", "csv")
 AVERAGES = ("macro", "weighted", "micro")
 
 
+def check_report_options(topk: Sequence[int], average: str) -> None:
+    """`topk` whole numbers >= 1 and a known `average`, or a one-line LightclsError."""
+    if average not in AVERAGES:
+        raise LightclsError(f"average={average}: choose one of {', '.join(AVERAGES)}")
+    bad = [k for k in topk if isinstance(k, bool) or not isinstance(k, int) or k < 1]
+    if bad:
+        raise LightclsError(f"topk: each k must be a whole number >= 1, got {bad[0]!r}")
+
+
 def classification_report(
     probs: torch.Tensor,
     target: torch.Tensor,
@@ -36,11 +45,7 @@ def classification_report(
     precision/recall/F1/support, their macro, weighted and micro averages (`average` is also reported as the
     headline `precision`, `recall`, `f1`) and the confusion matrix (rows: true class, columns: predicted)."""
     n = len(classes)
-    if average not in AVERAGES:
-        raise LightclsError(f"average={average}: choose one of {', '.join(AVERAGES)}")
-    bad = [k for k in topk if isinstance(k, bool) or not isinstance(k, int) or k < 1]
-    if bad:
-        raise LightclsError(f"topk: each k must be a whole number >= 1, got {bad[0]!r}")
+    check_report_options(topk, average)
     kw: dict[str, Any] = {"num_classes": n}
     report: dict[str, Any] = {"num_images": int(target.numel())}
     for k in sorted({1, *topk}):

@@ -17,7 +17,7 @@ from lightcls.ckpt import best_of_sweep, data_provenance, read_checkpoint
 from lightcls.data import SplitFolderDataModule
 from lightcls.errors import LightclsError
 from lightcls.evaluation import classification_report, plot_confusion_matrix, write_report
-from lightcls.evaluation.report import AVERAGES
+from lightcls.evaluation.report import AVERAGES, check_report_options
 from lightcls.inference import load_predictor
 from lightcls.tasks.predict import annotate
 from lightcls.training import ClassificationModule
@@ -27,6 +27,15 @@ log = logging.getLogger(__name__)
 SPLITS = ("val", "test")
 
 
+def check_command(cfg: DictConfig) -> None:
+    """The eval options a run would otherwise refuse only after loading the model (before any run dir)."""
+    if cfg.split not in SPLITS:
+        raise LightclsError(f"split={cfg.split}: unknown split; choose one of {', '.join(SPLITS)}")
+    check_report_options(list(cfg.topk), str(cfg.average))
+    if not best_of_sweep(Path(str(cfg.ckpt_path)).expanduser()).exists():
+        raise LightclsError(f"ckpt_path={cfg.ckpt_path}: no such file")
+
+
 def evaluate(cfg: DictConfig) -> dict[str, Any]:
     """Evaluate `cfg.ckpt_path` on `cfg.split` of its data set; write and return the report.
 
@@ -34,8 +43,7 @@ def evaluate(cfg: DictConfig) -> dict[str, Any]:
     data check included) and `trainer.test`, as at the end of training; an exported `.onnx` or TorchScript
     model runs in its own runtime over the same DataModule. The report comes from those predictions.
     """
-    if cfg.split not in SPLITS:
-        raise LightclsError(f"split={cfg.split}: unknown split; choose one of {', '.join(SPLITS)}")
+    check_command(cfg)
     ckpt = best_of_sweep(Path(str(cfg.ckpt_path)).expanduser())  # a sweep dir: its best run's
     exported = ckpt.suffix.lower() in (".onnx", ".pt")
     if exported:

@@ -21,7 +21,7 @@ from omegaconf import DictConfig, OmegaConf
 from rich.console import Console
 from rich.table import Table
 
-from lightcls.ckpt import check_resume
+from lightcls.ckpt import best_of_sweep, check_resume
 from lightcls.ckpt.io import AtomicCheckpointIO
 from lightcls.config import STARTED_AT
 from lightcls.config.checks import check_devices, check_max_epochs, trainer_devices
@@ -47,6 +47,10 @@ def check_command(cfg: DictConfig) -> None:
     """Before a command-line run: the DataModule's own argument checks too (the task builds it first)."""
     build_datamodule(cfg)
     check_config(cfg)
+    for key in ("ckpt_path", "model.pretrained"):
+        value = OmegaConf.select(cfg, key)
+        if isinstance(value, str) and not best_of_sweep(Path(value).expanduser()).exists():
+            raise LightclsError(f"{key}={value}: no such file")
 
 
 def build_datamodule(cfg: DictConfig) -> SplitFolderDataModule:
