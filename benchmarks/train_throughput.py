@@ -116,7 +116,7 @@ def lightcls_run(root: Path, out: Path, model: str, size: int, batch: int, worke
         "trainer.max_epochs=1",
         "trainer.limit_val_batches=0",
         "+trainer.enable_progress_bar=false",
-        "+trainer.enable_model_summary=false",
+        "trainer.enable_model_summary=false",
         "logger=none",
         f"paths.output_dir={out}",
     ]
