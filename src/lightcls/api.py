@@ -250,12 +250,17 @@ class Classifier:
         return evaluate(self._task_config("eval", args, outputs, overrides))
 
     def export(
-        self, format: str = "onnx", outputs: str | Path = "outputs", overrides: Sequence[str] = ()
+        self,
+        format: str = "onnx",
+        outputs: str | Path = "outputs",
+        overrides: Sequence[str] = (),
+        fp16: bool = False,
     ) -> dict[str, Any]:
         """`lightcls-export` of this classifier's checkpoint: model file, contract, parity check."""
         from lightcls.tasks.export import export
 
-        args = [f"ckpt_path={quote(Path(str(self._require_checkpoint())).resolve())}", f"format={format}"]
+        ckpt = quote(Path(str(self._require_checkpoint())).resolve())
+        args = [f"ckpt_path={ckpt}", f"format={format}", f"fp16={str(fp16).lower()}"]
         return export(self._task_config("export", args, outputs, overrides))
 
     def print_result(self, result: dict[str, Any] | list[dict[str, Any]] | None = None) -> None:

@@ -5,10 +5,13 @@ from __future__ import annotations
 from pathlib import Path
 
 import numpy as np
+import onnxruntime as ort
+import pytest
 import torch
 
-from helpers import one_line_error
-from lightcls.inference import CheckpointPredictor
+from helpers import compose_task, one_line_error
+from lightcls.inference import CheckpointPredictor, load_predictor
+from lightcls.inference.predictor import onnx_providers
 
 
 def test_float_images_in_0_1_are_scaled_and_others_refused(trained_run: Path) -> None:
@@ -22,3 +25,46 @@ def test_float_images_in_0_1_are_scaled_and_others_refused(trained_run: Path) ->
     )
     probs = predictor.probabilities([as_uint8, as_uint8])
     assert probs.shape == (2, 10) and torch.allclose(probs.sum(1), torch.ones(2))
+
+
+def test_onnx_providers_fall_back_to_the_cpu_in_one_line(caplog: pytest.LogCaptureFixture) -> None:
+    cpu_only = ["AzureExecutionProvider", "CPUExecutionProvider"]
+    with_cuda = ["CUDAExecutionProvider", "CPUExecutionProvider"]
+    everything = ["TensorrtExecutionProvider", *with_cuda]
+    assert onnx_providers("cpu", None, everything) == ["CPUExecutionProvider"]
+    assert onnx_providers("gpu", None, with_cuda) == with_cuda
+    assert onnx_providers("cpu", "tensorrt", everything) == everything
+    assert onnx_providers("cpu", "OpenVINOExecutionProvider", ["OpenVINOExecutionProvider", "x"]) == [
+        "OpenVINOExecutionProvider",
+        "CPUExecutionProvider",
+    ]
+    assert not caplog.records
+    assert onnx_providers("auto", None, cpu_only) == ["CPUExecutionProvider"]  # auto: quietly the CPU
+    assert not caplog.records
+
+    assert onnx_providers("gpu", None, cpu_only) == ["CPUExecutionProvider"]
+    assert onnx_providers("cpu", "tensorrt", with_cuda) == with_cuda
+    assert [r.getMessage() for r in caplog.records] == [
+        "device=gpu: this onnxruntime has no CUDAExecutionProvider (pip install onnxruntime-gpu); "
+        "running on the CPU",
+        "provider=tensorrt: this onnxruntime has no TensorrtExecutionProvider; "
+        "running on CUDAExecutionProvider",
+    ]
+
+
+def test_an_onnx_model_asked_for_the_gpu_says_so_and_runs(
+    trained_run: Path, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    from lightcls.tasks import export
+
+    export(compose_task("export", [f"ckpt_path={trained_run / 'checkpoints' / 'last.ckpt'}"], tmp_path))
+    predictor = load_predictor(tmp_path / "model.onnx", device="gpu", provider="tensorrt")
+    if "CUDAExecutionProvider" in ort.get_available_providers():
+        pytest.skip("onnxruntime-gpu here: the CUDA provider is used, nothing to fall back from")
+    assert predictor.providers == ["CPUExecutionProvider"]
+    assert (
+        "provider=tensorrt: this onnxruntime has no TensorrtExecutionProvider or CUDAExecutionProvider "
+        in (caplog.text)
+    )
+    probs = predictor.probabilities([torch.zeros(1, 32, 32, dtype=torch.uint8)])
+    assert probs.shape == (1, 10)

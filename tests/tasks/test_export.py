@@ -6,9 +6,11 @@ import json
 from pathlib import Path
 
 import numpy as np
+import onnx
 import onnxruntime as ort
 import pytest
 import torch
+from onnx import numpy_helper
 
 from helpers import compose_task, run_entry
 from lightcls.data.decode import load_image
@@ -91,6 +93,43 @@ def test_fixed_batch_onnx_still_predicts_many(
     listing.write_text("\n".join(str(p) for p in some_images) + "\n")
     results = _predict(tmp_path / "model.onnx", listing, tmp_path / "p")
     assert len(results) == 10
+
+
+def test_fp16_onnx_is_half_the_size_and_agrees_at_fp16_tolerance(
+    trained_run: Path, some_images: list[Path], tmp_path: Path
+) -> None:
+    ckpt = trained_run / "checkpoints" / "last.ckpt"
+    full = export(compose_task("export", [f"ckpt_path={ckpt}"], tmp_path / "fp32"))
+    half = export(compose_task("export", [f"ckpt_path={ckpt}", "fp16=true"], tmp_path / "fp16"))
+    fp32_bytes = _weight_bytes(full["model"], np.float32)
+    assert _weight_bytes(half["model"], np.float16) * 2 == pytest.approx(fp32_bytes, rel=0.01)
+    assert _weight_bytes(half["model"], np.float32) < 0.01 * fp32_bytes
+    assert json.loads((tmp_path / "fp16" / "model.json").read_text())["precision"] == "fp16"
+    # fp16 rounding: more than fp32's 1e-4 allows, within 1% of the largest logit
+    assert 1e-4 < half["max_abs_diff"] <= half["allowed_diff"] and half["same_top1"]
+
+    session = ort.InferenceSession(half["model"], providers=["CPUExecutionProvider"])
+    assert session.get_inputs()[0].type == "tensor(float)"  # the interface stays float32
+    folder = some_images[0].parent.parent
+    labels = [r["pred_label"] for r in _predict(Path(half["model"]), folder, tmp_path / "p1")]
+    assert labels == [r["pred_label"] for r in _predict(ckpt, folder, tmp_path / "p2")]
+
+
+def _weight_bytes(path: str, dtype: type) -> int:
+    """Bytes of an ONNX model's stored `dtype` weights (its initializers)."""
+    arrays = [numpy_helper.to_array(init) for init in onnx.load(path).graph.initializer]
+    return sum(a.nbytes for a in arrays if a.dtype == dtype)
+
+
+def test_a_too_strict_parity_tolerance_fails_in_one_line(trained_run: Path, tmp_path: Path) -> None:
+    from lightcls.errors import LightclsError
+
+    ckpt = trained_run / "checkpoints" / "last.ckpt"
+    cfg = compose_task(
+        "export", [f"ckpt_path={ckpt}", "fp16=true", "parity_rtol=0", "parity_atol=1e-7"], tmp_path
+    )
+    with pytest.raises(LightclsError, match=r"^parity check failed for .*model\.onnx: max abs logit diff "):
+        export(cfg)
 
 
 def test_unknown_format_is_one_line(trained_run: Path, tmp_path: Path) -> None:

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import copy
 import json
 import logging
+import warnings
 from pathlib import Path
 from typing import Any
 
@@ -24,18 +26,25 @@ def export_model(
     fmt: str,
     dynamic_batch: bool = True,
     opset: int | None = None,
+    fp16: bool = False,
 ) -> tuple[Path, Path]:
-    """Export `net` (eval mode, CPU) to `path` in `fmt`; write `meta` as `path`.json; return both paths."""
+    """Export `net` (eval mode, CPU) to `path` in `fmt`; write `meta` as `path`.json; return both paths.
+
+    `fp16` stores weights and computes in float16 (half the file); input and output stay float32.
+    """
     if fmt not in FORMATS:
         raise LightclsError(f"format={fmt}: choose one of {', '.join(FORMATS)}")
     pre = Preprocess.from_dict(meta["preprocess"])
     example = torch.zeros(2 if dynamic_batch else 1, pre.channels, pre.image_size, pre.image_size)
     net = net.eval().cpu()
+    if fp16:
+        net = Float16(copy.deepcopy(net)).eval()
     path.parent.mkdir(parents=True, exist_ok=True)
     if fmt == "onnx":
         _export_onnx(net, example, path, dynamic_batch, opset)
     else:
-        with torch.no_grad():
+        with torch.no_grad(), warnings.catch_warnings():
+            warnings.filterwarnings("ignore", "`torch.jit", FutureWarning)  # deprecated: said in export.yaml
             traced = torch.jit.trace(net, example)
         traced.save(str(path))
     sidecar = path.with_suffix(".json")
@@ -43,11 +52,23 @@ def export_model(
         **meta,
         "format": fmt,
         "file": path.name,
+        "precision": "fp16" if fp16 else "fp32",
         "input_name": "input",
         "input_shape": ["batch" if dynamic_batch else 1, pre.channels, pre.image_size, pre.image_size],
     }
     sidecar.write_text(json.dumps(contract, indent=2) + "\n", encoding="utf-8")
     return path, sidecar
+
+
+class Float16(nn.Module):
+    """`net` in float16 between float32 input and output, so a deployed model's interface does not change."""
+
+    def __init__(self, net: nn.Module) -> None:
+        super().__init__()
+        self.net = net.half()
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.net(x.half()).float()
 
 
 def _export_onnx(

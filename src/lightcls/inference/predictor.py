@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import logging
+import warnings
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -17,6 +19,8 @@ from lightcls.data.decode import load_image, to_mode
 from lightcls.data.preprocess import Preprocess
 from lightcls.errors import LightclsError
 from lightcls.training import ClassificationModule
+
+log = logging.getLogger(__name__)
 
 #: What a single image may be given as.
 ImageInput = str | Path | np.ndarray | Image.Image | torch.Tensor
@@ -81,7 +85,7 @@ class CheckpointPredictor(Predictor):
 class OnnxPredictor(Predictor):
     """An exported `.onnx` model run in ONNX Runtime, with its contract from the `.json` beside it."""
 
-    def __init__(self, path: str | Path) -> None:
+    def __init__(self, path: str | Path, device: str = "cpu", provider: str | None = None) -> None:
         path = Path(path)
         sidecar = path.with_suffix(".json")
         if not path.is_file():
@@ -91,12 +95,12 @@ class OnnxPredictor(Predictor):
         import onnxruntime as ort
 
         super().__init__(json.loads(sidecar.read_text(encoding="utf-8")))
+        providers = onnx_providers(device, provider, ort.get_available_providers())
         try:
-            self.session = ort.InferenceSession(
-                str(path), _session_options(), providers=["CPUExecutionProvider"]
-            )
+            self.session = ort.InferenceSession(str(path), _session_options(), providers=providers)
         except Exception as err:  # noqa: BLE001 - any unreadable model reads the same to a user
             raise LightclsError(f"ckpt_path={path}: ONNX Runtime cannot load it") from err
+        self.providers: list[str] = self.session.get_providers()
         self.input = self.session.get_inputs()[0]
         self.fixed_batch = self.input.shape[0] if isinstance(self.input.shape[0], int) else None
 
@@ -117,7 +121,9 @@ class TorchScriptPredictor(Predictor):
         path = Path(path)
         super().__init__(json.loads(path.with_suffix(".json").read_text(encoding="utf-8")))
         try:
-            self.module = torch.jit.load(str(path), map_location="cpu").eval()
+            with warnings.catch_warnings():
+                warnings.filterwarnings("ignore", "`torch.jit", FutureWarning)  # deprecated upstream
+                self.module = torch.jit.load(str(path), map_location="cpu").eval()
         except Exception as err:  # noqa: BLE001 - any unreadable model reads the same to a user
             raise LightclsError(f"ckpt_path={path}: not a TorchScript model") from err
 
@@ -126,11 +132,15 @@ class TorchScriptPredictor(Predictor):
         return self.module(batch)
 
 
-def load_predictor(path: str | Path, device: str = "cpu") -> Predictor:
-    """A predictor for a lightcls `.ckpt`, or an exported `.onnx` or TorchScript `.pt` (with its `.json`)."""
+def load_predictor(path: str | Path, device: str = "cpu", provider: str | None = None) -> Predictor:
+    """A predictor for a lightcls `.ckpt`, or an exported `.onnx` or TorchScript `.pt` (with its `.json`).
+
+    `provider` (an ONNX Runtime execution provider: cuda, tensorrt, openvino, ... or its full name)
+    applies to `.onnx` only.
+    """
     path = Path(str(path)).expanduser()
     if path.suffix.lower() == ".onnx":
-        return OnnxPredictor(path)
+        return OnnxPredictor(path, device, provider)
     if path.suffix.lower() == ".pt" and path.with_suffix(".json").is_file():
         return TorchScriptPredictor(path)
     return CheckpointPredictor(path, device)
@@ -182,7 +192,48 @@ def _device(name: str) -> torch.device:
     """`cpu`, `gpu`/`cuda`, or `auto` (a GPU when there is one) as a torch device."""
     if name == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if name in ("gpu", "cuda") and not torch.cuda.is_available():
+        log.warning("device=%s: torch sees no CUDA GPU here; running on the CPU", name)
+        return torch.device("cpu")
     return torch.device("cuda" if name == "gpu" else name)
+
+
+#: Short names for ONNX Runtime's execution providers (any full `...ExecutionProvider` name passes as is).
+PROVIDERS = {
+    "cpu": "CPUExecutionProvider",
+    "cuda": "CUDAExecutionProvider",
+    "gpu": "CUDAExecutionProvider",
+    "tensorrt": "TensorrtExecutionProvider",
+    "openvino": "OpenVINOExecutionProvider",
+    "directml": "DmlExecutionProvider",
+    "coreml": "CoreMLExecutionProvider",
+    "rocm": "ROCMExecutionProvider",
+}
+
+
+def onnx_providers(device: str, provider: str | None, available: Sequence[str]) -> list[str]:
+    """ONNX Runtime providers, best first, CPU last: `provider` if given, else CUDA for device=gpu|auto.
+
+    What this onnxruntime build lacks is said in one line and left out (the model then runs on the CPU).
+    """
+    wanted = provider or ("cuda" if device in ("gpu", "cuda", "auto") else "cpu")
+    name = PROVIDERS.get(str(wanted).lower(), str(wanted))
+    chain = [name]
+    if name == "TensorrtExecutionProvider":
+        chain.append("CUDAExecutionProvider")
+    chain = [p for p in chain if p != "CPUExecutionProvider"]
+    missing = [p for p in chain if p not in available]
+    if missing and not (device == "auto" and provider is None):
+        hint = " (pip install onnxruntime-gpu)" if "CUDAExecutionProvider" in missing else ""
+        what = f"provider={provider}" if provider else f"device={device}"
+        log.warning(
+            "%s: this onnxruntime has no %s%s; running on %s",
+            what,
+            " or ".join(missing),
+            hint,
+            ", ".join(p for p in chain if p in available) or "the CPU",
+        )
+    return [p for p in chain if p in available] + ["CPUExecutionProvider"]
 
 
 def _session_options() -> Any:

@@ -47,7 +47,7 @@ def evaluate(cfg: DictConfig) -> dict[str, Any]:
     ckpt = best_of_sweep(Path(str(cfg.ckpt_path)).expanduser())  # a sweep dir: its best run's
     exported = ckpt.suffix.lower() in (".onnx", ".pt")
     if exported:
-        predictor = load_predictor(ckpt, device="gpu" if cfg.accelerator == "gpu" else "cpu")
+        predictor = load_predictor(ckpt, device=str(cfg.accelerator), provider=cfg.provider)
         classes, model_name = predictor.classes, predictor.meta["model"]
         preprocess, saved = predictor.preprocess.to_dict(), predictor.meta.get("data")
     else:

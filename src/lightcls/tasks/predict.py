@@ -23,7 +23,7 @@ log = logging.getLogger(__name__)
 def predict(cfg: DictConfig) -> dict[str, Any]:
     """Classify `cfg.input` with `cfg.ckpt_path`; write predictions.json (and csv); return the results."""
     files, skipped = collect_inputs(Path(str(cfg.input)).expanduser())
-    predictor = load_predictor(str(cfg.ckpt_path), device=str(cfg.device))
+    predictor = load_predictor(str(cfg.ckpt_path), device=str(cfg.device), provider=cfg.provider)
     results, unreadable = predict_files(predictor, files, int(cfg.batch_size), int(cfg.topk))
     skipped += unreadable
     if not results:
