@@ -5,7 +5,7 @@ PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed-stamp
 ARGS ?=
 
-.PHONY: install train test test-fast lint tensorboard clean
+.PHONY: install train test test-fast test-mmpretrain lint tensorboard clean
 
 $(STAMP): pyproject.toml constraints.txt
 	$(PYTHON) -m venv $(VENV)
@@ -23,6 +23,12 @@ test: $(STAMP)  ## the whole suite (CI runs this)
 
 test-fast: $(STAMP)  ## skip the @pytest.mark.slow runs
 	$(PY) -m pytest -q -m "not slow" $(ARGS)
+
+MM := .mmpretrain
+test-mmpretrain: $(STAMP)  ## real mmpretrain checkpoints load with the same logits (mmpretrain kept out of .venv)
+	$(PY) -m pip install --quiet --target $(MM) --no-deps -c constraints-mmpretrain.txt -r constraints-mmpretrain.txt
+	PYTHONPATH=$(MM) $(PY) -W ignore -c "import mmpretrain.models"  # fails loudly where the test would skip
+	PYTHONPATH=$(MM) $(PY) -m pytest -q tests/models/test_pretrained.py -k real_mmpretrain -W ignore::UserWarning
 
 lint: $(STAMP)
 	$(VENV)/bin/ruff check .

@@ -83,3 +83,43 @@ def test_an_mmpretrain_checkpoint_maps_to_torchvision_names(
         LightclsError, match=r"an OpenMMLab checkpoint whose backbone does not fit this model"
     ):
         load_pretrained(build_model("efficientnet_b0", 3, 3), "efficientnet_b0", str(path))
+
+
+@pytest.mark.parametrize(
+    ("name", "backbone", "features"),
+    [("resnet18", {"type": "ResNet", "depth": 18}, 512), ("mobilenet_v2", {"type": "MobileNetV2"}, 1280)],
+)
+def test_a_real_mmpretrain_model_gives_the_same_logits_once_loaded(
+    name: str, backbone: dict, features: int, tmp_path: Path
+) -> None:
+    """mmpretrain itself builds and saves the checkpoint (`make test-mmpretrain` installs it)."""
+    pytest.importorskip("mmpretrain", reason="mmpretrain is not installed: make test-mmpretrain runs this")
+    from mmengine.runner.checkpoint import save_checkpoint
+    from mmpretrain.models import build_classifier
+    from mmpretrain.utils import register_all_modules
+
+    register_all_modules()
+    head = {"type": "LinearClsHead", "num_classes": 10, "in_channels": features}
+    mm = build_classifier(
+        {
+            "type": "ImageClassifier",
+            "backbone": backbone,
+            "neck": {"type": "GlobalAveragePooling"},
+            "head": head,
+        }
+    )
+    generator = torch.Generator().manual_seed(0)
+    for value in mm.state_dict().values():  # every weight and statistic distinct and far from the init
+        if value.is_floating_point():
+            value.copy_(torch.rand(value.shape, generator=generator) * 0.5 + 0.5)
+    mm.eval()
+    path = tmp_path / f"{name}_mmpretrain.pth"
+    save_checkpoint({"meta": {"mmpretrain_version": "1.2.0"}, "state_dict": mm.state_dict()}, str(path))
+
+    net = build_model(name, 10).eval()
+    report = load_pretrained(net, name, str(path))
+    assert report["missing"] == [] and report["skipped"] == [] and report["adapted"] == []
+    x = torch.randn(2, 3, 64, 64, generator=generator)
+    with torch.no_grad():
+        expected = mm(x, mode="tensor")
+        torch.testing.assert_close(net(x), expected, rtol=1e-5, atol=1e-5 * float(expected.abs().max()))
