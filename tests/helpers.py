@@ -56,16 +56,27 @@ def run_cli(args: list[str], cwd: Path, timeout: float = 300) -> subprocess.Comp
 
 def run_entry(entry: str, args: list[str], cwd: Path, timeout: float = 300) -> subprocess.CompletedProcess:
     """`lightcls-<entry> ARGS` (the `lightcls.cli.main.<entry>` Hydra main) in `cwd`, outputs kept there."""
-    if not any(a.startswith("paths.outputs_root=") for a in args):
-        args = [*args, f"paths.outputs_root={cwd / 'outputs'}"]
     return subprocess.run(
-        [sys.executable, "-c", f"from lightcls.cli.main import {entry}; {entry}()", *args],
+        _entry_command(entry, args, cwd), cwd=cwd, env=_env(), capture_output=True, text=True, timeout=timeout
+    )
+
+
+def start_entry(entry: str, args: list[str], cwd: Path) -> subprocess.Popen:
+    """`run_entry` started in the background (wait with `.communicate()`)."""
+    return subprocess.Popen(
+        _entry_command(entry, args, cwd),
         cwd=cwd,
         env=_env(),
-        capture_output=True,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
         text=True,
-        timeout=timeout,
     )
+
+
+def _entry_command(entry: str, args: list[str], cwd: Path) -> list[str]:
+    if not any(a.startswith("paths.outputs_root=") for a in args):
+        args = [*args, f"paths.outputs_root={cwd / 'outputs'}"]
+    return [sys.executable, "-c", f"from lightcls.cli.main import {entry}; {entry}()", *args]
 
 
 def run_data(args: list[str], cwd: Path) -> subprocess.CompletedProcess:

@@ -6,13 +6,9 @@ It composes the same Hydra configs as `python train.py` and runs the same `train
 
 from __future__ import annotations
 
-import logging
-from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
-
-from omegaconf import OmegaConf
 
 from lightcls.config import compose, config_dir, quote, resumed_run_dir, unique_dir
 from lightcls.errors import LightclsError
@@ -101,6 +97,7 @@ class Classifier:
         the starting point of a new run. `save_fold` (or the attribute) is the run dir; by default
         `<outputs>/train/runs/<time>`. `overrides` are any further Hydra overrides, as on the command line.
         """
+        from lightcls.tasks.runlog import python_run
         from lightcls.tasks.train import train
 
         if str(metric).lower() not in ("accuracy", "acc", "top1", "top-1"):
@@ -154,11 +151,7 @@ class Classifier:
             run_dir = resumed_run_dir(str(checkpoint))
         else:
             run_dir = unique_dir(Path(str(cfg.paths.outputs_root)) / str(cfg.task_name) / "runs")
-        cfg.paths.output_dir = str(run_dir)
-        (run_dir / ".hydra").mkdir(parents=True, exist_ok=True)
-        OmegaConf.save(cfg, run_dir / ".hydra" / "config.yaml")
-        (run_dir / ".hydra" / "overrides.yaml").write_text(OmegaConf.to_yaml(args), encoding="utf-8")
-        with _log_to(run_dir / f"{cfg.task_name}.log"):
+        with python_run(cfg, args, run_dir):
             self.metrics = train(cfg)
         self.run_dir = run_dir
         self.checkpoint = run_dir / (self.metrics["best_ckpt"] or self.metrics["last_ckpt"])
@@ -333,23 +326,6 @@ def _resumable(checkpoint: str | Path, epochs: int) -> bool:
     ckpt = load_checkpoint(checkpoint, what="checkpoint")
     full = "optimizer_states" in ckpt and "loops" in ckpt and isinstance(ckpt.get("hyper_parameters"), dict)
     return full and int(ckpt.get("epoch", 0)) + 1 < epochs
-
-
-@contextmanager
-def _log_to(path: Path) -> Iterator[None]:
-    """The run's log lines also go to `path` (what Hydra's job logging gives a command-line run)."""
-    handler = logging.FileHandler(path, encoding="utf-8")
-    handler.setFormatter(logging.Formatter("[%(asctime)s][%(name)s][%(levelname)s] - %(message)s"))
-    root = logging.getLogger()
-    level = root.level
-    root.addHandler(handler)
-    root.setLevel(min(level, logging.INFO) if level else logging.INFO)
-    try:
-        yield
-    finally:
-        root.removeHandler(handler)
-        root.setLevel(level)
-        handler.close()
 
 
 def _data_config(root: Path) -> str:

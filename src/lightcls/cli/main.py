@@ -104,3 +104,5 @@ predict = command("predict", "lightcls.tasks.predict:predict")
 export = command("export", "lightcls.tasks.export:export")
 #: `lightcls-info ckpt_path=...` or `lightcls-info model=NAME`: parameters, FLOPs, classes, input
 info = command("info", "lightcls.tasks.info:info")
+#: `lightcls-search [search=lr_batch] [train overrides]`: an Optuna study of training runs, pruned early
+search = command("search", "lightcls.tasks.search:search", check="lightcls.tasks.search:check_command")

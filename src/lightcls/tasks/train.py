@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import logging
 import time
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -14,7 +15,7 @@ from hydra.core.hydra_config import HydraConfig
 from hydra.errors import InstantiationException
 from hydra.types import RunMode
 from hydra.utils import instantiate
-from lightning.pytorch.callbacks import LearningRateMonitor, ModelCheckpoint
+from lightning.pytorch.callbacks import Callback, LearningRateMonitor, ModelCheckpoint
 from lightning.pytorch.loggers import TensorBoardLogger
 from lightning.pytorch.utilities.exceptions import SIGTERMException
 from omegaconf import DictConfig, OmegaConf
@@ -66,13 +67,16 @@ def build_datamodule(cfg: DictConfig) -> SplitFolderDataModule:
         raise err.__cause__ if isinstance(err.__cause__, LightclsError) else err from None
 
 
-def train(cfg: DictConfig) -> dict[str, Any]:
-    """Train a classifier as `cfg` says; return the metrics it writes to `<run dir>/metrics.json`."""
+def train(cfg: DictConfig, callbacks: Sequence[Callback] = ()) -> dict[str, Any]:
+    """Train a classifier as `cfg` says; return the metrics it writes to `<run dir>/metrics.json`.
+
+    `callbacks` join those of the config (a search's pruning callback, for one).
+    """
     with quiet(bool(cfg.get("verbose", False))):
-        return _train(cfg)
+        return _train(cfg, list(callbacks))
 
 
-def _train(cfg: DictConfig) -> dict[str, Any]:
+def _train(cfg: DictConfig, extra: list[Callback]) -> dict[str, Any]:
     task_start = time.perf_counter()
     startup = _seconds_since_process_start()
     check_config(cfg)
@@ -120,7 +124,7 @@ def _train(cfg: DictConfig) -> dict[str, Any]:
     callbacks = [instantiate(c) for c in (cfg.get("callbacks") or {}).values() if c is not None]
     if cfg.trainer.get("enable_progress_bar") is False:
         callbacks = [c for c in callbacks if not isinstance(c, ProgressBar)]
-    callbacks += [TrainThroughput(), FitResults()]
+    callbacks += [TrainThroughput(), FitResults(), *extra]
     checkpoint = next((c for c in callbacks if isinstance(c, ModelCheckpoint)), None)
     trainer_overrides: dict[str, Any] = {} if checkpoint else {"enable_checkpointing": False}
     if cfg.get("verbose"):

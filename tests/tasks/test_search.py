@@ -1,0 +1,91 @@
+"""lightcls-search: an Optuna study of training runs, pruned early, shared by processes through storage."""
+
+from __future__ import annotations
+
+import json
+import time
+from pathlib import Path
+
+import optuna
+import pytest
+import yaml
+
+from helpers import TINY, assert_refused, compose_task, run_entry, start_entry
+from lightcls.ckpt import best_of_sweep
+from lightcls.tasks.search import search
+
+
+def test_a_search_prunes_poor_trials_and_summarizes_the_study(digits_root: Path, tmp_path: Path) -> None:
+    overrides = [
+        f"data.root={digits_root}",
+        TINY,
+        "trainer.max_epochs=3",
+        "search.space.optimizer.lr.low=1e-6",
+    ]
+    result = search(compose_task("search", overrides, tmp_path), overrides)
+    assert result["counts"]["complete"] + result["counts"]["pruned"] == 8
+    assert result["counts"]["pruned"] >= 1
+
+    rows = json.loads((tmp_path / "summary.json").read_text())
+    assert len(rows) == 8
+    values = [r["value"] for r in rows if r["state"] == "complete"]
+    assert values == sorted(values, reverse=True)  # best first
+    for row in rows:
+        metrics = json.loads((Path(row["run_dir"]) / "metrics.json").read_text())  # every trial is a run
+        given = yaml.safe_load((Path(row["run_dir"]) / ".hydra" / "overrides.yaml").read_text())
+        assert (
+            f"optimizer.lr={row['optimizer.lr']}" in given
+            and f"data.batch_size={row['data.batch_size']}" in given
+        )
+        if row["state"] == "complete":
+            assert row["value"] == metrics["best_val_top1"] and metrics["epochs"] == 3
+        else:  # stopped by the pruner before its last epoch
+            assert row["state"] == "pruned" and metrics["epochs"] < 3
+
+    best = json.loads((tmp_path / "best.json").read_text())
+    assert best["best_val_top1"] == values[0] == rows[0]["value"]
+    assert best_of_sweep(tmp_path) == Path(best["best_ckpt"])  # ckpt_path=<search dir>: its best trial
+
+
+def test_search_mistakes_are_one_line_before_any_trial(tmp_path: Path) -> None:
+    result = run_entry("search", ["search.space.optimizer.lr=0.1"], tmp_path)
+    assert_refused(
+        result,
+        "search.space.optimizer.lr: give suggest: float|int|categorical with its arguments "
+        "(low, high[, log, step]; or choices)",
+    )
+    result = run_entry("search", ["search.space.optimizer.lr.high=-1", TINY], tmp_path)
+    assert result.returncode == 2 and "optimizer.lr" in result.stderr.splitlines()[-1]
+    assert not list((tmp_path / "outputs").rglob("trial_*"))
+
+
+@pytest.mark.slow
+def test_two_processes_share_one_study_through_sqlite(digits_root: Path, tmp_path: Path) -> None:
+    storage = f"sqlite:///{tmp_path / 'study.db'}"
+    args = [
+        f"data.root={digits_root}",
+        TINY,
+        "trainer.max_epochs=2",
+        f"search.storage={storage}",
+        "search.study_name=shared",
+        "search.n_trials=6",
+    ]
+    for name in ("a", "b"):
+        (tmp_path / name).mkdir()
+    first = start_entry("search", args, tmp_path / "a")
+    for _ in range(600):  # the first process creates the study; the second joins it
+        if (tmp_path / "study.db").is_file():
+            break
+        time.sleep(0.1)
+    second = start_entry("search", args, tmp_path / "b")
+    for process in (first, second):
+        _, err = process.communicate(timeout=600)
+        assert process.returncode == 0, err[-2000:]
+
+    study = optuna.load_study(study_name="shared", storage=storage)
+    finished = [t for t in study.trials if t.state.is_finished()]
+    assert len(finished) >= 6
+    workers = {t.user_attrs["worker"] for t in finished}
+    assert len(workers) == 2, workers  # both processes ran trials of the one study
+    folders = {Path(t.user_attrs["run_dir"]).relative_to(tmp_path).parts[0] for t in finished}
+    assert folders == {"a", "b"}
