@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import socket
 import subprocess
 import sys
 from pathlib import Path
@@ -52,6 +53,27 @@ def run_cli(args: list[str], cwd: Path, timeout: float = 300) -> subprocess.Comp
         text=True,
         timeout=timeout,
     )
+
+
+def start_cli(
+    args: list[str], cwd: Path, env: dict[str, str] | None = None, launcher: list[str] = ()
+) -> subprocess.Popen:
+    """`python [launcher] train.py ARGS` started in the background with `env` added (`.communicate()`)."""
+    return subprocess.Popen(
+        [sys.executable, *launcher, str(REPO / "train.py"), *args],
+        cwd=cwd,
+        env={**_env(), **(env or {})},
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+
+
+def free_port() -> int:
+    """A TCP port nothing listens on now (for a process group's rendezvous)."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
 
 
 def run_entry(entry: str, args: list[str], cwd: Path, timeout: float = 300) -> subprocess.CompletedProcess:

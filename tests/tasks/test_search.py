@@ -10,7 +10,7 @@ import optuna
 import pytest
 import yaml
 
-from helpers import TINY, assert_refused, compose_task, run_entry, start_entry
+from helpers import TINY, assert_refused, compose_task, one_line_error, run_entry, start_entry
 from lightcls.ckpt import best_of_sweep
 from lightcls.tasks.search import search
 
@@ -54,9 +54,9 @@ def test_search_mistakes_are_one_line_before_any_trial(tmp_path: Path) -> None:
         "search.space.optimizer.lr: give suggest: float|int|categorical with its arguments "
         "(low, high[, log, step]; or choices)",
     )
-    result = run_entry("search", ["search.space.optimizer.lr.high=-1", TINY], tmp_path)
-    assert result.returncode == 2 and "optimizer.lr" in result.stderr.splitlines()[-1]
-    assert not list((tmp_path / "outputs").rglob("trial_*"))
+    cfg = compose_task("search", ["search.space.optimizer.lr.high=-1", TINY], tmp_path)
+    assert one_line_error(search, cfg, []) == "optimizer.lr=-1: Invalid learning rate: -1"
+    assert not list(tmp_path.rglob("trial_*"))
 
 
 @pytest.mark.slow

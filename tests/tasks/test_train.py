@@ -15,7 +15,7 @@ from hydra.utils import instantiate
 from PIL import Image
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
-from helpers import TINY, compose_train, one_line_error, quoted, run_cli
+from helpers import TINY, compose_train, free_port, one_line_error, quoted, run_cli, start_cli
 from lightcls.data.check import CACHE_FILE, check_dataset
 from lightcls.tasks import train
 
@@ -200,6 +200,44 @@ def test_ddp_on_two_cpu_processes_shares_one_run_dir_and_tests_each_image_once(
     assert metrics["test_images"] == 9  # a padding sampler would count 10 (one image twice)
     assert (run_dir / "train_ddp_process_1.log").is_file()
     assert {"val/top1", "train/loss_epoch"} <= _tags(run_dir)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("launch", ["env", "torchrun"])
+def test_two_nodes_on_localhost_train_as_one_process_with_twice_the_batch(
+    make_split_folder, tmp_path: Path, launch: str
+) -> None:
+    root = make_split_folder(per_class={"training_set": 10, "val_set": 3, "test_set": 3})  # 30 train images
+    args = [*SMALL, f"data.root={root}", "trainer.max_epochs=2", f"paths.outputs_root={tmp_path}"]
+    train(compose_train([*args, "data.batch_size=8"], tmp_path / "single"))
+
+    port, run_dir = free_port(), tmp_path / "nodes"
+    nodes = [*args, "data.batch_size=4", "trainer=ddp_cpu", "trainer.num_nodes=2", "trainer.devices=1"]
+    nodes.append(f"hydra.run.dir={run_dir}")  # every node names the one run dir (a shared file system)
+    processes = []
+    for rank in (0, 1):
+        if launch == "env":  # what a cluster's scheduler sets on each node
+            env = {"MASTER_ADDR": "127.0.0.1", "MASTER_PORT": str(port), "NODE_RANK": str(rank)}
+            processes.append(start_cli(nodes, tmp_path, env))
+        else:
+            rendezvous = [
+                "--nnodes=2",
+                "--nproc_per_node=1",
+                f"--node_rank={rank}",
+                "--master_addr=127.0.0.1",
+            ]
+            launcher = ["-m", "torch.distributed.run", *rendezvous, f"--master_port={port}"]
+            processes.append(start_cli(nodes, tmp_path, launcher=launcher))
+    for process in processes:
+        _, err = process.communicate(timeout=300)
+        assert process.returncode == 0, err[-2000:]
+
+    one, two = _metrics(tmp_path / "single"), _metrics(run_dir)
+    # 30 images: ceil(30 / 8) = 4 steps an epoch alone; ceil(15 / 4) = 4 on each of two nodes
+    assert two["global_step"] == one["global_step"] == 2 * 4 and two["epochs"] == 2
+    assert two["test_images"] == one["test_images"] == 9  # tested over the whole split, each image once
+    assert (run_dir / "checkpoints" / "last.ckpt").is_file()
+    assert sorted(p.name for p in tmp_path.iterdir() if (p / "metrics.json").is_file()) == ["nodes", "single"]
 
 
 # --- the data check at the start of training ---
