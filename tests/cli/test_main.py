@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 
 import pytest
@@ -84,3 +85,41 @@ def test_a_default_run_is_quiet_and_logs_one_line_per_epoch(digits_root: Path, t
     lines = [x for x in (run_dir / "train.log").read_text().splitlines() if "[Epoch " in x]
     assert len(lines) == 3 and all("| val loss" in x for x in lines)
     assert [x.split("[Epoch ")[1].split("]")[0] for x in lines] == ["1/3", "2/3", "3/3"]
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("launcher", ["joblib", "submitit_local"])
+def test_parallel_launchers_run_a_sweep_and_summarize_it(
+    digits_root: Path, tmp_path: Path, launcher: str
+) -> None:
+    args = ["-m", f"hydra/launcher={launcher}", TINY, f"data.root={digits_root}", "optimizer.lr=0.1,0.05"]
+    args.append("data.num_workers=1")  # DataLoader worker processes inside the launcher's processes
+    if launcher == "joblib":
+        args.append("hydra.launcher.n_jobs=2")
+    result = run_cli([*args, f"paths.outputs_root={tmp_path}"], tmp_path)
+    assert result.returncode == 0, result.stderr[-2000:]
+    (sweep,) = (tmp_path / "train" / "multiruns").iterdir()
+    rows = json.loads((sweep / "summary.json").read_text())
+    assert sorted(row["optimizer.lr"] for row in rows) == ["0.05", "0.1"]
+    for row in rows:
+        metrics = json.loads((Path(row["run_dir"]) / "metrics.json").read_text())
+        assert metrics["best_val_top1"] == row["best_val_top1"] and metrics["epochs"] == 1
+        log = (Path(row["run_dir"]) / "train.log").read_text()
+        if launcher == "joblib":  # two jobs at once on this machine's cores: each takes its share
+            cores = os.cpu_count() or 1
+            jobs, threads = min(2, cores), max(1, cores // 2)
+            assert f"joblib launcher, {jobs} jobs at once: this job uses {threads} of {cores}" in log
+        else:
+            assert "joblib launcher" not in log and (sweep / ".submitit").is_dir()
+
+
+def test_the_slurm_launcher_config_composes_over_submitits(tmp_path: Path) -> None:
+    from hydra import compose, initialize_config_dir
+
+    from lightcls.config import config_dir
+
+    overrides = ["hydra/launcher=slurm", "hydra.launcher.partition=gpu", "hydra.launcher.nodes=2"]
+    with initialize_config_dir(config_dir=str(config_dir()), version_base="1.3"):
+        launcher = compose("train", overrides, return_hydra_config=True).hydra.launcher
+    assert launcher._target_ == "hydra_plugins.hydra_submitit_launcher.submitit_launcher.SlurmLauncher"
+    assert (launcher.partition, launcher.nodes, launcher.max_num_timeout) == ("gpu", 2, 3)

@@ -84,7 +84,7 @@ def test_two_processes_share_one_study_through_sqlite(digits_root: Path, tmp_pat
 
     study = optuna.load_study(study_name="shared", storage=storage)
     finished = [t for t in study.trials if t.state.is_finished()]
-    assert len(finished) >= 6
+    assert len(finished) >= 4
     workers = {t.user_attrs["worker"] for t in finished}
     assert len(workers) == 2, workers  # both processes ran trials of the one study
     folders = {Path(t.user_attrs["run_dir"]).relative_to(tmp_path).parts[0] for t in finished}

@@ -4,14 +4,19 @@ from __future__ import annotations
 
 import functools
 import importlib
+import logging
+import multiprocessing
+import os
 import sys
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import Any
 
 import hydra
+from hydra.core.hydra_config import HydraConfig
 from hydra.errors import InstantiationException
-from omegaconf import DictConfig
+from hydra.types import RunMode
+from omegaconf import DictConfig, open_dict
 
 from lightcls.config import config_dir, run_dir_overrides
 from lightcls.config.checks import check_command
@@ -51,6 +56,36 @@ def _user_mistakes() -> Iterator[None]:
         raise
 
 
+def share_machine(cfg: DictConfig) -> None:
+    """A job of a parallel local sweep (Hydra's joblib launcher, n_jobs at once) takes its share of the
+    CPU threads, and on a machine with several GPUs its own GPU (job i: GPU i mod count)."""
+    hydra_cfg = HydraConfig.get()
+    launcher = str(hydra_cfg.launcher.get("_target_", ""))
+    if hydra_cfg.mode != RunMode.MULTIRUN or "Joblib" not in launcher:
+        return
+    import torch
+
+    standard = multiprocessing.get_all_start_methods()  # the platform's default first
+    if multiprocessing.get_start_method(allow_none=True) not in standard:  # loky's own, in a joblib worker:
+        multiprocessing.set_start_method(standard[0], force=True)  # DataLoader workers cannot start with it
+    cores = os.cpu_count() or 1
+    n_jobs = int(hydra_cfg.launcher.get("n_jobs") or 1)
+    n_jobs = min(cores, n_jobs if n_jobs > 0 else cores + 1 + n_jobs)  # joblib: -1 is every core
+    torch.set_num_threads(max(1, cores // max(1, n_jobs)))
+    logging.getLogger(__name__).info(
+        "joblib launcher, %d jobs at once: this job uses %d of %d CPU threads",
+        n_jobs,
+        torch.get_num_threads(),
+        cores,
+    )
+    gpus = torch.cuda.device_count()
+    trainer = cfg.get("trainer")
+    one_gpu = trainer is not None and trainer.get("devices") in (1, "1", "auto")
+    if gpus > 1 and one_gpu and trainer.get("accelerator") in ("gpu", "cuda", "auto"):
+        with open_dict(cfg):
+            trainer.devices = [hydra_cfg.job.num % gpus]
+
+
 def _fail(message: str) -> None:
     print(f"error: {one_line(message)}", file=sys.stderr)
     sys.exit(2)
@@ -71,6 +106,7 @@ def command(
 
     @hydra.main(version_base="1.3", config_path=CONFIG_DIR, config_name=config_name)
     def main(cfg: DictConfig) -> Any:
+        share_machine(cfg)
         result = run_task(_load(task), cfg)
         return result.get(objective) if objective else result
 
