@@ -4,12 +4,16 @@ from __future__ import annotations
 
 import json
 import os
+import re
+import signal
+import time
 from pathlib import Path
 
+import psutil
 import pytest
 from lightning.fabric.utilities.exceptions import MisconfigurationException
 
-from helpers import TINY, assert_refused, run_cli
+from helpers import TINY, assert_refused, run_cli, start_cli
 from lightcls.cli.main import run_task
 
 MODELS = "convnext_tiny, efficientnet_b0, lenet, mobilenet_v2, mobilenet_v3_small, resnet18, resnet50"
@@ -123,3 +127,33 @@ def test_the_slurm_launcher_config_composes_over_submitits(tmp_path: Path) -> No
         launcher = compose("train", overrides, return_hydra_config=True).hydra.launcher
     assert launcher._target_ == "hydra_plugins.hydra_submitit_launcher.submitit_launcher.SlurmLauncher"
     assert (launcher.partition, launcher.nodes, launcher.max_num_timeout) == ("gpu", 2, 3)
+
+
+@pytest.mark.slow
+def test_a_requeued_cluster_job_continues_from_its_own_last_ckpt(digits_root: Path, tmp_path: Path) -> None:
+    """SLURM (and submitit's local controller) send USR2 before a time limit or on preemption: submitit
+    requeues the job with the same overrides, and the job continues in its run dir from last.ckpt."""
+    args = ["-m", "hydra/launcher=submitit_local", f"data.root={digits_root}", "trainer=cpu", "logger=none"]
+    args += ["trainer.max_epochs=8", "optimizer.lr=0.05", f"paths.outputs_root={tmp_path}"]
+    sweep = start_cli(args, tmp_path)
+    deadline, saved = time.monotonic() + 180, []
+    while not saved and time.monotonic() < deadline and sweep.poll() is None:
+        saved = list((tmp_path / "train" / "multiruns").glob("*/0/checkpoints/last.ckpt"))
+        time.sleep(0.02)
+    assert saved, "the job saved no last.ckpt"
+    (job,) = [
+        p
+        for p in psutil.Process(sweep.pid).children(recursive=True)
+        if "submitit.core._submit" in p.cmdline()
+    ]
+    job.send_signal(signal.SIGUSR2)
+    _, err = sweep.communicate(timeout=300)
+    assert sweep.returncode == 0, err[-2000:]
+
+    run_dir = saved[0].parent.parent
+    log = (run_dir / "train.log").read_text()
+    assert "a requeued job: continuing from this run dir's own" in log
+    epochs = [int(n) for n in re.findall(r"\[Epoch (\d+)/8\]", log)]
+    assert epochs.count(1) == 1 and sorted(set(epochs)) == list(range(1, 9))  # continued, not restarted
+    metrics = json.loads((run_dir / "metrics.json").read_text())
+    assert metrics["epochs"] == 8 and metrics["global_step"] == 8 * 20  # 1,257 images, batch 64: 20 steps

@@ -175,6 +175,16 @@ def test_multirun_sweep_gives_one_dir_per_job(digits_root: Path, tmp_path: Path)
     assert best == sorted(best, reverse=True)
     assert "best first" in result.stdout
 
+    # ckpt_path=<sweep dir> continues the best job, from its last.ckpt, in its own run dir
+    best_job = Path(rows[0]["run_dir"])
+    before = _metrics(best_job)
+    again = [f"data.root={digits_root}", "trainer=cpu", TINY, "logger=none", f"paths.outputs_root={tmp_path}"]
+    more = run_cli([f"ckpt_path={sweep}", "trainer.max_epochs=2", *again], tmp_path)
+    assert more.returncode == 0, more.stderr[-2000:]
+    after = _metrics(best_job)
+    assert (after["epochs"], after["global_step"]) == (2, 2 * before["global_step"])
+    assert not (tmp_path / "train" / "runs").exists()  # no new run dir
+
 
 @pytest.mark.slow
 def test_ddp_on_two_cpu_processes_shares_one_run_dir_and_tests_each_image_once(

@@ -10,13 +10,14 @@ import os
 import sys
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from pathlib import Path
 from typing import Any
 
 import hydra
 from hydra.core.hydra_config import HydraConfig
 from hydra.errors import InstantiationException
 from hydra.types import RunMode
-from omegaconf import DictConfig, open_dict
+from omegaconf import DictConfig, OmegaConf, open_dict
 
 from lightcls.config import config_dir, run_dir_overrides
 from lightcls.config.checks import check_command
@@ -119,6 +120,10 @@ def command(
                 checked = check_command(config_name, argv, checks)
                 if checked is not None:
                     cfg, multirun = checked
+                    if OmegaConf.select(cfg, "ckpt_path", default=None):  # a sweep dir: its best run's
+                        from lightcls.ckpt import best_of_sweep  # torch: only once the config is sound
+
+                        cfg.ckpt_path = str(best_of_sweep(Path(str(cfg.ckpt_path)).expanduser()))
                     sys.argv += run_dir_overrides(cfg, argv, multirun)
         return main(*args, **kwargs)
 

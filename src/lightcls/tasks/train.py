@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import time
 from collections.abc import Sequence
 from pathlib import Path
@@ -104,8 +105,9 @@ def _train(cfg: DictConfig, extra: list[Callback]) -> dict[str, Any]:
             "model.compile=true with a partial last batch: compile builds the model again every epoch "
             "(resnet18 on digits, H100: 112 against 1,460 images/s); add data.drop_last=true"
         )
-    if cfg.get("ckpt_path"):
-        check_resume(cfg.ckpt_path, cfg.model.name, datamodule.classes, datamodule.preprocess.channels)
+    resume = resume_from(cfg, run_dir)
+    if resume:
+        check_resume(resume, cfg.model.name, datamodule.classes, datamodule.preprocess.channels)
     module = ClassificationModule(
         model=_plain(cfg.model),
         classes=datamodule.classes,
@@ -117,7 +119,7 @@ def _train(cfg: DictConfig, extra: list[Callback]) -> dict[str, Any]:
     params = sum(p.numel() for p in module.net.parameters())
     trainable = sum(p.numel() for p in module.net.parameters() if p.requires_grad)
     log.info("%s: %s parameters (%s trainable)", cfg.model.name, f"{params:,}", f"{trainable:,}")
-    if cfg.model.get("pretrained") and not cfg.get("ckpt_path"):
+    if cfg.model.get("pretrained") and not resume:
         load_pretrained(module.net, cfg.model.name, cfg.model.pretrained)
 
     # callbacks.NAME=null (or ~callbacks.NAME) turns one off; callbacks=none turns all off
@@ -151,7 +153,7 @@ def _train(cfg: DictConfig, extra: list[Callback]) -> dict[str, Any]:
 
     start = time.perf_counter()
     try:
-        trainer.fit(module, datamodule=datamodule, ckpt_path=cfg.get("ckpt_path"), weights_only=True)
+        trainer.fit(module, datamodule=datamodule, ckpt_path=resume, weights_only=True)
     except (SystemExit, SIGTERMException) as stop:  # Lightning's way out after Ctrl-C or SIGTERM
         _interrupted(stop, callbacks)
     train_seconds = time.perf_counter() - start
@@ -200,6 +202,26 @@ def _train(cfg: DictConfig, extra: list[Callback]) -> dict[str, Any]:
     _log_hparams(trainer.loggers, cfg, metrics)
     print_summary(metrics, run_dir)
     return metrics
+
+
+def resume_from(cfg: DictConfig, run_dir: Path) -> str | None:
+    """The checkpoint fit continues from: `ckpt_path` (a sweep or search dir: its best run's last.ckpt), or,
+    for a cluster job started again in its own run dir (a requeue), that dir's last.ckpt."""
+    given = cfg.get("ckpt_path")
+    if given:
+        path = Path(str(given)).expanduser()
+        if not path.is_dir():
+            return str(given)
+        best = best_of_sweep(path)
+        last = best.parent / "last.ckpt"
+        log.info("ckpt_path=%s: continuing its best run from %s", given, last if last.is_file() else best)
+        return str(last if last.is_file() else best)
+    last = run_dir / "checkpoints" / "last.ckpt"
+    requeued = "SUBMITIT_EXECUTOR" in os.environ or int(os.environ.get("SLURM_RESTART_COUNT") or 0) > 0
+    if requeued and last.is_file():
+        log.info("a requeued job: continuing from this run dir's own %s", last)
+        return str(last)
+    return None
 
 
 def _log_hparams(loggers: list, cfg: DictConfig, metrics: dict[str, Any]) -> None:
