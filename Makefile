@@ -18,8 +18,8 @@ install: $(STAMP)  ## create .venv with pinned versions
 train: $(STAMP)  ## default run: lenet on the embedded digits set (make train ARGS="model=resnet18")
 	$(PY) train.py $(ARGS)
 
-test: $(STAMP)  ## the whole suite (CI runs this)
-	$(PY) -m pytest -q $(ARGS)
+test: $(STAMP)  ## the whole suite (CI runs this), two workers: many tests wait on single-threaded imports
+	$(PY) -m pytest -q -n 2 $(ARGS)
 
 test-fast: $(STAMP)  ## skip the @pytest.mark.slow runs
 	$(PY) -m pytest -q -m "not slow" $(ARGS)

@@ -92,14 +92,11 @@ def test_a_default_run_is_quiet_and_logs_one_line_per_epoch(digits_root: Path, t
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("launcher", ["joblib", "submitit_local"])
-def test_parallel_launchers_run_a_sweep_and_summarize_it(
-    digits_root: Path, tmp_path: Path, launcher: str
+def test_the_joblib_launcher_runs_jobs_at_once_on_their_share_of_the_cores(
+    digits_root: Path, tmp_path: Path
 ) -> None:
-    args = ["-m", f"hydra/launcher={launcher}", TINY, f"data.root={digits_root}", "optimizer.lr=0.1,0.05"]
-    args.append("data.num_workers=1")  # DataLoader worker processes inside the launcher's processes
-    if launcher == "joblib":
-        args.append("hydra.launcher.n_jobs=2")
+    args = ["-m", "hydra/launcher=joblib", TINY, f"data.root={digits_root}", "optimizer.lr=0.1,0.05"]
+    args += ["hydra.launcher.n_jobs=2", "data.num_workers=1"]  # DataLoader workers inside joblib's workers
     result = run_cli([*args, f"paths.outputs_root={tmp_path}"], tmp_path)
     assert result.returncode == 0, result.stderr[-2000:]
     (sweep,) = (tmp_path / "train" / "multiruns").iterdir()
@@ -109,12 +106,9 @@ def test_parallel_launchers_run_a_sweep_and_summarize_it(
         metrics = json.loads((Path(row["run_dir"]) / "metrics.json").read_text())
         assert metrics["best_val_top1"] == row["best_val_top1"] and metrics["epochs"] == 1
         log = (Path(row["run_dir"]) / "train.log").read_text()
-        if launcher == "joblib":  # two jobs at once on this machine's cores: each takes its share
-            cores = os.cpu_count() or 1
-            jobs, threads = min(2, cores), max(1, cores // 2)
-            assert f"joblib launcher, {jobs} jobs at once: this job uses {threads} of {cores}" in log
-        else:
-            assert "joblib launcher" not in log and (sweep / ".submitit").is_dir()
+        cores = os.cpu_count() or 1  # two jobs at once on this machine's cores: each takes its share
+        jobs, threads = min(2, cores), max(1, cores // 2)
+        assert f"joblib launcher, {jobs} jobs at once: this job uses {threads} of {cores}" in log
 
 
 def test_the_slurm_launcher_config_composes_over_submitits(tmp_path: Path) -> None:
@@ -131,29 +125,45 @@ def test_the_slurm_launcher_config_composes_over_submitits(tmp_path: Path) -> No
 
 @pytest.mark.slow
 def test_a_requeued_cluster_job_continues_from_its_own_last_ckpt(digits_root: Path, tmp_path: Path) -> None:
-    """SLURM (and submitit's local controller) send USR2 before a time limit or on preemption: submitit
-    requeues the job with the same overrides, and the job continues in its run dir from last.ckpt."""
+    """A 2-job sweep through submitit (its local executor). SLURM (and submitit's local controller) send
+    USR2 before a time limit or on preemption: submitit requeues the job with the same overrides, and the
+    job continues in its run dir from last.ckpt."""
     args = ["-m", "hydra/launcher=submitit_local", f"data.root={digits_root}", "trainer=cpu", "logger=none"]
-    args += ["trainer.max_epochs=8", "optimizer.lr=0.05", f"paths.outputs_root={tmp_path}"]
+    args += ["trainer.max_epochs=8", "optimizer.lr=0.05,0.1", f"paths.outputs_root={tmp_path}"]
     sweep = start_cli(args, tmp_path)
     deadline, saved = time.monotonic() + 180, []
     while not saved and time.monotonic() < deadline and sweep.poll() is None:
         saved = list((tmp_path / "train" / "multiruns").glob("*/0/checkpoints/last.ckpt"))
         time.sleep(0.02)
     assert saved, "the job saved no last.ckpt"
-    (job,) = [
+    run_dir = saved[0].parent.parent
+    (job,) = [  # job 0's process: the one writing its train.log
         p
         for p in psutil.Process(sweep.pid).children(recursive=True)
-        if "submitit.core._submit" in p.cmdline()
+        if "submitit.core._submit" in p.cmdline() and _writes(p, run_dir / "train.log")
     ]
     job.send_signal(signal.SIGUSR2)
     _, err = sweep.communicate(timeout=300)
     assert sweep.returncode == 0, err[-2000:]
 
-    run_dir = saved[0].parent.parent
     log = (run_dir / "train.log").read_text()
     assert "a requeued job: continuing from this run dir's own" in log
     epochs = [int(n) for n in re.findall(r"\[Epoch (\d+)/8\]", log)]
     assert epochs.count(1) == 1 and sorted(set(epochs)) == list(range(1, 9))  # continued, not restarted
     metrics = json.loads((run_dir / "metrics.json").read_text())
     assert metrics["epochs"] == 8 and metrics["global_step"] == 8 * 20  # 1,257 images, batch 64: 20 steps
+    rows = json.loads((run_dir.parent / "summary.json").read_text())  # the sweep ended as a sweep
+    assert (
+        sorted(row["optimizer.lr"] for row in rows) == ["0.05", "0.1"]
+        and (run_dir.parent / ".submitit").is_dir()
+    )
+    other = json.loads((run_dir.parent / "1" / "metrics.json").read_text())
+    assert other["epochs"] == 8 and "a requeued job:" not in (run_dir.parent / "1" / "train.log").read_text()
+
+
+def _writes(process: psutil.Process, path: Path) -> bool:
+    """True when `process` holds `path` open (a log it writes)."""
+    try:
+        return any(Path(f.path) == path for f in process.open_files())
+    except psutil.Error:
+        return False

@@ -62,11 +62,11 @@ def _parse(argv: list[str], defaults: type, keys: str, usage: str) -> DictConfig
 
 def check(argv: list[str]) -> int:
     """Check the data set named by `data.root=...`; print the report; 1 when training would be wrong."""
-    from lightcls.data.check import check_dataset, print_report
-
     cfg = _parse(argv, CheckArgs, KEYS, USAGE)
     if not cfg.data.root:
         raise LightclsError(f"data.root is required; {USAGE}")
+    from lightcls.data.check import check_dataset, print_report  # torch: after the arguments are sound
+
     report = check_dataset(cfg.data.root, cfg.data.val_fraction, cfg.data.split_seed, cache=cfg.cache)
     print_report(report)
     return 0 if report.ok else 1
@@ -74,15 +74,15 @@ def check(argv: list[str]) -> int:
 
 def split(argv: list[str]) -> int:
     """Split the class folders of `SRC=...` into the split-folder layout at `DST=...`; print the counts."""
-    from rich.console import Console
-    from rich.table import Table
-
-    from lightcls.data.split import split_folders
-
     cfg = _parse(argv, SplitArgs, SPLIT_KEYS, SPLIT_USAGE)
     for key in ("SRC", "DST"):
         if cfg[key] is None or str(cfg[key]) == "":
             raise LightclsError(f"{key} is required; {SPLIT_USAGE}")
+    from rich.console import Console  # after the arguments are sound: a mistake is reported at once
+    from rich.table import Table
+
+    from lightcls.data.split import split_folders
+
     counts = split_folders(str(cfg.SRC), str(cfg.DST), cfg.val, cfg.test, cfg.seed, cfg.mode)
     table = Table(title="images per split")
     for column in ("class", *counts):
