@@ -5,15 +5,19 @@ PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed-stamp
 ARGS ?=
 
-.PHONY: install train test test-fast test-mmpretrain lint tensorboard clean
+.PHONY: install install-browser train test test-fast test-mmpretrain lint tensorboard clean
 
 $(STAMP): pyproject.toml constraints.txt
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
-	$(PY) -m pip install --quiet -c constraints.txt -e ".[dev,export,search,sweeps]"
+	$(PY) -m pip install --quiet -c constraints.txt -e ".[dev,export,search,sweeps,explain]"
 	touch $(STAMP)
 
 install: $(STAMP)  ## create .venv with pinned versions
+
+install-browser:  ## Chromium + chromedriver from the system's packages (the report.html test; needs root)
+	command -v chromium >/dev/null && command -v chromedriver >/dev/null || { \
+		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium chromium-driver; }
 
 train: $(STAMP)  ## default run: lenet on the embedded digits set (make train ARGS="model=resnet18")
 	$(PY) train.py $(ARGS)

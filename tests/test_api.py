@@ -54,6 +54,11 @@ def test_train_save_reload_predict(digits_root: Path, tmp_path: Path, capsys: py
     printed = capsys.readouterr().out
     assert result["pred_class"] in printed and image.name in printed
 
+    (cam,) = reloaded.explain(image, target="four")  # where it looks for a four
+    assert cam.target == "four" and cam.cam.shape == (32, 32) and cam.overlay().shape == (32, 32, 3)
+    page = model.report()
+    assert page == run_dir / "report.html" and "Per class (test split, 270 images)" in page.read_text()
+
 
 def test_train_without_validation_keeps_last_only(digits_root: Path, tmp_path: Path) -> None:
     metrics = Classifier("lenet").train(data=digits_root, epochs=1, validate=False, outputs=tmp_path)

@@ -256,6 +256,33 @@ class Classifier:
         args = [f"ckpt_path={ckpt}", f"format={format}", f"fp16={str(fp16).lower()}"]
         return export(self._task_config("export", args, outputs, overrides))
 
+    def explain(
+        self,
+        image: ImageInput | Sequence[ImageInput],
+        method: str = "gradcam",
+        target: str = "pred",
+        layer: str | None = None,
+        topk: int = 3,
+    ) -> list[Any]:
+        """Where the model looks (`lightcls-explain`): per image an Explanation with `cam` (H, W heat map
+        in [0, 1]), `image`, `target`, `topk` and `overlay()` (the map over the image, uint8 RGB)."""
+        from lightcls.inference.explain import explain
+        from lightcls.training import ClassificationModule
+
+        predictor = self._require_predictor()
+        module = ClassificationModule.from_checkpoint(self._require_checkpoint())
+        images = image if isinstance(image, (list, tuple)) else [image]
+        return explain(module, [predictor.to_tensor(i) for i in images], method, target, layer, topk)[1]
+
+    def report(self, run_dir: str | Path | None = None) -> Path:
+        """report.html for this classifier's training run (or `run_dir`); returns its path."""
+        from lightcls.tasks.report import build_report
+
+        folder = run_dir if run_dir is not None else self.run_dir
+        if folder is None:
+            raise LightclsError("no run to report on yet: call train(...) first, or pass run_dir=")
+        return build_report(folder)
+
     def print_result(self, result: dict[str, Any] | list[dict[str, Any]] | None = None) -> None:
         """Print a prediction (by default the last one) as a table."""
         from lightcls.tasks.predict import print_results

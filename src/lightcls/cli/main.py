@@ -147,3 +147,5 @@ export = command("export", "lightcls.tasks.export:export")
 info = command("info", "lightcls.tasks.info:info")
 #: `lightcls-search [search=lr_batch] [train overrides]`: an Optuna study of training runs, pruned early
 search = command("search", "lightcls.tasks.search:search", check="lightcls.tasks.search:check_command")
+#: `lightcls-explain ckpt_path=... input=IMG_OR_DIR [method=gradcam] [target=pred|CLASS] [layer=NAME]`
+explain = command("explain", "lightcls.tasks.explain:explain_images")

@@ -17,6 +17,7 @@ from lightcls.ckpt import best_of_sweep, data_provenance, read_checkpoint
 from lightcls.data import SplitFolderDataModule
 from lightcls.errors import LightclsError
 from lightcls.evaluation import classification_report, plot_confusion_matrix, write_report
+from lightcls.evaluation.gallery import find_mistakes, write_gallery
 from lightcls.evaluation.report import AVERAGES, check_report_options
 from lightcls.inference import load_predictor
 from lightcls.tasks.predict import annotate
@@ -80,9 +81,13 @@ def evaluate(cfg: DictConfig) -> dict[str, Any]:
     }
     out_dir = Path(cfg.paths.output_dir).resolve()
     out_dir.mkdir(parents=True, exist_ok=True)
+    root = datamodule.layout.root
+    if cfg.gallery:
+        mistakes = find_mistakes(samples, probs, classes, root, right=bool(cfg.gallery_right))
+        write_gallery(mistakes, root, out_dir / "gallery", int(cfg.gallery))
+        report["confused_pairs"] = mistakes["confused_pairs"][:10]
     write_report(report, out_dir, list(dict.fromkeys(["json", *cfg.formats])))
     plot_confusion_matrix(report["confusion_matrix"], classes, out_dir / "confusion_matrix.png")
-    root = datamodule.layout.root
     if cfg.save_predictions:
         _write_predictions(samples, probs, classes, root, out_dir / "predictions.csv")
     if cfg.save_scores:
@@ -90,6 +95,10 @@ def evaluate(cfg: DictConfig) -> dict[str, Any]:
     if cfg.show_dir:
         _show(samples, probs, classes, Path(str(cfg.show_dir)).expanduser())
     print_report(report, out_dir)
+    if cfg.report:
+        from lightcls.tasks.report import build_report
+
+        Console().print(f"-> {build_report(out_dir)}", soft_wrap=True)
     return report
 
 

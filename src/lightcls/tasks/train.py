@@ -201,6 +201,10 @@ def _train(cfg: DictConfig, extra: list[Callback]) -> dict[str, Any]:
     (run_dir / "metrics.json").write_text(json.dumps(metrics, indent=2) + "\n", encoding="utf-8")
     _log_hparams(trainer.loggers, cfg, metrics)
     print_summary(metrics, run_dir)
+    if cfg.get("report"):
+        from lightcls.tasks.report import build_report
+
+        Console().print(f"-> {build_report(run_dir)}", soft_wrap=True)
     return metrics
 
 

@@ -1,0 +1,96 @@
+"""A gallery of mistakes: per class, the most confident wrong predictions as an image grid, and the most
+confused class pairs (mmpretrain's analyze_results, as pictures)."""
+
+from __future__ import annotations
+
+import json
+from collections import Counter
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import torch
+from PIL import Image, ImageDraw, ImageFont, ImageOps
+
+TILE = 128
+
+
+def find_mistakes(
+    samples: Sequence[tuple[Path, int]],
+    probs: torch.Tensor,
+    classes: Sequence[str],
+    root: Path,
+    right: bool = False,
+) -> dict[str, Any]:
+    """The wrong predictions per true class, most confident first; the confused pairs, most frequent first;
+    with `right`, also the least confident right ones per class."""
+    scores, preds = probs.max(dim=1)
+    wrong: dict[str, list[dict[str, Any]]] = {}
+    unsure: dict[str, list[dict[str, Any]]] = {}
+    pairs: Counter[tuple[str, str]] = Counter()
+    for (file, label), pred, score in zip(samples, preds.tolist(), scores.tolist(), strict=True):
+        rel = file.relative_to(root) if file.is_relative_to(root) else file
+        item = {
+            "file": rel.as_posix(),
+            "true_class": classes[label],
+            "pred_class": classes[pred],
+            "score": score,
+        }
+        if pred != label:
+            wrong.setdefault(classes[label], []).append(item)
+            pairs[classes[label], classes[pred]] += 1
+        elif right:
+            unsure.setdefault(classes[label], []).append(item)
+    for items in wrong.values():
+        items.sort(key=lambda i: -i["score"])
+    for items in unsure.values():
+        items.sort(key=lambda i: i["score"])
+    result: dict[str, Any] = {
+        "wrong": {c: wrong[c] for c in classes if c in wrong},
+        "confused_pairs": [
+            {"true_class": t, "pred_class": p, "count": n}
+            for (t, p), n in sorted(pairs.items(), key=lambda kv: (-kv[1], kv[0]))
+        ],
+    }
+    if right:
+        result["least_confident_right"] = {c: unsure[c] for c in classes if c in unsure}
+    return result
+
+
+def write_gallery(mistakes: dict[str, Any], root: Path, folder: Path, per_class: int = 16) -> list[Path]:
+    """`mistakes.json` and one grid PNG per class (`wrong_<class>.png`, `right_<class>.png`) in `folder`."""
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / "mistakes.json").write_text(json.dumps(mistakes, indent=2) + "\n", encoding="utf-8")
+    written = []
+    for kind, key in (("wrong", "wrong"), ("right", "least_confident_right")):
+        for name, items in mistakes.get(key, {}).items():
+            path = folder / f"{kind}_{safe_name(name)}.png"
+            written.append(grid([root / i["file"] for i in items[:per_class]], items[:per_class], path))
+    return written
+
+
+def grid(files: Sequence[Path], items: Sequence[dict[str, Any]], path: Path, columns: int = 8) -> Path:
+    """Images in a grid of TILE px tiles, each captioned with its true and predicted class and score."""
+    rows = (len(files) + columns - 1) // columns
+    canvas = Image.new("RGB", (min(len(files), columns) * TILE, rows * (TILE + 30)), (255, 255, 255))
+    font = ImageFont.load_default(size=11)
+    draw = ImageDraw.Draw(canvas)
+    for n, (file, item) in enumerate(zip(files, items, strict=True)):
+        x, y = (n % columns) * TILE, (n // columns) * (TILE + 30)
+        with Image.open(file) as img:
+            tile = ImageOps.pad(ImageOps.exif_transpose(img).convert("RGB"), (TILE - 4, TILE - 4))
+        canvas.paste(tile, (x + 2, y + 2))
+        draw.text((x + 2, y + TILE), f"true {item['true_class']}", fill=(0, 0, 0), font=font)
+        draw.text(
+            (x + 2, y + TILE + 14),
+            f"pred {item['pred_class']} {item['score']:.2f}",
+            fill=(200, 0, 0),
+            font=font,
+        )
+    canvas.save(path)
+    return path
+
+
+def safe_name(name: str) -> str:
+    """A class name as a file name."""
+    return "".join(c if c.isalnum() or c in "-_." else "_" for c in name)

@@ -1,0 +1,79 @@
+"""The explain task: class-activation heat maps over images, for a checkpoint's predicted or named class."""
+
+from __future__ import annotations
+
+import json
+import logging
+from pathlib import Path
+from typing import Any, BinaryIO
+
+from omegaconf import DictConfig
+from PIL import Image, ImageDraw, ImageFont
+from rich.console import Console
+
+from lightcls.ckpt import best_of_sweep
+from lightcls.errors import LightclsError
+from lightcls.inference import CheckpointPredictor, collect_inputs
+from lightcls.inference.explain import Explanation, explain
+
+log = logging.getLogger(__name__)
+
+
+def explain_images(cfg: DictConfig) -> dict[str, Any]:
+    """CAMs of `cfg.input` for `cfg.ckpt_path`: one picture per image in `<save_dir>/cam/`, and
+    explanations.json (file, class explained, top-k, the heat map's peak); returns that summary."""
+    ckpt = best_of_sweep(Path(str(cfg.ckpt_path)).expanduser())
+    if ckpt.suffix.lower() in (".onnx", ".pt"):
+        raise LightclsError(f"ckpt_path={ckpt}: an exported model has no gradients to map; give its .ckpt")
+    files, skipped = collect_inputs(Path(str(cfg.input)).expanduser())
+    predictor = CheckpointPredictor(ckpt, device=str(cfg.device))
+    out_dir = Path(str(cfg.save_dir or cfg.paths.output_dir)).expanduser().resolve()
+    results, layer = [], None
+    for start in range(0, len(files), int(cfg.batch_size)):
+        chunk = files[start : start + int(cfg.batch_size)]
+        images = [predictor.to_tensor(file) for file in chunk]
+        layer, explanations = explain(
+            predictor.module, images, str(cfg.method), str(cfg.target), cfg.layer, int(cfg.topk)
+        )
+        for file, item in zip(chunk, explanations, strict=True):
+            picture = save_picture(item, out_dir / "cam" / f"{file.parent.name}__{file.stem}.png")
+            peak = divmod(int(item.cam.argmax()), item.cam.shape[1])
+            results.append(
+                {
+                    "file": str(file),
+                    "picture": str(picture),
+                    "target": item.target,
+                    "topk": [{"class": c, "score": s} for c, s in item.topk],
+                    "peak_yx": list(peak),
+                }
+            )
+    summary = {
+        "ckpt": str(ckpt),
+        "method": cfg.method,
+        "layer": layer,
+        "results": results,
+        "skipped": skipped,
+    }
+    out_dir.mkdir(parents=True, exist_ok=True)
+    (out_dir / "explanations.json").write_text(json.dumps(summary, indent=2) + "\n", encoding="utf-8")
+    Console().print(
+        f"{cfg.method} of layer {layer} for {len(results)} images -> {out_dir / 'cam'}", soft_wrap=True
+    )
+    return summary
+
+
+def save_picture(item: Explanation, path: Path | BinaryIO, side: int = 256) -> Path | BinaryIO:
+    """The image and its heat-map overlay side by side, at least `side` px high, with the top-k below."""
+    scale = max(1, round(side / item.image.shape[0]))
+    tiles = [Image.fromarray(a) for a in (item.image, item.overlay())]
+    tiles = [t.resize((t.width * scale, t.height * scale), Image.Resampling.NEAREST) for t in tiles]
+    font = ImageFont.load_default(size=14)
+    caption = f"{item.target}  |  " + ", ".join(f"{c} {s:.2f}" for c, s in item.topk)
+    canvas = Image.new("RGB", (tiles[0].width * 2 + 4, tiles[0].height + 24), (255, 255, 255))
+    canvas.paste(tiles[0], (0, 0))
+    canvas.paste(tiles[1], (tiles[0].width + 4, 0))
+    ImageDraw.Draw(canvas).text((4, tiles[0].height + 4), caption, fill=(0, 0, 0), font=font)
+    if isinstance(path, Path):
+        path.parent.mkdir(parents=True, exist_ok=True)
+    canvas.save(path, format="PNG")
+    return path

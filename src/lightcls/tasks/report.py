@@ -1,0 +1,217 @@
+"""One self-contained page per run: report.html with results, curves, per-class table, confusion matrix,
+mistakes with where the model looked, model size and settings (Jinja2 + matplotlib, images inline)."""
+
+from __future__ import annotations
+
+import base64
+import datetime as dt
+import io
+import json
+import logging
+from pathlib import Path
+from typing import Any
+
+from lightcls.config import compose, quote
+from lightcls.errors import LightclsError
+from lightcls.evaluation.gallery import safe_name
+
+log = logging.getLogger(__name__)
+TEMPLATES = Path(__file__).resolve().parent / "templates"
+#: the TensorBoard scalars drawn, one figure per group (train and val on the same axes)
+CURVES = {"loss": ("train/loss_epoch", "val/loss"), "top-1": ("train/top1_epoch", "val/top1"), "lr": ("lr-",)}
+
+
+def build_report(run_dir: str | Path, cams: int = 8, method: str = "gradcam") -> Path:
+    """`<run_dir>/report.html` for a training run (its best checkpoint evaluated on the test split into
+    `<run_dir>/eval/` first, if not done yet) or an eval run; returns its path."""
+    from jinja2 import Environment, FileSystemLoader, select_autoescape
+
+    run = Path(run_dir).expanduser().resolve()
+    if (run / "metrics.json").is_file():
+        kind, metrics = "training", _json(run / "metrics.json")
+        eval_dir = _evaluated(run, metrics)
+    elif (run / "eval.json").is_file():
+        kind, metrics, eval_dir = "eval", None, run
+    else:
+        raise LightclsError(f"{run}: not a run dir (no metrics.json or eval.json)")
+    evaluation = _json(eval_dir / "eval.json") if eval_dir else None
+    page = {
+        "title": _title(metrics, evaluation),
+        "kind": kind,
+        "run_dir": str(run),
+        "written": dt.datetime.now().strftime("%Y-%m-%d %H:%M"),
+        "results": _results(metrics, evaluation),
+        "model": _model(evaluation["ckpt"] if evaluation else None),
+        "curves": _curves(run / "tensorboard") if kind == "training" else {},
+        "settings": _settings(run, evaluation["ckpt"] if evaluation else None),
+        **_evaluation(eval_dir, evaluation, cams, method),
+    }
+    env = Environment(loader=FileSystemLoader(TEMPLATES), autoescape=select_autoescape(["html"]))
+    path = run / "report.html"
+    path.write_text(env.get_template("report.html").render(**page), encoding="utf-8")
+    return path
+
+
+def _evaluated(run: Path, metrics: dict[str, Any]) -> Path | None:
+    """The training run's eval dir: its best (else last) checkpoint on the test split, once."""
+    eval_dir = run / "eval"
+    if (eval_dir / "eval.json").is_file():
+        return eval_dir
+    ckpt = metrics.get("best_ckpt") or metrics.get("last_ckpt")
+    if not ckpt or not metrics.get("test_images"):
+        return None
+    from lightcls.tasks.evaluate import evaluate
+
+    overrides = [f"ckpt_path={quote(run / ckpt)}", f"paths.output_dir={quote(eval_dir)}"]
+    evaluate(compose("eval", overrides))
+    return eval_dir
+
+
+def _evaluation(
+    eval_dir: Path | None, evaluation: dict[str, Any] | None, cams: int, method: str
+) -> dict[str, Any]:
+    """The eval run's part of the page: per class, confusion matrix, confused pairs, gallery, CAMs."""
+    if eval_dir is None or evaluation is None:
+        return {}
+    gallery = eval_dir / "gallery"
+    mistakes = _json(gallery / "mistakes.json") if (gallery / "mistakes.json").is_file() else {"wrong": {}}
+    part: dict[str, Any] = {
+        "split": evaluation["split"],
+        "num_images": evaluation["num_images"],
+        "per_class": evaluation["per_class"],
+        "confusion": _data_uri(eval_dir / "confusion_matrix.png"),
+        "pairs": evaluation.get("confused_pairs", [])[:10],
+        "gallery": {name: _data_uri(gallery / f"wrong_{safe_name(name)}.png") for name in mistakes["wrong"]},
+    }
+    worst = sorted((i for items in mistakes["wrong"].values() for i in items), key=lambda i: -i["score"])[
+        :cams
+    ]
+    if worst and Path(evaluation["ckpt"]).suffix == ".ckpt":
+        part.update(_cams(evaluation, worst, method))
+    return part
+
+
+def _cams(evaluation: dict[str, Any], worst: list[dict[str, Any]], method: str) -> dict[str, Any]:
+    """CAM pictures of the most confident mistakes, for the class the model wrongly chose."""
+    try:
+        import pytorch_grad_cam  # noqa: F401
+    except ImportError:
+        log.info("no Grad-CAM in the report: pip install 'lightcls[explain]'")
+        return {}
+    from lightcls.data.decode import load_image
+    from lightcls.inference.explain import explain
+    from lightcls.tasks.explain import save_picture
+    from lightcls.training import ClassificationModule
+
+    module = ClassificationModule.from_checkpoint(evaluation["ckpt"])
+    root = Path(evaluation["data"])
+    images = [load_image(root / item["file"], module.preprocess.channels) for item in worst]
+    layer, explanations = explain(module, images, method)
+    cams = []
+    for item, explanation in zip(worst, explanations, strict=True):
+        buffer = io.BytesIO()
+        save_picture(explanation, buffer)
+        caption = (
+            f"{item['file']}: true {item['true_class']}, predicted {item['pred_class']} {item['score']:.2f}"
+        )
+        cams.append({"image": _png_uri(buffer.getvalue()), "caption": caption})
+    return {"cams": cams, "cam_layer": layer, "cam_method": method}
+
+
+def _curves(board: Path) -> dict[str, str]:
+    """Training curves read back from the run's TensorBoard event files, one PNG per group."""
+    if not board.is_dir():
+        return {}
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    curves = {}
+    for events_dir in sorted({p.parent for p in board.rglob("events.out.tfevents.*")}):
+        accumulator = EventAccumulator(str(events_dir))
+        accumulator.Reload()
+        tags = accumulator.Tags()["scalars"]
+        for name, prefixes in CURVES.items():
+            chosen = [
+                t for t in tags if any(t == p or (p.endswith("-") and t.startswith(p)) for p in prefixes)
+            ]
+            if not chosen or name in curves:
+                continue
+            figure, axes = plt.subplots(figsize=(6, 3.2))
+            for tag in chosen:
+                points = accumulator.Scalars(tag)
+                axes.plot([p.step for p in points], [p.value for p in points], marker=".", label=tag)
+            axes.set_xlabel("step")
+            axes.set_title(name)
+            axes.legend()
+            figure.tight_layout()
+            buffer = io.BytesIO()
+            figure.savefig(buffer, format="png", dpi=90)
+            plt.close(figure)
+            curves[name] = _png_uri(buffer.getvalue())
+    return curves
+
+
+def _model(ckpt: str | None) -> dict[str, str]:
+    """Parameters and FLOPs of the checkpoint's network at its input size."""
+    if not ckpt or Path(ckpt).suffix != ".ckpt":
+        return {}
+    from lightcls.tasks.info import count
+    from lightcls.training import ClassificationModule
+
+    module = ClassificationModule.from_checkpoint(ckpt)
+    pre = module.preprocess
+    facts = count(module.net, pre.channels, pre.image_size)
+    return {
+        "model": module.hparams["model"]["name"],
+        "parameters": f"{facts['params']:,}",
+        "FLOPs per image": f"{facts['flops']:,}",
+        "input": f"{pre.channels} x {pre.image_size} x {pre.image_size}",
+        "classes": ", ".join(module.classes),
+    }
+
+
+def _results(metrics: dict[str, Any] | None, evaluation: dict[str, Any] | None) -> dict[str, str]:
+    keys = ("best_val_top1", "best_epoch", "test_top1", "test_top5", "epochs", "train_seconds")
+    rows = {k: metrics[k] for k in keys if metrics and metrics.get(k) is not None}
+    if evaluation:
+        rows.update(
+            {
+                f"{evaluation['split']} {k}": evaluation[k]
+                for k in ("top1", "top5", "precision", "recall", "f1")
+            }
+        )
+    return {k: f"{v:.4f}" if isinstance(v, float) else str(v) for k, v in rows.items() if v is not None}
+
+
+def _title(metrics: dict[str, Any] | None, evaluation: dict[str, Any] | None) -> str:
+    source = metrics or evaluation or {}
+    return f"{source.get('model', '?')} on {Path(str(source.get('data', '?'))).name}"
+
+
+def _settings(run: Path, ckpt: str | None) -> str:
+    """The run's composed config; for a run started without Hydra, the checkpoint's hyperparameters."""
+    config = run / ".hydra" / "config.yaml"
+    if config.is_file():
+        return config.read_text(encoding="utf-8")
+    if ckpt and Path(ckpt).suffix == ".ckpt":
+        import yaml
+
+        from lightcls.ckpt import read_checkpoint
+
+        return yaml.safe_dump(dict(read_checkpoint(ckpt)["hyper_parameters"]), sort_keys=False)
+    return "(no .hydra/config.yaml in this run dir)"
+
+
+def _data_uri(path: Path) -> str:
+    return _png_uri(path.read_bytes()) if path.is_file() else ""
+
+
+def _png_uri(data: bytes) -> str:
+    return "data:image/png;base64," + base64.b64encode(data).decode("ascii")
+
+
+def _json(path: Path) -> dict[str, Any]:
+    return json.loads(path.read_text(encoding="utf-8"))

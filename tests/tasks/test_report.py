@@ -1,0 +1,62 @@
+"""report.html: one self-contained page per run, checked in a real headless Chromium."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import pytest
+
+from lightcls.tasks.report import build_report
+
+CHROMIUM, CHROMEDRIVER = (
+    shutil.which("chromium") or shutil.which("chromium-browser"),
+    shutil.which("chromedriver"),
+)
+
+
+@pytest.fixture
+def browser():
+    """Headless Chromium through Selenium; every host name unresolvable (nothing may leave the machine)."""
+    if not (CHROMIUM and CHROMEDRIVER):
+        pytest.skip("Chromium and chromedriver are not installed: apt-get install chromium chromium-driver")
+    from selenium import webdriver
+    from selenium.webdriver.chrome.service import Service
+
+    options = webdriver.ChromeOptions()
+    options.binary_location = CHROMIUM
+    for arg in ("--headless=new", "--no-sandbox", "--disable-gpu", "--host-resolver-rules=MAP * ~NOTFOUND"):
+        options.add_argument(arg)
+    driver = webdriver.Chrome(service=Service(executable_path=CHROMEDRIVER), options=options)
+    yield driver
+    driver.quit()
+
+
+@pytest.mark.slow
+def test_a_training_runs_report_renders_with_every_image_and_no_request_out(
+    trained_run: Path, tmp_path: Path, browser
+) -> None:
+    run = tmp_path / "run"
+    shutil.copytree(trained_run, run)  # the report adds eval/ and report.html to the run dir
+    page = build_report(run)
+    assert page == run / "report.html" and (run / "eval" / "eval.json").is_file()
+
+    browser.set_window_size(1200, 900)
+    browser.get(page.as_uri())
+    images = browser.execute_script(
+        "return Array.from(document.images).map(i => [i.alt, i.complete, i.naturalWidth])"
+    )
+    assert len(images) >= 5 and all(done and width > 0 for _, done, width in images), images
+    alts = [alt for alt, _, _ in images]
+    assert {"loss", "top-1", "confusion matrix"} <= set(alts)  # curves from TensorBoard, the matrix
+    assert any(alt.startswith("mistakes of ") for alt in alts) and any("predicted" in alt for alt in alts)
+    requests = browser.execute_script("return performance.getEntriesByType('resource').map(e => e.name)")
+    assert all(r.startswith(("data:", "file:")) for r in requests), requests
+    rows = browser.execute_script("return document.querySelectorAll('#per-class tr').length")
+    assert rows == 1 + 10  # header + the ten digits
+    assert "FLOPs per image" in browser.find_element("id", "model").text
+    assert "model:" in browser.find_element("id", "settings").text
+    height = browser.execute_script("return document.body.scrollHeight")
+    browser.set_window_size(1200, min(height + 100, 8000))
+    assert browser.save_screenshot(str(tmp_path / "report.png"))
+    print(f"screenshot: {tmp_path / 'report.png'}")
