@@ -79,7 +79,7 @@ def write_summary(rows: list[dict[str, Any]], folder: Path) -> tuple[Path, Path]
 def print_summary(rows: list[dict[str, Any]], title: str) -> None:
     """The rows as a table, best first."""
     table = Table(title=title)
-    columns = [c for c in (rows[0] if rows else {}) if c not in ("run_dir", "best_ckpt")]
+    columns = [c for c in (rows[0] if rows else {}) if c not in ("run_dir", "best_ckpt", "worker")]
     for column in (*columns, "run"):
         table.add_column(column, justify="left" if column == "run" or "." in column else "right")
     for row in rows:
