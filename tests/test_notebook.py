@@ -28,4 +28,6 @@ def test_quickstart_notebook_runs(tmp_path: Path, monkeypatch: pytest.MonkeyPatc
     assert len(list((tmp_path / "outputs" / "train" / "runs").iterdir())) == 1
     assert (tmp_path / "outputs" / "eval" / "quickstart" / "confusion_matrix.png").is_file()
     assert (tmp_path / "outputs" / "export" / "quickstart" / "model.onnx").is_file()
+    assert (tmp_path / "outputs" / "eval" / "quickstart" / "report.html").is_file()
+    assert list((tmp_path / "outputs" / "eval" / "quickstart" / "gallery").glob("wrong_*.png"))
     assert any("image/png" in o.get("data", {}) for o in outputs)  # the curves and the confusion matrix

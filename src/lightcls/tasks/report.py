@@ -18,7 +18,7 @@ from lightcls.evaluation.gallery import safe_name
 log = logging.getLogger(__name__)
 TEMPLATES = Path(__file__).resolve().parent / "templates"
 #: the TensorBoard scalars drawn, one figure per group (train and val on the same axes)
-CURVES = {"loss": ("train/loss_epoch", "val/loss"), "top-1": ("train/top1_epoch", "val/top1"), "lr": ("lr-",)}
+CURVES = {"loss": ("train/loss_epoch", "val/loss"), "top-1": ("train/top1", "val/top1"), "lr": ("lr-",)}
 
 
 def build_report(run_dir: str | Path, cams: int = 8, method: str = "gradcam") -> Path:
