@@ -23,7 +23,7 @@ def test_explain_writes_a_picture_per_image(trained_run: Path, digits_root: Path
     assert saved["results"] == summary["results"]
     for result in summary["results"]:
         assert result["target"] == "three" and len(result["topk"]) == 3
-        assert all(0 <= v < 32 for v in result["peak_yx"])
+        assert all(0 <= v < 32 for v in result["peak_yx"]) and not result["flat"]  # a trained model's map
         with Image.open(result["picture"]) as picture:  # the 32 px image and its map, 8x, side by side
             assert picture.size == (2 * 256 + 4, 256 + 24)
 

@@ -42,6 +42,12 @@ class Explanation:
     target: str
     topk: list[tuple[str, float]]
 
+    @property
+    def flat(self) -> bool:
+        """True when the map says nothing: no region raises the class score (gradient CAMs keep only the
+        positive evidence, so an untrained or unsure model can give all zeros)."""
+        return bool(self.cam.max() - self.cam.min() < 1e-6)
+
     def overlay(self, alpha: float = 0.5) -> np.ndarray:
         """The heat map (jet colours) over the image, (H, W, 3) uint8."""
         from pytorch_grad_cam.utils.image import show_cam_on_image

@@ -45,8 +45,19 @@ def explain_images(cfg: DictConfig) -> dict[str, Any]:
                     "target": item.target,
                     "topk": [{"class": c, "score": s} for c, s in item.topk],
                     "peak_yx": list(peak),
+                    "flat": item.flat,
                 }
             )
+    flat = sum(r["flat"] for r in results)
+    if flat:
+        log.warning(
+            "%d of %d %s maps are flat (no region of layer %s raises the class score): try method=eigencam "
+            "(no gradients) or another layer=",
+            flat,
+            len(results),
+            cfg.method,
+            layer,
+        )
     summary = {
         "ckpt": str(ckpt),
         "method": cfg.method,
