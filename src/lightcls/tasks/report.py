@@ -174,7 +174,8 @@ def _model(ckpt: str | None) -> dict[str, str]:
 
 
 def _results(metrics: dict[str, Any] | None, evaluation: dict[str, Any] | None) -> dict[str, str]:
-    keys = ("best_val_top1", "best_epoch", "test_top1", "test_top5", "epochs", "train_seconds")
+    keys = ("best_val_top1", "best_epoch", "epochs", "train_seconds")
+    keys += () if evaluation else ("test_top1", "test_top5")  # else the eval's rows say them
     rows = {k: metrics[k] for k in keys if metrics and metrics.get(k) is not None}
     if evaluation:
         rows.update(
