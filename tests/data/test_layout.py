@@ -95,14 +95,20 @@ def test_val_txt_label_disagreeing_with_its_folder_is_an_error(make_split_folder
     assert str(err.value) == f"{root / 'test.txt'}:1: label 2 ('scissors') disagrees with folder 'paper'"
 
 
-def test_val_txt_selects_the_listed_files(make_split_folder) -> None:
+@pytest.mark.parametrize(
+    ("split", "listed"),
+    [
+        ("val", [("paper00.png", 0), ("scissors01.png", 2)]),
+        ("train", [("paper00.png", 0), ("rock01.png", 1), ("scissors02.png", 2)]),
+    ],
+)
+def test_a_list_file_selects_its_splits_images(make_split_folder, split: str, listed: list) -> None:
     root = make_split_folder()
-    (root / "val.txt").write_text("paper/paper00.png 0\nscissors/scissors01.png 2\n")
+    classes = ["paper", "rock", "scissors"]
+    lines = [f"{classes[label]}/{name} {label}" for name, label in listed]
+    (root / f"{split}.txt").write_text("\n".join(lines) + "\n")
     layout = read_layout(root)
-    assert [(p.name, label) for p, label in layout.splits["val"]] == [
-        ("paper00.png", 0),
-        ("scissors01.png", 2),
-    ]
+    assert [(p.name, label) for p, label in layout.splits[split]] == listed
 
 
 def test_plain_class_folders_get_a_seeded_split_written_down_and_reused(make_split_folder) -> None:
@@ -114,17 +120,6 @@ def test_plain_class_folders_get_a_seeded_split_written_down_and_reused(make_spl
     assert {label for _, label in first.splits["val"]} == {0, 1, 2}  # stratified
     again = read_layout(plain, val_fraction=0.5, seed=99)  # the written split wins
     assert again.splits == first.splits
-
-
-def test_train_txt_selects_the_training_images(make_split_folder) -> None:
-    root = make_split_folder()
-    (root / "train.txt").write_text("paper/paper00.png 0\nrock/rock01.png 1\nscissors/scissors02.png 2\n")
-    layout = read_layout(root)
-    assert [(p.name, label) for p, label in layout.splits["train"]] == [
-        ("paper00.png", 0),
-        ("rock01.png", 1),
-        ("scissors02.png", 2),
-    ]
 
 
 def test_list_files_as_paddleclas_writes_them(make_split_folder, tmp_path: Path) -> None:

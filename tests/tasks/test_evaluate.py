@@ -120,3 +120,12 @@ def test_a_sweep_dir_evaluates_its_best_run(trained_run: Path, tmp_path: Path) -
     assert report["ckpt"] == str(best.resolve()) and report["top1"] == pytest.approx(
         metrics["test_top1"], abs=1e-6
     )
+
+
+def test_a_negative_gallery_size_is_one_line(trained_run: Path, tmp_path: Path) -> None:
+    from helpers import one_line_error
+
+    cfg = compose_task(
+        "eval", [f"ckpt_path={quoted(trained_run / 'checkpoints' / 'last.ckpt')}", "gallery=-1"], tmp_path
+    )
+    assert one_line_error(evaluate, cfg) == "gallery=-1: give a whole number >= 0"

@@ -140,3 +140,14 @@ def test_unknown_format_is_one_line(trained_run: Path, tmp_path: Path) -> None:
     )
     with pytest.raises(LightclsError, match=r"^format=tflite: choose one of onnx, torchscript$"):
         export(cfg)
+
+
+def test_a_switch_that_is_not_true_or_false_is_refused_before_any_run_dir(
+    trained_run: Path, tmp_path: Path
+) -> None:
+    from helpers import assert_refused
+
+    ckpt = trained_run / "checkpoints" / "last.ckpt"
+    result = run_entry("export", [f"ckpt_path={ckpt}", "fp16=maybe"], tmp_path)
+    assert_refused(result, "fp16=maybe: give true or false")
+    assert not (tmp_path / "outputs").exists()

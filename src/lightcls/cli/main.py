@@ -142,7 +142,7 @@ evaluate = command("eval", "lightcls.tasks.evaluate:evaluate", check="lightcls.t
 #: `lightcls-predict ckpt_path=model.ckpt|model.onnx input=IMG_OR_DIR [topk=3] [save_dir=...]`
 predict = command("predict", "lightcls.tasks.predict:predict")
 #: `lightcls-export ckpt_path=... format=onnx|torchscript [dynamic_batch=true]`
-export = command("export", "lightcls.tasks.export:export")
+export = command("export", "lightcls.tasks.export:export", check="lightcls.tasks.export:check_command")
 #: `lightcls-info ckpt_path=...` or `lightcls-info model=NAME`: parameters, FLOPs, classes, input
 info = command("info", "lightcls.tasks.info:info")
 #: `lightcls-search [search=lr_batch] [train overrides]`: an Optuna study of training runs, pruned early

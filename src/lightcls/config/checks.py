@@ -104,6 +104,18 @@ def trainer_devices(cfg: DictConfig) -> Any:
     return OmegaConf.to_container(devices) if isinstance(devices, ListConfig) else devices
 
 
+def check_kinds(cfg: DictConfig, flags: Sequence[str] = (), counts: Sequence[str] = ()) -> None:
+    """Switches are true or false and counts whole numbers >= 0 (a yaml `maybe` would read as true)."""
+    for key in flags:
+        value = OmegaConf.select(cfg, key)
+        if not isinstance(value, bool):
+            raise LightclsError(f"{key}={value}: give true or false")
+    for key in counts:
+        value = OmegaConf.select(cfg, key)
+        if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+            raise LightclsError(f"{key}={value}: give a whole number >= 0")
+
+
 def check_max_epochs(max_epochs: Any) -> None:
     """A finite number of epochs >= 1: the lr schedule spans them (Lightning's -1, no end, is refused)."""
     if isinstance(max_epochs, bool) or not isinstance(max_epochs, int) or max_epochs < 1:

@@ -14,6 +14,7 @@ from rich.console import Console
 from rich.table import Table
 
 from lightcls.ckpt import best_of_sweep, data_provenance, read_checkpoint
+from lightcls.config.checks import check_kinds
 from lightcls.data import SplitFolderDataModule
 from lightcls.errors import LightclsError
 from lightcls.evaluation import classification_report, plot_confusion_matrix, write_report
@@ -33,6 +34,7 @@ def check_command(cfg: DictConfig) -> None:
     if cfg.split not in SPLITS:
         raise LightclsError(f"split={cfg.split}: unknown split; choose one of {', '.join(SPLITS)}")
     check_report_options(list(cfg.topk), str(cfg.average))
+    check_kinds(cfg, ("save_predictions", "save_scores", "gallery_right", "report"), ("gallery",))
     if not best_of_sweep(Path(str(cfg.ckpt_path)).expanduser()).exists():
         raise LightclsError(f"ckpt_path={cfg.ckpt_path}: no such file")
 

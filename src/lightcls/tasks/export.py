@@ -11,6 +11,7 @@ from omegaconf import DictConfig
 from rich.console import Console
 
 from lightcls.ckpt import data_provenance, read_checkpoint
+from lightcls.config.checks import check_kinds
 from lightcls.data.layout import read_layout
 from lightcls.errors import LightclsError
 from lightcls.inference import CheckpointPredictor, collect_inputs, load_predictor
@@ -19,10 +20,16 @@ from lightcls.inference.export import FORMATS, export_model
 log = logging.getLogger(__name__)
 
 
-def export(cfg: DictConfig) -> dict[str, Any]:
-    """Export `cfg.ckpt_path` as `cfg.format`; return the files written and the parity figures."""
+def check_command(cfg: DictConfig) -> None:
+    """The export options, before the checkpoint is loaded or a run dir made."""
     if cfg.format not in FORMATS:
         raise LightclsError(f"format={cfg.format}: choose one of {', '.join(FORMATS)}")
+    check_kinds(cfg, ("fp16", "dynamic_batch"), ("parity_images",))
+
+
+def export(cfg: DictConfig) -> dict[str, Any]:
+    """Export `cfg.ckpt_path` as `cfg.format`; return the files written and the parity figures."""
+    check_command(cfg)
     source = CheckpointPredictor(str(cfg.ckpt_path))
     out_dir = Path(str(cfg.save_dir or cfg.paths.output_dir)).expanduser().resolve()
     path, sidecar = export_model(

@@ -214,7 +214,7 @@ def resume_from(cfg: DictConfig, run_dir: Path) -> str | None:
     given = cfg.get("ckpt_path")
     if given:
         path = Path(str(given)).expanduser()
-        if not path.is_dir():
+        if not (path / "summary.json").is_file():  # a file, or a folder check_resume refuses in one line
             return str(given)
         best = best_of_sweep(path)
         last = best.parent / "last.ckpt"
