@@ -56,7 +56,7 @@ def main() -> None:
 
     print(
         f"{len(files)} images, batch {args.batch_size}, model {ckpt.meta['model']} at "
-        f"{ckpt.channels}x{ckpt.preprocess['image_size']}, torch threads {torch.get_num_threads()}, "
+        f"{ckpt.channels}x{ckpt.preprocess.image_size}, torch threads {torch.get_num_threads()}, "
         f"{os.cpu_count()} CPUs ({platform.processor() or platform.machine()})"
     )
     print(f"{'runtime':<8} {'end-to-end img/s':>17} {'model only img/s':>17}")
