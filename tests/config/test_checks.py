@@ -47,18 +47,19 @@ def _error(config: str, argv: list[str]) -> str:
         ),
         (
             "scheduler=cos",
-            "unknown scheduler 'cos' (did you mean cosine?); choose one of: cosine, none, step",
+            "unknown scheduler 'cos' (did you mean cosine?); "
+            "choose one of: cosine, none, step, warmup_cosine",
         ),
         (
             "trainer=tpu",
             "unknown trainer 'tpu' (did you mean gpu?); choose one of: auto, cpu, ddp, ddp_cpu, gpu",
         ),
         ("logger=wandb", "unknown logger 'wandb'; choose one of: none, tensorboard"),
-        ("callbacks=all", "unknown callbacks 'all'; choose one of: default, none"),
+        ("callbacks=all", "unknown callbacks 'all'; choose one of: default, early_stopping, ema, none"),
         (
             "experiment=digits_resnet",
             "unknown experiment 'digits_resnet' (did you mean digits_resnet18?); "
-            "choose one of: digits_resnet18, hand_gray_resnet18",
+            "choose one of: digits_resnet18, folder_fast, folder_scratch, hand_gray_resnet18",
         ),
     ],
 )

@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+import pytest
 import torch
+from torch.nn import functional as F
+from torchvision.transforms import v2
 
-from lightcls.data.augment import RandomCrop, RandomHorizontalFlip
+from lightcls.data.augment import RandomCrop, RandomHorizontalFlip, RandomResizedCrop, _resample
+from lightcls.errors import LightclsError
 
 
 def test_random_crop_draws_one_offset_per_image() -> None:
@@ -42,3 +46,61 @@ def test_each_crop_of_a_batch_is_a_window_of_its_own_padded_image() -> None:
     for image, crop in zip(padded, crops, strict=True):
         windows = [(t, left) for t in range(4) for left in range(6)]
         assert any(torch.equal(crop, image[:, t : t + 4, left : left + 4]) for t, left in windows)
+
+
+@pytest.mark.parametrize(("height", "width"), [(32, 32), (24, 40)])
+def test_resized_crop_draws_a_box_per_image_within_v2s_scale_and_ratio(height: int, width: int) -> None:
+    torch.manual_seed(0)
+    scale, ratio = (0.2, 0.9), (0.5, 1.5)
+    boxes = RandomResizedCrop(32, scale=scale, ratio=ratio).boxes(4000, height, width)
+    top, left, h, w = boxes.T.double()
+    assert (top >= 0).all() and (left >= 0).all() and (top + h <= height).all() and (left + w <= width).all()
+    area = height * width
+    # v2 rounds the box's sides: each side is within half a pixel of a box with exact scale and ratio
+    assert ((h + 0.5) * (w + 0.5) >= scale[0] * area).all() and (
+        (h - 0.5) * (w - 0.5) <= scale[1] * area
+    ).all()
+    assert ((w + 0.5) / (h - 0.5) >= ratio[0]).all() and ((w - 0.5) / (h + 0.5) <= ratio[1]).all()
+    assert len({tuple(b) for b in boxes[:64].tolist()}) > 50  # not one box for the batch
+    # the same distribution as v2's own boxes (mean area fraction, seeded, 4,000 draws each)
+    v2_crop = v2.RandomResizedCrop(32, scale=scale, ratio=ratio)
+    image = torch.zeros(1, height, width)
+    ours = (h * w / area).mean().item()
+    theirs = (
+        torch.tensor(
+            [(p["height"] * p["width"]) / area for p in (v2_crop.make_params([image]) for _ in range(4000))]
+        )
+        .mean()
+        .item()
+    )
+    assert abs(ours - theirs) < 0.02
+
+
+def test_resized_crop_resizes_each_box_as_v2_does() -> None:
+    torch.manual_seed(3)
+    batch = torch.randint(0, 256, (6, 3, 40, 40), dtype=torch.uint8)
+    crop = RandomResizedCrop(32, scale=(0.3, 1.0))
+    torch.manual_seed(4)
+    boxes = crop.boxes(6, 40, 40)
+    torch.manual_seed(4)
+    out = crop(batch)
+    assert out.shape == (6, 3, 32, 32) and out.dtype == torch.uint8
+    for image, result, (top, left, h, w) in zip(batch, out, boxes.tolist(), strict=True):
+        expected = v2.functional.resized_crop(image, top, left, h, w, [32, 32], antialias=True)
+        assert torch.equal(result, expected)
+    # the GPU path (one grid_sample over the batch) gives the same pictures within rounding (inside the
+    # box's edge: there it blends in the pixels beyond the box, where interpolate repeats the edge)
+    upsampled = _resample(batch, boxes, 48)
+    for image, result, (top, left, h, w) in zip(batch, upsampled, boxes.tolist(), strict=True):
+        expected = F.interpolate(
+            image[None, :, top : top + h, left : left + w].float(),
+            size=(48, 48),
+            mode="bilinear",
+            align_corners=False,
+        )[0]
+        assert (result.float() - expected)[:, 2:-2, 2:-2].abs().max() <= 1
+
+
+def test_resized_crop_refuses_a_scale_outside_0_to_1() -> None:
+    with pytest.raises(LightclsError, match=r"scale must be \[low, high\] within \(0, 1\].*scale=\[0.5, 2\]"):
+        RandomResizedCrop(32, scale=(0.5, 2))

@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import pytest
 import torch
+from PIL import Image
+from torchvision.transforms import v2
 
 from lightcls.data import SplitFolderDataModule, read_layout
 from lightcls.data.decode import load_image
@@ -79,3 +82,69 @@ def test_drop_last_leaves_out_the_partial_training_batch(digits_root: Path, tmp_
     dm.setup()
     assert len(dm.train_dataloader()) == 12  # 1257 images: 12 full batches, the 57 left out
     assert len(dm.val_dataloader()) == 3  # evaluation keeps every image
+
+
+def test_balance_draws_classes_evenly_or_weights_the_loss(make_split_folder, tmp_path: Path) -> None:
+    root = make_split_folder(per_class={"training_set": 2, "val_set": 1}, classes=("a", "b"))
+    for i in range(2, 18):  # class a: 18 images, class b: 2
+        Image.new("L", (16, 16), 40 + i).save(root / "training_set" / "a" / f"more{i:02d}.png")
+    dm = SplitFolderDataModule(str(root), 16, 1, [0.5], [0.5], batch_size=20, balance="sampler")
+    assert dm.class_counts() == [18, 2]
+    assert dm.class_weights() == pytest.approx([20 / 36, 20 / 4])
+    dm.setup("fit")
+    torch.manual_seed(0)
+    labels = torch.cat([y for _ in range(50) for _, y in dm.train_dataloader()])
+    assert len(labels) == 50 * 20 and 0.4 < labels.float().mean().item() < 0.6  # b drawn as often as a
+    plain = SplitFolderDataModule(str(root), 16, 1, [0.5], [0.5], batch_size=20)
+    plain.setup("fit")
+    assert torch.cat([y for _, y in plain.train_dataloader()]).float().mean().item() == pytest.approx(0.1)
+    with pytest.raises(LightclsError, match="^data.balance must be one of none, sampler, loss, got 'yes'$"):
+        SplitFolderDataModule(str(root), 16, 1, [0.5], [0.5], balance="yes")
+
+
+def test_gpu_augmentation_is_inert_on_the_cpu_and_per_image_steps_use_workers(
+    digits_root: Path, tmp_path: Path
+) -> None:
+    import lightning as L
+
+    from lightcls.data.augment import RandomResizedCrop
+    from lightcls.training import ClassificationModule
+
+    crop = RandomResizedCrop(28, scale=(0.5, 1.0))
+    dm = SplitFolderDataModule(
+        digits_root,
+        28,
+        1,
+        [0.5],
+        [0.5],
+        augment=[crop],
+        device_augment=True,
+        cache_dir=str(tmp_path / "cache"),
+    )
+    sgd = {"_target_": "torch.optim.SGD", "_partial_": True, "lr": 0.1}
+    module = ClassificationModule({"name": "lenet"}, dm.classes, dm.preprocess.to_dict(), optimizer=sgd)
+    trainer = L.Trainer(
+        accelerator="cpu",
+        max_epochs=1,
+        limit_train_batches=1,
+        limit_val_batches=0,
+        logger=False,
+        enable_checkpointing=False,
+        enable_progress_bar=False,
+    )
+    trainer.fit(module, datamodule=dm)
+    assert dm.device_steps == [] and dm.datasets["train"].augment == [crop]  # the loader augments
+    assert dm.train_dataloader().num_workers == 0  # every step batched: one gather + crop a batch
+    per_image = SplitFolderDataModule(
+        digits_root,
+        28,
+        1,
+        [0.5],
+        [0.5],
+        cache_dir=str(tmp_path / "cache"),
+        augment=[crop, v2.TrivialAugmentWide()],
+        num_workers="auto",
+    )
+    per_image.setup("fit")
+    assert per_image.train_dataloader().num_workers == min(os.cpu_count(), 8)
+    assert per_image.val_dataloader().num_workers == 0

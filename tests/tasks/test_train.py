@@ -12,10 +12,21 @@ from pathlib import Path
 import pytest
 import torch
 from hydra.utils import instantiate
+from lightning.pytorch.callbacks import Callback
 from PIL import Image
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
-from helpers import TINY, compose_train, free_port, one_line_error, quoted, run_cli, start_cli
+from helpers import (
+    REPO,
+    TINY,
+    compose_task,
+    compose_train,
+    free_port,
+    one_line_error,
+    quoted,
+    run_cli,
+    start_cli,
+)
 from lightcls.data.check import CACHE_FILE, check_dataset
 from lightcls.tasks import train
 
@@ -383,3 +394,66 @@ def test_metrics_json_splits_the_run_time(trained_run: Path) -> None:
     seconds = _metrics(trained_run)["seconds"]
     assert set(seconds) == {"startup", "data", "train", "test"}
     assert all(v >= 0 for v in seconds.values()) and seconds["train"] > 0 and seconds["test"] > 0
+
+
+class _Weights(Callback):
+    """Keeps a copy of the weights after every optimizer step."""
+
+    def __init__(self) -> None:
+        self.steps: list[dict[str, torch.Tensor]] = []
+
+    def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx) -> None:
+        self.steps.append({k: v.detach().clone() for k, v in pl_module.state_dict().items()})
+
+
+def test_ema_checkpoints_the_averaged_weights_and_eval_reproduces_the_test_top1(
+    digits_root: Path, tmp_path: Path
+) -> None:
+    from lightcls.tasks.evaluate import evaluate
+
+    run = tmp_path / "run"
+    weights = _Weights()
+    overrides = [f"data.root={digits_root}", TINY, "trainer.max_epochs=2", "callbacks=[default,ema]"]
+    metrics = train(compose_train([*overrides, "callbacks.ema.decay=0.5", "logger=none"], run), [weights])
+    ckpt = torch.load(run / "checkpoints" / "last.ckpt", weights_only=True)
+    # EMA by hand over the 6 steps: the first step's weights, then 0.5 x average + 0.5 x new
+    expected = dict(weights.steps[0])
+    for step in weights.steps[1:]:
+        expected = {k: 0.5 * expected[k] + 0.5 * v if v.is_floating_point() else v for k, v in step.items()}
+    name = "net.features.0.weight"
+    assert len(weights.steps) == 6
+    assert torch.allclose(ckpt["state_dict"][name], expected[name], atol=1e-6)
+    assert torch.equal(ckpt["current_model_state"][name], weights.steps[-1][name])
+    assert not torch.allclose(ckpt["state_dict"][name], ckpt["current_model_state"][name])
+    report = evaluate(
+        compose_task("eval", [f"ckpt_path={quoted(run / metrics['best_ckpt'])}"], tmp_path / "ev")
+    )
+    assert report["top1"] == pytest.approx(metrics["test_top1"])
+
+
+def test_lr_find_sets_the_learning_rate_and_says_so(digits_root: Path, tmp_path: Path, caplog) -> None:
+    run = tmp_path / "run"
+    with caplog.at_level(logging.INFO, logger="lightcls"):
+        metrics = train(compose_train([f"data.root={digits_root}", TINY, "lr_find=true", "logger=none"], run))
+    assert metrics["epochs"] == 1 and metrics["global_step"] == 3  # the range test's 100 steps not counted
+    said = [r.getMessage() for r in caplog.records if r.getMessage().startswith("lr_find:")]
+    assert len(said) == 1 and said[0].endswith("(the range test's suggestion; the config said 0.05)")
+    chosen = float(re.search(r"optimizer.lr=(\S+)", said[0]).group(1))
+    ckpt = torch.load(run / "checkpoints" / "last.ckpt", weights_only=True)
+    assert ckpt["hyper_parameters"]["optimizer"]["lr"] == pytest.approx(chosen, rel=1e-3) != 0.05
+    assert ckpt["optimizer_states"][0]["param_groups"][0]["initial_lr"] == pytest.approx(chosen, rel=1e-3)
+    assert not list(run.glob(".lr_find*.ckpt"))  # Lightning's own temporary checkpoint is gone
+
+
+@pytest.mark.parametrize("name", sorted(p.stem for p in (REPO / "conf" / "experiment").glob("*.yaml")))
+def test_every_experiment_recipe_trains_one_tiny_epoch(name: str, digits_root: Path, tmp_path: Path) -> None:
+    overrides = [
+        f"experiment={name}",
+        TINY,
+        f"data.root={digits_root}",
+        "logger=none",
+        "model.pretrained=false",
+    ]
+    cfg = compose_train(overrides, tmp_path / "run")
+    metrics = train(cfg)
+    assert metrics["epochs"] == 1 and metrics["global_step"] == 3 and metrics["test_images"] > 0

@@ -62,3 +62,44 @@ def test_a_module_rebuilds_from_its_checkpoint_alone(name: str, tmp_path: Path) 
     loaded = ClassificationModule.from_checkpoint(path)
     x = torch.randn(2, 1, 32, 32)
     assert not loaded.training and torch.equal(loaded.eval()(x), module.eval()(x))
+
+
+class _Training:
+    """The bit of a Trainer the batch hook reads: training, with no DataModule."""
+
+    training = True
+    datamodule = None
+    log_every_n_steps = 0
+
+
+def test_mixup_and_cutmix_train_on_soft_targets_while_top1_counts_hard_labels() -> None:
+    torch.manual_seed(0)
+    module = ClassificationModule({"name": "lenet"}, list("abcd"), GRAY, mix={"mixup": 0.4, "cutmix": 1.0})
+    module._trainer = _Training()
+    images = torch.randint(0, 256, (32, 1, 32, 32), dtype=torch.uint8)
+    labels = torch.arange(32) % 4
+    x, y, soft = module.on_after_batch_transfer((images, labels), 0)
+    assert torch.equal(y, labels) and soft.shape == (32, 4)
+    assert torch.allclose(soft.sum(1), torch.ones(32)) and ((soft > 0).sum(1) == 2).all()  # two classes mixed
+    module.training_step((x, y, soft), 0)
+    logits = module(x)
+    loss = module.training_step((x, y, soft), 0)
+    assert torch.isclose(loss, torch.nn.functional.cross_entropy(logits, soft))
+    assert not torch.isclose(loss, torch.nn.functional.cross_entropy(logits, y))
+    hard_top1 = (logits.argmax(1) == y).float().mean()
+    assert torch.isclose(module.train_top1.compute(), hard_top1)  # both steps saw the same batch
+    # validation batches (the trainer not training) are never mixed
+    module._trainer.training = False
+    assert len(module.on_after_batch_transfer((images, labels), 0)) == 2
+
+
+def test_a_negative_mix_alpha_is_one_line() -> None:
+    message = one_line_error(ClassificationModule, {"name": "lenet"}, list("ab"), GRAY, mix={"cutmix": -1})
+    assert message == "cutmix must be a number >= 0 (its Beta alpha; 0: off), got -1"
+
+
+def test_class_weights_weight_the_loss() -> None:
+    module = ClassificationModule({"name": "lenet"}, list("ab"), GRAY, class_weights=[0.25, 4.0])
+    logits, y = torch.tensor([[2.0, 0.0], [0.0, 1.0]]), torch.tensor([0, 1])
+    expected = torch.nn.functional.cross_entropy(logits, y, weight=torch.tensor([0.25, 4.0]))
+    assert torch.isclose(module.criterion(logits, y), expected)

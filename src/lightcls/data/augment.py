@@ -7,9 +7,13 @@ Each also takes a single (C, H, W) image, and can stand in a `data.augment` list
 
 from __future__ import annotations
 
+import math
+
 import torch
 from torch import nn
 from torch.nn import functional as F
+
+from lightcls.errors import LightclsError
 
 
 class RandomCrop(nn.Module):
@@ -54,3 +58,85 @@ class RandomHorizontalFlip(nn.Module):
         flip = torch.rand(len(batch), device=batch.device) < self.p
         out = torch.where(flip[:, None, None, None], batch.flip(-1), batch)
         return out if images.ndim == 4 else out[0]
+
+
+class RandomResizedCrop(nn.Module):
+    """torchvision's RandomResizedCrop with one crop box drawn per image, resized to a `size` square.
+
+    The boxes follow v2.RandomResizedCrop (`scale` of the area, log-uniform `ratio`, 10 tries, then a
+    central crop). On the CPU each box is resized with the same antialiased uint8 bilinear kernel as v2
+    (measured 4-7x faster than one batched float `grid_sample` at 128-224 px on one core); on a GPU the
+    batch is one `grid_sample`.
+    """
+
+    batched = True
+
+    def __init__(
+        self,
+        size: int,
+        scale: tuple[float, float] = (0.08, 1.0),
+        ratio: tuple[float, float] = (3 / 4, 4 / 3),
+        antialias: bool = True,
+    ) -> None:
+        super().__init__()
+        self.size = int(size)
+        self.scale = (float(scale[0]), float(scale[1]))
+        self.ratio = (float(ratio[0]), float(ratio[1]))
+        if not 0 < self.scale[0] <= self.scale[1] <= 1 or not 0 < self.ratio[0] <= self.ratio[1]:
+            raise LightclsError(
+                f"data.augment: RandomResizedCrop scale must be [low, high] within (0, 1] and ratio "
+                f"[low, high] above 0, got scale={list(scale)} ratio={list(ratio)}"
+            )
+        self.antialias = antialias
+
+    def boxes(self, n: int, height: int, width: int, attempts: int = 10) -> torch.Tensor:
+        """(n, 4) crop boxes as (top, left, height, width), one per image."""
+        area = torch.empty(n, attempts).uniform_(*self.scale) * (height * width)
+        log_ratio = torch.empty(n, attempts).uniform_(math.log(self.ratio[0]), math.log(self.ratio[1]))
+        aspect = torch.exp(log_ratio)
+        w = torch.sqrt(area * aspect).round()
+        h = torch.sqrt(area / aspect).round()
+        fits = (w > 0) & (w <= width) & (h > 0) & (h <= height)
+        first = fits.float().argmax(1, keepdim=True)
+        w, h = w.gather(1, first)[:, 0], h.gather(1, first)[:, 0]
+        top = torch.floor(torch.rand(n) * (height - h + 1))
+        left = torch.floor(torch.rand(n) * (width - w + 1))
+        # no try fits: the central crop of the largest box within `ratio` (as v2)
+        fallback = ~fits.any(1)
+        if fallback.any():
+            fw, fh = float(width), float(height)
+            if width / height < self.ratio[0]:
+                fh = float(round(width / self.ratio[0]))
+            elif width / height > self.ratio[1]:
+                fw = float(round(height * self.ratio[1]))
+            h[fallback], w[fallback] = fh, fw
+            top[fallback], left[fallback] = float((height - fh) // 2), float((width - fw) // 2)
+        return torch.stack([top, left, h, w], 1).long()
+
+    def forward(self, images: torch.Tensor) -> torch.Tensor:
+        """Crops of (N, C, H, W) or (C, H, W) uint8 (or float) images, each resized to `size`."""
+        batch = images if images.ndim == 4 else images.unsqueeze(0)
+        n, c, height, width = batch.shape
+        boxes = self.boxes(n, height, width)
+        if batch.device.type == "cpu":
+            out = batch.new_empty(n, c, self.size, self.size)
+            for i, (top, left, h, w) in enumerate(boxes.tolist()):
+                crop = batch[i : i + 1, :, top : top + h, left : left + w]
+                out[i] = F.interpolate(
+                    crop, size=(self.size, self.size), mode="bilinear", antialias=self.antialias
+                )[0]
+        else:
+            out = _resample(batch, boxes.to(batch.device), self.size)
+        return out if images.ndim == 4 else out[0]
+
+
+def _resample(batch: torch.Tensor, boxes: torch.Tensor, size: int) -> torch.Tensor:
+    """Every image's box resized to a `size` square by one bilinear `grid_sample` over the batch."""
+    n, c, height, width = batch.shape
+    top, left, h, w = boxes.to(torch.float32).unbind(1)
+    theta = torch.zeros(n, 2, 3, device=batch.device)
+    theta[:, 0, 0], theta[:, 1, 1] = w / width, h / height
+    theta[:, 0, 2], theta[:, 1, 2] = (2 * left + w) / width - 1, (2 * top + h) / height - 1
+    grid = F.affine_grid(theta, [n, c, size, size], align_corners=False)
+    out = F.grid_sample(batch.float(), grid, mode="bilinear", padding_mode="border", align_corners=False)
+    return out.round_().clamp_(0, 255).to(batch.dtype) if batch.dtype == torch.uint8 else out.to(batch.dtype)

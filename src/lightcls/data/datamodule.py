@@ -13,7 +13,7 @@ from typing import Any
 import lightning as L
 import torch
 from omegaconf import Container, OmegaConf
-from torch.utils.data import DataLoader
+from torch.utils.data import DataLoader, WeightedRandomSampler
 from torchvision.transforms import v2
 
 from lightcls.data.cache import build_cache, cache_path, load_cache
@@ -28,6 +28,7 @@ log = logging.getLogger(__name__)
 
 SPLITS = ("train", "val", "test")
 #: The splits each Lightning stage uses.
+BALANCE = ("none", "sampler", "loss")
 STAGES = {"fit": ("train", "val"), "validate": ("val",), "test": ("test",), "predict": ("test",)}
 
 
@@ -45,8 +46,9 @@ class SplitFolderDataModule(L.LightningDataModule):
         channels: 1 (grayscale) or 3 (RGB).
         mean, std: per-channel normalization after scaling to [0, 1].
         batch_size: images per batch.
-        num_workers: DataLoader processes; "auto": none for cached splits (a batch is one gather in the
-            main process, cheaper than sending it between processes), else one per CPU up to 8.
+        num_workers: DataLoader processes; "auto": none for cached splits whose augment steps all draw per
+            image (a batch is one gather and one augment in the main process, cheaper than sending it
+            between processes), else one per CPU up to 8.
         augment: training-only transforms on uint8 tensors (torchvision.transforms.v2, lightcls.data.augment).
         builtin: name of an embedded data set written to `root` when it is missing.
         val_fraction, split_seed: the split made for a plain tree of class folders.
@@ -61,6 +63,12 @@ class SplitFolderDataModule(L.LightningDataModule):
             split's images instead of its folder (PaddleClas's train_list.txt, mmpretrain's ann_file).
         drop_last: leave out each epoch's last, partial training batch (steady shapes: with
             model.compile=true a partial batch recompiles the model every epoch).
+        hflip: the probability of a left-right flip that `augment` recipes use (0 where a mirrored image
+            changes its class, as for digits).
+        device_augment: when training on a GPU and every `augment` step draws per image
+            (lightcls.data.augment), augment batches on the device after the transfer; no effect on a CPU.
+        balance: class imbalance help: "none", "sampler" (draw training images with class-balanced
+            weights, with replacement) or "loss" (weight the loss by inverse class frequency).
     """
 
     def __init__(
@@ -87,6 +95,9 @@ class SplitFolderDataModule(L.LightningDataModule):
         val_list: str | None = None,
         test_list: str | None = None,
         drop_last: bool = False,
+        hflip: float = 0.5,
+        device_augment: bool = True,
+        balance: str = "none",
     ) -> None:
         super().__init__()
         if channels not in (1, 3):
@@ -99,6 +110,8 @@ class SplitFolderDataModule(L.LightningDataModule):
             raise LightclsError(f"data.num_workers must be auto or a number >= 0, got {num_workers!r}")
         if cache not in ("auto", True, False):
             raise LightclsError(f"data.cache must be auto, true or false, got {cache!r}")
+        if balance not in BALANCE:
+            raise LightclsError(f"data.balance must be one of {', '.join(BALANCE)}, got {balance!r}")
         if not 0 <= float(val_fraction) < 1:
             raise LightclsError(f"data.val_fraction must be in [0, 1), got {val_fraction!r}")
         self.save_hyperparameters(ignore=["augment"])
@@ -125,6 +138,10 @@ class SplitFolderDataModule(L.LightningDataModule):
         self.on_broken = on_broken
         self.lists = {"train": train_list, "val": val_list, "test": test_list}
         self.drop_last = bool(drop_last)
+        self.device_augment = device_augment is True
+        self.balance = balance
+        #: the augment steps that run on the device after the transfer (set up for a GPU fit)
+        self.device_steps: list[Any] = []
         self.datasets: dict[str, ImageDataset | TensorImageDataset] = {}
 
     @classmethod
@@ -170,6 +187,12 @@ class SplitFolderDataModule(L.LightningDataModule):
 
     def setup(self, stage: str | None = None) -> None:
         """Build the datasets of the stage's splits that exist (all of them when `stage` is None)."""
+        trainer = getattr(self, "trainer", None)
+        on_gpu = trainer is not None and trainer.strategy.root_device.type == "cuda"
+        batched = all(getattr(step, "batched", False) for step in self.augment)
+        if stage == "fit" and on_gpu and self.device_augment and batched and self.augment:
+            self.device_steps = list(self.augment)
+            log.info("augmenting training batches on %s", trainer.strategy.root_device)
         for split in STAGES.get(stage or "", SPLITS):
             if self.layout.has(split):
                 self.setup_split(split)
@@ -184,11 +207,11 @@ class SplitFolderDataModule(L.LightningDataModule):
             if not path.is_file():
                 build_cache(path, samples, self.preprocess, self._workers(False))
             labels = [label for _, label in samples]
-            steps = self.augment if split == "train" else []
-            self.datasets[split] = TensorImageDataset(load_cache(path), labels, steps)
+            self.datasets[split] = TensorImageDataset(load_cache(path), labels, self._loader_steps(split))
         else:
             resize = self.preprocess.resize()
-            transform = v2.Compose([resize, *self.augment]) if split == "train" and self.augment else resize
+            steps = self._loader_steps(split)
+            transform = v2.Compose([resize, *steps]) if steps else resize
             self.datasets[split] = ImageDataset(samples, self.preprocess.channels, transform)
 
     def loader(self, split: str, shuffle: bool = False) -> DataLoader:
@@ -196,17 +219,46 @@ class SplitFolderDataModule(L.LightningDataModule):
         if split not in self.datasets:
             raise LightclsError(f"split={split}: {self.layout.root} has no {split} images")
         dataset = self.datasets[split]
-        workers = self._workers(isinstance(dataset, TensorImageDataset))
+        # a cached split is one gather a batch in the main process, unless an augment step works per image
+        serial = isinstance(dataset, TensorImageDataset) and (dataset.batched or not dataset.augment)
+        workers = self._workers(serial)
+        sampler = self.balanced_sampler() if split == "train" and self.balance == "sampler" else None
         return DataLoader(
             dataset,
             batch_size=self.batch_size,
-            shuffle=shuffle,
+            shuffle=shuffle and sampler is None,
+            sampler=sampler,
             num_workers=workers,
             persistent_workers=workers > 0,
             prefetch_factor=self.prefetch_factor if workers > 0 else None,
             pin_memory=self.pin_memory,
             drop_last=self.drop_last and split == "train",
         )
+
+    def augment_on_device(self, images: torch.Tensor) -> torch.Tensor:
+        """A training batch after `device_steps` (the module calls it after the transfer)."""
+        for step in self.device_steps:
+            images = step(images)
+        return images
+
+    def class_counts(self) -> list[int]:
+        """Training images per class (index i: label i)."""
+        counts = [0] * len(self.classes)
+        for _, label in self.layout.splits["train"]:
+            counts[label] += 1
+        return counts
+
+    def class_weights(self) -> list[float]:
+        """Inverse class frequency of the training split, scaled to average 1 over its images."""
+        counts = self.class_counts()
+        total = sum(counts)
+        return [total / (len(counts) * c) if c else 0.0 for c in counts]
+
+    def balanced_sampler(self) -> WeightedRandomSampler:
+        """Draws each epoch's training images with replacement, every class equally likely."""
+        counts = self.class_counts()
+        weights = [1.0 / counts[label] for _, label in self.layout.splits["train"]]
+        return WeightedRandomSampler(weights, num_samples=len(weights), replacement=True)
 
     def train_dataloader(self) -> DataLoader:
         return self.loader("train", shuffle=True)
@@ -216,6 +268,10 @@ class SplitFolderDataModule(L.LightningDataModule):
 
     def test_dataloader(self) -> DataLoader | list:
         return self.loader("test") if "test" in self.datasets else []
+
+    def _loader_steps(self, split: str) -> list[Any]:
+        """The augment steps the loader applies to `split` (none where the device does them)."""
+        return list(self.augment) if split == "train" and not self.device_steps else []
 
     def _cached_splits(self) -> list[str]:
         """The splits to serve from the decode cache."""
@@ -238,8 +294,8 @@ class SplitFolderDataModule(L.LightningDataModule):
     def _cache_path(self, split: str) -> Path:
         return cache_path(self.cache_dir, split, self.layout.splits[split], self.preprocess)
 
-    def _workers(self, cached: bool) -> int:
+    def _workers(self, serial: bool) -> int:
         cpus = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
         if self.num_workers == "auto":
-            return 0 if cached else min(cpus, 8)
+            return 0 if serial else min(cpus, 8)
         return min(self.num_workers, cpus)

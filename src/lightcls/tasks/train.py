@@ -16,7 +16,7 @@ from hydra.core.hydra_config import HydraConfig
 from hydra.errors import InstantiationException
 from hydra.types import RunMode
 from hydra.utils import instantiate
-from lightning.pytorch.callbacks import Callback, LearningRateMonitor, ModelCheckpoint
+from lightning.pytorch.callbacks import Callback, LearningRateMonitor, ModelCheckpoint, WeightAveraging
 from lightning.pytorch.loggers import TensorBoardLogger
 from lightning.pytorch.utilities.exceptions import SIGTERMException
 from omegaconf import DictConfig, OmegaConf
@@ -32,6 +32,7 @@ from lightcls.errors import Interrupted, LightclsError
 from lightcls.models import load_pretrained
 from lightcls.training import ClassificationModule
 from lightcls.training.callbacks import CheckpointOnInterrupt, FitResults, ProgressBar, TrainThroughput
+from lightcls.training.module import build_mix
 from lightcls.training.optim import check_optimization
 from lightcls.training.quiet import quiet
 
@@ -41,6 +42,7 @@ log = logging.getLogger(__name__)
 def check_config(cfg: DictConfig) -> None:
     """The train config's values that would fail late, deep in torch, or start too many processes."""
     check_optimization(_plain(cfg.optimizer), _plain(cfg.scheduler))
+    build_mix(_mix(cfg), 2)
     check_max_epochs(cfg.trainer.get("max_epochs"))
     check_devices(cfg.trainer.get("accelerator", "auto"), trainer_devices(cfg))
 
@@ -115,6 +117,8 @@ def _train(cfg: DictConfig, extra: list[Callback]) -> dict[str, Any]:
         optimizer=_plain(cfg.optimizer),
         scheduler=_plain(cfg.scheduler),
         label_smoothing=cfg.get("label_smoothing", 0.0),
+        mix=_mix(cfg),
+        class_weights=datamodule.class_weights() if datamodule.balance == "loss" else None,
     )
     params = sum(p.numel() for p in module.net.parameters())
     trainable = sum(p.numel() for p in module.net.parameters() if p.requires_grad)
@@ -151,6 +155,8 @@ def _train(cfg: DictConfig, extra: list[Callback]) -> dict[str, Any]:
         **_sweep_safe(cfg),
     )
 
+    if cfg.get("lr_find") and not resume:
+        find_lr(trainer, module, datamodule)
     start = time.perf_counter()
     try:
         trainer.fit(module, datamodule=datamodule, ckpt_path=resume, weights_only=True)
@@ -208,6 +214,31 @@ def _train(cfg: DictConfig, extra: list[Callback]) -> dict[str, Any]:
     return metrics
 
 
+def find_lr(trainer: L.Trainer, module: ClassificationModule, datamodule: SplitFolderDataModule) -> float:
+    """Lightning's learning-rate range test: set the module's `optimizer.lr` to its suggestion, and say so."""
+    from lightning.pytorch.tuner import Tuner
+
+    given = module.hparams["optimizer"].get("lr")
+    epochs = trainer.fit_loop.max_epochs
+    trainer.fit_loop.max_epochs = 10**6  # the range test takes its 100 steps however short the run
+    try:
+        finder = Tuner(trainer).lr_find(module, datamodule=datamodule, update_attr=False)
+    finally:
+        trainer.fit_loop.max_epochs = epochs
+    chosen = finder.suggestion() if finder is not None else None
+    if chosen is None:
+        log.warning("lr_find: no suggestion (too few steps or a flat loss); keeping optimizer.lr=%s", given)
+        return given
+    module.hparams["optimizer"]["lr"] = float(chosen)
+    log.info("lr_find: optimizer.lr=%.4g (the range test's suggestion; the config said %s)", chosen, given)
+    return float(chosen)
+
+
+def _mix(cfg: DictConfig) -> dict[str, float]:
+    """The run's MixUp/CutMix alphas."""
+    return {"mixup": cfg.get("mixup", 0.0), "cutmix": cfg.get("cutmix", 0.0)}
+
+
 def resume_from(cfg: DictConfig, run_dir: Path) -> str | None:
     """The checkpoint fit continues from: `ckpt_path` (a sweep or search dir: its best run's last.ckpt), or,
     for a cluster job started again in its own run dir (a requeue), that dir's last.ckpt."""
@@ -262,6 +293,8 @@ def _tester(trainer: L.Trainer, cfg: DictConfig) -> L.Trainer:
     """The trainer that tests: the fit's own on one device; after a multi-device fit, a fresh one-device
     trainer, so every test image counts exactly once (a DistributedSampler pads the split with repeats)."""
     if trainer.world_size == 1:
+        # a checkpoint's weights are the averaged ones: WeightAveraging (EMA) would load the raw ones back
+        trainer.callbacks = [c for c in trainer.callbacks if not isinstance(c, WeightAveraging)]
         return trainer
     log.info("testing on one device (the fit ran on %d)", trainer.world_size)
     return L.Trainer(

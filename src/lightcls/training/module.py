@@ -13,6 +13,7 @@ from lightning.pytorch.loggers import TensorBoardLogger
 from torch import nn
 from torchmetrics import MeanMetric, MetricCollection
 from torchmetrics.classification import MulticlassAccuracy, MulticlassConfusionMatrix
+from torchvision.transforms import v2
 
 from lightcls.ckpt import read_checkpoint
 from lightcls.data.preprocess import Preprocess
@@ -39,6 +40,9 @@ class ClassificationModule(L.LightningModule):
         scheduler: `schedule` (a `_partial_: true` scheduler config) plus optional
             `warmup_epochs`/`warmup_start_factor`; empty or None for a constant lr.
         label_smoothing: cross-entropy label smoothing.
+        mix: batch-level MixUp/CutMix for training: `mixup` and `cutmix` are their Beta alphas (0: off; both
+            on: one of the two per batch). The loss takes the mixed soft targets; top-1 the hard labels.
+        class_weights: per-class weights of the loss (data.balance=loss), or None.
     """
 
     def __init__(
@@ -49,13 +53,17 @@ class ClassificationModule(L.LightningModule):
         optimizer: Mapping[str, Any] | None = None,
         scheduler: Mapping[str, Any] | None = None,
         label_smoothing: float = 0.0,
+        mix: Mapping[str, float] | None = None,
+        class_weights: Sequence[float] | None = None,
     ) -> None:
         super().__init__()
         self.save_hyperparameters()
         num_classes = len(classes)
         self.preprocess = Preprocess.from_dict(preprocess)
         self.net = build_model(model["name"], num_classes, self.preprocess.channels)
-        self.criterion = nn.CrossEntropyLoss(label_smoothing=label_smoothing)
+        weight = torch.tensor(class_weights, dtype=torch.float32) if class_weights else None
+        self.criterion = nn.CrossEntropyLoss(weight=weight, label_smoothing=label_smoothing)
+        self.mix = build_mix(mix or {}, num_classes)
         self.train_top1 = MulticlassAccuracy(num_classes, top_k=1, average="micro")
         self.train_loss = MeanMetric()
         topk = {"top1": MulticlassAccuracy(num_classes, top_k=1, average="micro")}
@@ -111,17 +119,25 @@ class ClassificationModule(L.LightningModule):
             self.net.compile()  # in place: state_dict keys stay those of the plain backbone
 
     def on_after_batch_transfer(self, batch: Any, dataloader_idx: int) -> Any:
-        """Normalize the uint8 images on the device (and make them channels_last where the model is)."""
+        """Normalize the uint8 images on the device (and make them channels_last where the model is); in
+        training, first the DataModule's on-device augmentation, then MixUp/CutMix (adding soft targets)."""
         images, *rest = batch if isinstance(batch, (tuple, list)) else (batch,)
+        training = self._trainer is not None and self.trainer.training
+        datamodule = self.trainer.datamodule if training else None
+        if getattr(datamodule, "device_steps", None):
+            images = datamodule.augment_on_device(images)
         images = self.preprocess.normalize(images)
+        if training and self.mix is not None and rest:
+            mixed, soft = self.mix(images, rest[0])
+            images, rest = mixed, [rest[0], soft]
         if self._channels_last:
             images = images.contiguous(memory_format=torch.channels_last)
         return (images, *rest) if rest else images
 
-    def training_step(self, batch: tuple[torch.Tensor, torch.Tensor], batch_idx: int) -> torch.Tensor:
-        x, y = batch
+    def training_step(self, batch: tuple[torch.Tensor, ...], batch_idx: int) -> torch.Tensor:
+        x, y, *soft = batch
         logits = self(x)
-        loss = self.criterion(logits, y)
+        loss = self.criterion(logits, soft[0] if soft else y)
         self.train_top1.update(logits.detach(), y)
         self.train_loss.update(loss.detach(), len(y))
         every = self.trainer.log_every_n_steps
@@ -134,7 +150,7 @@ class ClassificationModule(L.LightningModule):
     def on_train_start(self) -> None:
         """A resumed run whose `max_epochs` changed continues its cosine schedule over the new length."""
         configs = self.trainer.lr_scheduler_configs
-        if not self._resumed_lrs or not configs:
+        if not self._resumed_lrs or not configs or configs[0].interval == "step":
             return
         continued = continued_schedule(
             configs[0].scheduler, self._resumed_lrs, self.current_epoch, self.trainer.max_epochs
@@ -234,14 +250,33 @@ class ClassificationModule(L.LightningModule):
 
     def configure_optimizers(self) -> Any:
         """The optimizer and per-epoch schedule of the run's config (lightcls.training.optim)."""
-        optimizer = build_optimizer(self.hparams["optimizer"], self.parameters())
-        scheduler = build_schedule(self.hparams.get("scheduler"), optimizer)
+        optimizer = build_optimizer(self.hparams["optimizer"], self)
+        config = self.hparams.get("scheduler") or {}
+        interval = config.get("interval", "epoch")
+        steps = 1.0
+        if interval == "step":  # the schedule's lengths are in epochs: count them in optimizer steps
+            steps = self.trainer.estimated_stepping_batches / max(self.trainer.max_epochs or 1, 1)
+        scheduler = build_schedule(config, optimizer, steps_per_epoch=steps)
         if scheduler is None:
             return optimizer
         return {
             "optimizer": optimizer,
-            "lr_scheduler": {"scheduler": scheduler, "interval": "epoch"},
+            "lr_scheduler": {"scheduler": scheduler, "interval": interval},
         }
+
+
+def build_mix(config: Mapping[str, float], num_classes: int) -> v2.Transform | None:
+    """torchvision's batch MixUp and/or CutMix (one of them per batch) for these alphas; None when off."""
+    mixes = []
+    for key, mix in (("mixup", v2.MixUp), ("cutmix", v2.CutMix)):
+        alpha = config.get(key) or 0.0
+        if isinstance(alpha, bool) or not isinstance(alpha, (int, float)) or alpha < 0:
+            raise LightclsError(f"{key} must be a number >= 0 (its Beta alpha; 0: off), got {alpha!r}")
+        if alpha > 0:
+            mixes.append(mix(alpha=float(alpha), num_classes=num_classes))
+    if not mixes:
+        return None
+    return mixes[0] if len(mixes) == 1 else v2.RandomChoice(mixes)
 
 
 def _item(value: Any) -> float | None:

@@ -17,12 +17,30 @@ from lightcls.errors import LightclsError
 _OPTIMIZER_WORDS = {"lr": "learning rate", "eps": "epsilon", "betas": "beta"}
 
 
-def build_optimizer(config: Mapping[str, Any], params: Iterable[torch.nn.Parameter]) -> torch.optim.Optimizer:
-    """The optimizer of a `_partial_: true` config (conf/optimizer/) over `params`; a bad value (lr <= 0,
-    a negative weight decay, ...) is a one-line LightclsError naming its key."""
+def build_optimizer(
+    config: Mapping[str, Any], params: Iterable[torch.nn.Parameter] | torch.nn.Module
+) -> torch.optim.Optimizer:
+    """The optimizer of a `_partial_: true` config (conf/optimizer/) over `params` (a module's, or a list);
+    a bad value (lr <= 0, a negative weight decay, ...) is a one-line LightclsError naming its key.
+
+    `decay_norm_and_bias: false` puts a module's one-dimensional parameters (biases, norm scales and
+    shifts) in a group without weight decay.
+    """
+    config = dict(config)
+    decay_all = config.pop("decay_norm_and_bias", True)
+    if not isinstance(decay_all, bool):
+        raise LightclsError(f"optimizer.decay_norm_and_bias must be true or false, got {decay_all!r}")
     lr = config.get("lr")
     if lr is not None and (isinstance(lr, bool) or not isinstance(lr, (int, float))):
         raise LightclsError(f"optimizer.lr must be a number > 0, got {lr!r}")
+    if isinstance(params, torch.nn.Module):
+        trained = [p for p in params.parameters() if p.requires_grad]
+        if not decay_all:
+            trained = [
+                {"params": [p for p in trained if p.ndim > 1]},
+                {"params": [p for p in trained if p.ndim <= 1], "weight_decay": 0.0},
+            ]
+        params = trained
     try:
         optimizer = instantiate(config)(params)
     except InstantiationException as err:
@@ -34,22 +52,36 @@ def build_optimizer(config: Mapping[str, Any], params: Iterable[torch.nn.Paramet
     return optimizer
 
 
-def build_schedule(config: Mapping[str, Any] | None, optimizer: torch.optim.Optimizer) -> LRScheduler | None:
-    """The per-epoch lr schedule of a conf/scheduler/ config (`schedule` plus optional linear warmup);
-    None for a constant lr."""
+def build_schedule(
+    config: Mapping[str, Any] | None, optimizer: torch.optim.Optimizer, steps_per_epoch: float = 1.0
+) -> LRScheduler | None:
+    """The lr schedule of a conf/scheduler/ config (`schedule` plus optional linear warmup); None for a
+    constant lr. Lengths are in epochs; with `interval: step` the schedule moves every optimizer step,
+    its lengths (`warmup_epochs`, the schedule's `T_max`/`step_size`) counted as `steps_per_epoch` each."""
     config = config or {}
     if not config.get("schedule"):
         return None
+    interval = config.get("interval", "epoch")
+    if interval not in ("epoch", "step"):
+        raise LightclsError(f"scheduler.interval must be epoch or step, got {interval!r}")
+    warmup = float(config.get("warmup_epochs", 0))
+    schedule = dict(config["schedule"])
+    warmup_steps = round(warmup * steps_per_epoch) if interval == "step" else int(warmup)
+    if interval == "step":
+        if "T_max" in schedule:  # the cosine spans the steps after the warmup
+            schedule["T_max"] = max(1, round(float(schedule["T_max"]) * steps_per_epoch) - warmup_steps)
+        if "step_size" in schedule:
+            schedule["step_size"] = max(1, round(float(schedule["step_size"]) * steps_per_epoch))
     try:
-        scheduler = instantiate(config["schedule"])(optimizer)
+        scheduler = instantiate(schedule)(optimizer)
     except (InstantiationException, ValueError, TypeError) as err:
         raise LightclsError(
             f"cannot build scheduler.schedule from the config: {err.__cause__ or err}"
         ) from None
-    warmup = int(config.get("warmup_epochs", 0))
-    if warmup > 0:
-        ramp = LinearLR(optimizer, start_factor=config.get("warmup_start_factor", 0.1), total_iters=warmup)
-        scheduler = SequentialLR(optimizer, [ramp, scheduler], milestones=[warmup])
+    if warmup_steps > 0:
+        start = config.get("warmup_start_factor", 0.1)
+        ramp = LinearLR(optimizer, start_factor=start, total_iters=warmup_steps)
+        scheduler = SequentialLR(optimizer, [ramp, scheduler], milestones=[warmup_steps])
     return scheduler
 
 

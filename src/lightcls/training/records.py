@@ -11,6 +11,8 @@ import logging
 import time
 from pathlib import Path
 
+from lightcls.config import STARTED_AT
+
 log = logging.getLogger("lightcls.train")
 
 COLUMNS = (
@@ -25,6 +27,7 @@ COLUMNS = (
     "data_seconds",
     "images_per_second",
     "gpu_peak_mb",
+    "elapsed_seconds",
 )
 
 
@@ -56,6 +59,8 @@ class EpochRecorder:
             "epoch_seconds": round(seconds, 3),
             "data_seconds": round(self.data_seconds, 3),
             "images_per_second": round(self.images / seconds, 1) if seconds > 0 else None,
+            # since the command started (imports included): time to an accuracy, read off one column
+            "elapsed_seconds": round(time.time() - STARTED_AT, 2),
         }
         log.info(line(row, max_epochs))
         if csv_path is None:
