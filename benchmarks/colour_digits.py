@@ -4,9 +4,10 @@
     make_colour_digits(Path("/tmp/colour-digits"), n_train=4000, n_val=1000)
 
 Each image draws one of the 1,797 8x8 digits (train and val from disjoint halves of them, so val measures
-generalization to unseen handwriting), upscales it smoothly to 60-95% of a canvas 28-64 px wide, places it
-at a random position on a random two-colour gradient with noise, in a random ink colour darker than
-the background, and saves a JPEG (quality 85-95). Nothing is downloaded: the digits ship with scikit-learn.
+generalization to unseen handwriting), upscales it smoothly to 45-90% of a canvas 28-64 px wide, places it
+at a random position on a random two-colour gradient with noise and 2-4 stray strokes, in a random ink
+colour darker than the background, and saves a JPEG (quality 85-95). Nothing is downloaded: the digits
+ship with scikit-learn.
 """
 
 from __future__ import annotations
@@ -41,13 +42,28 @@ def _ink(rng: np.random.Generator, background: np.ndarray) -> np.ndarray:
             return ink
 
 
+def _clutter(canvas: np.ndarray, rng: np.random.Generator) -> None:
+    """Two to four straight strokes in inks darker than the background: things that are not the digit."""
+    size = len(canvas)
+    yy, xx = np.mgrid[0:size, 0:size]
+    for _ in range(int(rng.integers(2, 5))):
+        (x0, y0), (x1, y1) = rng.uniform(0, size, (2, 2))
+        length = max(np.hypot(x1 - x0, y1 - y0), 1e-6)
+        # distance of every pixel to the segment, for a soft stroke about 1.5 px wide
+        t = (((xx - x0) * (x1 - x0) + (yy - y0) * (y1 - y0)) / length**2).clip(0, 1)
+        distance = np.hypot(xx - (x0 + t * (x1 - x0)), yy - (y0 + t * (y1 - y0)))
+        alpha = (1.5 - distance).clip(0, 1)[..., None] * rng.uniform(0.3, 0.7)
+        canvas[:] = canvas * (1 - alpha) + _ink(rng, canvas) * alpha
+
+
 def draw(digit: np.ndarray, rng: np.random.Generator) -> Image.Image:
     """One 8x8 digit (values 0-16) drawn as a colour photo-like picture."""
     size = int(rng.integers(28, 65))
-    side = max(6, int(size * rng.uniform(0.6, 0.95)))
+    side = max(6, int(size * rng.uniform(0.45, 0.9)))
     glyph = Image.fromarray(np.uint8(digit * 15.9)).resize((side, side), Image.BICUBIC)
     alpha = np.asarray(glyph, dtype=np.float32)[..., None] / 255
     canvas = _background(rng, size)
+    _clutter(canvas, rng)
     top, left = (int(rng.integers(0, size - side + 1)) for _ in range(2))
     window = canvas[top : top + side, left : left + side]
     canvas[top : top + side, left : left + side] = window * (1 - alpha) + _ink(rng, canvas) * alpha

@@ -59,7 +59,8 @@ def _error(config: str, argv: list[str]) -> str:
         (
             "experiment=digits_resnet",
             "unknown experiment 'digits_resnet' (did you mean digits_resnet18?); "
-            "choose one of: digits_resnet18, folder_fast, folder_scratch, hand_gray_resnet18",
+            "choose one of: digits_resnet18, folder_fast, folder_finetune, folder_scratch, "
+            "hand_gray_resnet18",
         ),
     ],
 )

@@ -7,6 +7,7 @@ import torch
 from torch.nn import functional as F
 from torchvision.transforms import v2
 
+from helpers import REPO, compose_train
 from lightcls.data.augment import RandomCrop, RandomHorizontalFlip, RandomResizedCrop, _resample
 from lightcls.errors import LightclsError
 
@@ -104,3 +105,23 @@ def test_resized_crop_resizes_each_box_as_v2_does() -> None:
 def test_resized_crop_refuses_a_scale_outside_0_to_1() -> None:
     with pytest.raises(LightclsError, match=r"scale must be \[low, high\] within \(0, 1\].*scale=\[0.5, 2\]"):
         RandomResizedCrop(32, scale=(0.5, 2))
+
+
+@pytest.mark.parametrize("recipe", sorted(p.stem for p in (REPO / "conf" / "augment").glob("*.yaml")))
+def test_every_augment_recipe_gives_batches_of_the_input_size(recipe: str, digits_root) -> None:
+    from hydra.utils import instantiate
+
+    for channels in (1, 3):  # the policies take grayscale too
+        overrides = [f"augment={recipe}", f"data.root={digits_root}", f"data.channels={channels}"]
+        overrides += ["data.num_workers=0", "data.hflip=0.5"]  # the decode cache shared with other tests
+        overrides += ["data.mean=[0.5,0.5,0.5]", "data.std=[0.5,0.5,0.5]"] if channels == 3 else []
+        dm = instantiate(compose_train(overrides).data)
+        dm.setup("fit")
+        dataset = dm.datasets["train"]
+        draws = []
+        for seed in (1, 2):  # the same 16 images, augmented twice
+            torch.manual_seed(seed)
+            draws.append(torch.stack([image for image, _ in dataset.__getitems__(list(range(16)))]))
+        assert draws[0].shape == (16, channels, 32, 32) and draws[0].dtype == torch.uint8
+        assert torch.equal(draws[0], draws[1]) == (recipe == "none")
+        assert dataset.batched == (recipe not in ("trivialaugment", "randaugment", "autoaugment", "erasing"))
