@@ -112,6 +112,8 @@ def lightcls_run(root: Path, out: Path, model: str, size: int, batch: int, worke
         f"data.std={STD}",
         "data.augment=[{_target_: lightcls.data.augment.RandomCrop, size: " + str(size) + ", padding: 2}]",
         f"model={model}",
+        "optimizer=sgd",  # the same update as (a) and (c), whatever the model's own optimizer
+        "optimizer.lr=0.01",
         "trainer=cpu",
         "trainer.max_epochs=1",
         "trainer.limit_val_batches=0",
