@@ -456,3 +456,16 @@ def test_every_experiment_recipe_trains_one_tiny_epoch(name: str, digits_root: P
     overrides += ["model.pretrained=false"]
     metrics = train(compose_train(overrides, tmp_path / "run"))
     assert metrics["epochs"] == 1 and metrics["global_step"] == 3 and metrics["test_images"] > 0
+
+
+def test_balance_loss_weights_the_runs_loss_by_inverse_class_frequency(
+    make_split_folder, tmp_path: Path
+) -> None:
+    root = make_split_folder(per_class={"training_set": 2, "val_set": 1}, classes=("a", "b"))
+    for i in range(2, 8):  # class a: 8 training images, class b: 2
+        Image.new("L", (16, 16), 60 + i).save(root / "training_set" / "a" / f"more{i:02d}.png")
+    run = tmp_path / "run"
+    train(compose_train([f"data.root={root}", *SMALL, "trainer.max_epochs=1", "data.balance=loss"], run))
+    ckpt = torch.load(run / "checkpoints" / "last.ckpt", weights_only=True)
+    assert ckpt["hyper_parameters"]["class_weights"] == pytest.approx([10 / 16, 10 / 4])
+    assert torch.allclose(ckpt["state_dict"]["criterion.weight"], torch.tensor([10 / 16, 10 / 4]))
