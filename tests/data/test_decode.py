@@ -9,6 +9,7 @@ import pytest
 from PIL import Image
 
 from lightcls.data.decode import load_image
+from lightcls.data.preprocess import Preprocess
 from lightcls.errors import LightclsError
 
 
@@ -94,3 +95,20 @@ def _odd(folder: Path) -> dict[str, tuple[Path, int, tuple[int, ...]]]:
     img.save(rotated, exif=exif, quality=100)
     made["exif rotated, spaces and chinese in path"] = (rotated, 3, (255, 255, 255))
     return made
+
+
+def test_a_large_jpeg_decodes_at_reduced_scale_with_the_same_picture(tmp_path: Path) -> None:
+    yy, xx = np.mgrid[0:600, 0:800]
+    photo = np.stack([xx * 255 // 800, yy * 255 // 600, (xx + yy) * 255 // 1400], -1).astype(np.uint8)
+    Image.fromarray(photo).save(tmp_path / "big.jpg", quality=95)
+    Image.fromarray(photo).save(tmp_path / "big.png")
+    full = load_image(tmp_path / "big.jpg", 3)
+    small = load_image(tmp_path / "big.jpg", 3, min_side=64)
+    assert full.shape == (3, 600, 800) and small.shape == (3, 75, 100)  # 1/8: the short side stays >= 64
+    assert load_image(tmp_path / "big.jpg", 3, min_side=128).shape == (3, 150, 200)  # 1/4
+    assert load_image(tmp_path / "big.jpg", 3, min_side=224).shape == (3, 300, 400)  # 1/2
+    assert load_image(tmp_path / "big.jpg", 3, min_side=400).shape == (3, 600, 800)  # < 2x: as stored
+    assert load_image(tmp_path / "big.png", 3, min_side=64).shape == (3, 600, 800)  # only JPEG
+    resize = Preprocess(64, 3, (0.5,) * 3, (0.5,) * 3).resize()
+    difference = (resize(full).float() - resize(small).float()).abs()
+    assert difference.mean() < 1.0 and difference.max() <= 8  # what the model sees: the same picture

@@ -17,7 +17,7 @@ from lightcls.data.preprocess import Preprocess
 
 log = logging.getLogger(__name__)
 
-CACHE_VERSION = 1
+CACHE_VERSION = 2  # 2: large JPEGs decoded at reduced scale
 
 
 def cache_path(
@@ -43,7 +43,9 @@ def build_cache(
         tmp, mode="w+", dtype=np.uint8, shape=(len(samples), channels, size, size)
     )
     decoded = DataLoader(
-        ImageDataset(samples, channels, preprocess.resize()), batch_size=256, num_workers=workers
+        ImageDataset(samples, channels, preprocess.resize(), min_side=size),
+        batch_size=256,
+        num_workers=workers,
     )
     start = 0
     for images, _ in decoded:

@@ -212,7 +212,9 @@ class SplitFolderDataModule(L.LightningDataModule):
             resize = self.preprocess.resize()
             steps = self._loader_steps(split)
             transform = v2.Compose([resize, *steps]) if steps else resize
-            self.datasets[split] = ImageDataset(samples, self.preprocess.channels, transform)
+            self.datasets[split] = ImageDataset(
+                samples, self.preprocess.channels, transform, min_side=self.preprocess.image_size
+            )
 
     def loader(self, split: str, shuffle: bool = False) -> DataLoader:
         """The loader of `split` (after `setup`)."""

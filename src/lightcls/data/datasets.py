@@ -19,17 +19,19 @@ class ImageDataset(Dataset):
         samples: Sequence[tuple[Path, int]],
         channels: int,
         transform: Callable[[torch.Tensor], torch.Tensor] | None = None,
+        min_side: int | None = None,
     ) -> None:
         self.samples = list(samples)
         self.channels = channels
         self.transform = transform
+        self.min_side = min_side  # large JPEGs decode at reduced scale, short side kept >= this
 
     def __len__(self) -> int:
         return len(self.samples)
 
     def __getitem__(self, index: int) -> tuple[torch.Tensor, int]:
         path, label = self.samples[index]
-        image = load_image(path, self.channels)
+        image = load_image(path, self.channels, self.min_side)
         return (self.transform(image) if self.transform else image), label
 
 
