@@ -124,6 +124,7 @@ def test_gpu_augmentation_is_inert_on_the_cpu_and_per_image_steps_use_workers(
     sgd = {"_target_": "torch.optim.SGD", "_partial_": True, "lr": 0.1}
     module = ClassificationModule({"name": "lenet"}, dm.classes, dm.preprocess.to_dict(), optimizer=sgd)
     trainer = L.Trainer(
+        default_root_dir=tmp_path,  # where the module writes metrics.csv
         accelerator="cpu",
         max_epochs=1,
         limit_train_batches=1,
