@@ -201,6 +201,19 @@ def test_multirun_checks_every_swept_value() -> None:
             ["trainer=cpu", "trainer.devices=-1"],
             "trainer.devices=-1: `devices` selected with `CPUAccelerator` should be an int > 0.",
         ),
+        (["lr_find=maybe"], "lr_find=maybe: give true or false"),
+        (["data.device_augment=maybe"], "data.device_augment must be true or false, got 'maybe'"),
+        (["cutmix=-1"], "cutmix must be a number >= 0 (its Beta alpha; 0: off), got -1"),
+        (["data.balance=yes"], "data.balance must be one of none, sampler, loss, got 'yes'"),
+        (["scheduler.interval=hour"], "scheduler.interval must be epoch or step, got 'hour'"),
+        (
+            ["scheduler.warmup_epochs=0.5"],
+            "scheduler.warmup_epochs=0.5: a fraction of an epoch needs scheduler.interval=step",
+        ),
+        (
+            ["optimizer.decay_norm_and_bias=maybe"],
+            "optimizer.decay_norm_and_bias must be true or false, got 'maybe'",
+        ),
     ],
 )
 def test_bad_values(overrides: list[str], message: str) -> None:

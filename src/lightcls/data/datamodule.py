@@ -110,6 +110,8 @@ class SplitFolderDataModule(L.LightningDataModule):
             raise LightclsError(f"data.num_workers must be auto or a number >= 0, got {num_workers!r}")
         if cache not in ("auto", True, False):
             raise LightclsError(f"data.cache must be auto, true or false, got {cache!r}")
+        if not isinstance(device_augment, bool):
+            raise LightclsError(f"data.device_augment must be true or false, got {device_augment!r}")
         if balance not in BALANCE:
             raise LightclsError(f"data.balance must be one of {', '.join(BALANCE)}, got {balance!r}")
         if not 0 <= float(val_fraction) < 1:
@@ -138,7 +140,7 @@ class SplitFolderDataModule(L.LightningDataModule):
         self.on_broken = on_broken
         self.lists = {"train": train_list, "val": val_list, "test": test_list}
         self.drop_last = bool(drop_last)
-        self.device_augment = device_augment is True
+        self.device_augment = device_augment
         self.balance = balance
         #: the augment steps that run on the device after the transfer (set up for a GPU fit)
         self.device_steps: list[Any] = []

@@ -26,7 +26,7 @@ from rich.table import Table
 from lightcls.ckpt import best_of_sweep, check_resume
 from lightcls.ckpt.io import AtomicCheckpointIO
 from lightcls.config import STARTED_AT
-from lightcls.config.checks import check_devices, check_max_epochs, trainer_devices
+from lightcls.config.checks import check_devices, check_kinds, check_max_epochs, trainer_devices
 from lightcls.data import SplitFolderDataModule
 from lightcls.errors import Interrupted, LightclsError
 from lightcls.models import load_pretrained
@@ -42,6 +42,7 @@ log = logging.getLogger(__name__)
 def check_config(cfg: DictConfig) -> None:
     """The train config's values that would fail late, deep in torch, or start too many processes."""
     check_optimization(_plain(cfg.optimizer), _plain(cfg.scheduler))
+    check_kinds(cfg, [key for key in ("lr_find", "report", "verbose") if key in cfg])
     build_mix(_mix(cfg), 2)
     check_max_epochs(cfg.trainer.get("max_epochs"))
     check_devices(cfg.trainer.get("accelerator", "auto"), trainer_devices(cfg))

@@ -65,6 +65,10 @@ def build_schedule(
     if interval not in ("epoch", "step"):
         raise LightclsError(f"scheduler.interval must be epoch or step, got {interval!r}")
     warmup = float(config.get("warmup_epochs", 0))
+    if interval == "epoch" and warmup != int(warmup):
+        raise LightclsError(
+            f"scheduler.warmup_epochs={warmup:g}: a fraction of an epoch needs scheduler.interval=step"
+        )
     schedule = dict(config["schedule"])
     warmup_steps = round(warmup * steps_per_epoch) if interval == "step" else int(warmup)
     if interval == "step":
