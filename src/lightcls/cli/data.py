@@ -45,6 +45,26 @@ class SplitArgs:
     mode: str = "copy"
 
 
+PACK_USAGE = (
+    "usage: lightcls-data pack SRC=DIR DST=DIR_OR_URL [shard_size=1000 short_side=256 seed=0 workers=N]"
+)
+PACK_KEYS = "SRC, DST, shard_size, short_side, seed, val_fraction, split_seed, workers"
+
+
+@dataclass
+class PackArgs:
+    """`lightcls-data pack` arguments."""
+
+    SRC: str | None = None
+    DST: str | None = None
+    shard_size: int = 1000
+    short_side: int = 256
+    seed: int = 0
+    val_fraction: float = 0.15
+    split_seed: int = 0
+    workers: int | None = None
+
+
 def _parse(argv: list[str], defaults: type, keys: str, usage: str) -> DictConfig:
     """`key=value` arguments merged over the `defaults` dataclass; an unknown key or bad value: one line."""
     cfg = OmegaConf.structured(defaults)
@@ -98,11 +118,39 @@ def split(argv: list[str]) -> int:
     return 0
 
 
+def pack(argv: list[str]) -> int:
+    """Pack the split folder `SRC=...` into shards at `DST=...` (a folder or URL); print what it wrote."""
+    cfg = _parse(argv, PackArgs, PACK_KEYS, PACK_USAGE)
+    for key in ("SRC", "DST"):
+        if cfg[key] is None or str(cfg[key]) == "":
+            raise LightclsError(f"{key} is required; {PACK_USAGE}")
+    import os
+
+    from lightcls.data.shards import pack as pack_shards
+
+    workers = cfg.workers if cfg.workers is not None else min(os.cpu_count() or 1, 8)
+    summary = pack_shards(
+        str(cfg.SRC),
+        str(cfg.DST),
+        cfg.shard_size,
+        cfg.short_side,
+        cfg.seed,
+        cfg.val_fraction,
+        cfg.split_seed,
+        workers,
+    )
+    counts = ", ".join(
+        f"{split} {n} images in {summary['shards'][split]} shards" for split, n in summary["splits"].items()
+    )
+    print(f"wrote {summary['root']}: {counts}; train with data=streaming data.root={summary['root']}")
+    return 0
+
+
 def main(argv: list[str] | None = None) -> None:
     """Entry point of `lightcls-data`."""
     args = sys.argv[1:] if argv is None else argv
-    commands = {"check": check, "split": split}
-    usage = f"{USAGE}\n       {SPLIT_USAGE.removeprefix('usage: ')}"
+    commands = {"check": check, "split": split, "pack": pack}
+    usage = "\n       ".join([USAGE, *(u.removeprefix("usage: ") for u in (SPLIT_USAGE, PACK_USAGE))])
     if args and args[0] in ("-h", "--help"):
         print(usage)
         sys.exit(0)

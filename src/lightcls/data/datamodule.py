@@ -122,6 +122,8 @@ class SplitFolderDataModule(L.LightningDataModule):
                 self.hparams[key] = OmegaConf.to_container(value, resolve=True)
         self.root = Path(root).expanduser()
         self.hparams["root"] = str(self.root.resolve())
+        #: where the data is, in messages and metrics.json
+        self.location = self.hparams["root"]
         self.name = name or self.root.name
         self.preprocess = Preprocess.from_dict(
             {"image_size": image_size, "channels": channels, "mean": mean, "std": std}

@@ -5,7 +5,7 @@ from __future__ import annotations
 import math
 import warnings
 from pathlib import Path
-from typing import Any
+from typing import Any, BinaryIO
 
 import numpy as np
 import torch
@@ -15,8 +15,11 @@ from torchvision.transforms.v2 import functional as F
 from lightcls.errors import LightclsError
 
 
-def load_image(path: str | Path, channels: int, min_side: int | None = None) -> torch.Tensor:
-    """Decode `path` (first frame, EXIF rotation applied) to a (channels, H, W) uint8 tensor.
+def load_image(
+    path: str | Path | BinaryIO, channels: int, min_side: int | None = None, name: str | None = None
+) -> torch.Tensor:
+    """Decode `path` (a file, or an open binary file named `name` in errors; first frame, EXIF rotation
+    applied) to a (channels, H, W) uint8 tensor.
 
     With `min_side`, a JPEG at least twice that size is decoded at 1/2, 1/4 or 1/8 scale (libjpeg's DCT
     scaling, through Pillow's `draft`), its short side kept >= `min_side`: what is resized to that side
@@ -33,9 +36,9 @@ def load_image(path: str | Path, channels: int, min_side: int | None = None) -> 
                 img = ImageOps.exif_transpose(img)
                 img = to_mode(img, "L" if channels == 1 else "RGB")
     except (Image.DecompressionBombError, Image.DecompressionBombWarning) as err:
-        raise LightclsError(f"{path}: refused: {_bomb(err)}") from None
+        raise LightclsError(f"{name or path}: refused: {_bomb(err)}") from None
     except (OSError, ValueError, SyntaxError) as err:
-        raise LightclsError(f"{path}: cannot decode image ({err})") from None
+        raise LightclsError(f"{name or path}: cannot decode image ({err})") from None
     return F.pil_to_tensor(img)
 
 

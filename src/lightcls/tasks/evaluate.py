@@ -16,6 +16,7 @@ from rich.table import Table
 from lightcls.ckpt import best_of_sweep, data_provenance, read_checkpoint
 from lightcls.config.checks import check_kinds
 from lightcls.data import SplitFolderDataModule
+from lightcls.data.shards import Manifest, has_manifest
 from lightcls.errors import LightclsError
 from lightcls.evaluation import classification_report, plot_confusion_matrix, write_report
 from lightcls.evaluation.gallery import find_mistakes, write_gallery
@@ -175,6 +176,16 @@ def eval_datamodule(
         )
     if given.get("root") or not saved:
         log.info("evaluating on data.root=%s", given.get("root"))
+    root = given.get("root") or saved.get("root")
+    if root and has_manifest(root):  # predictions.csv and the gallery name files: use the packed folder
+        source = Manifest.read(str(root)).source
+        if given.get("root") or not Path(source).is_dir():
+            raise LightclsError(
+                f"data.root={root}: holds shards (lightcls-data pack); evaluation names image files, so "
+                f"pass the split folder they were packed from: data.root={source}"
+            )
+        log.info("%s holds shards packed from %s: evaluating on that folder", root, source)
+        saved = {**saved, "root": source}
     return SplitFolderDataModule.from_provenance({**saved, **given, **preprocess})
 
 

@@ -31,7 +31,13 @@ from lightcls.data import SplitFolderDataModule
 from lightcls.errors import Interrupted, LightclsError
 from lightcls.models import load_pretrained
 from lightcls.training import ClassificationModule
-from lightcls.training.callbacks import CheckpointOnInterrupt, FitResults, ProgressBar, TrainThroughput
+from lightcls.training.callbacks import (
+    CheckpointOnInterrupt,
+    FitResults,
+    LoaderPosition,
+    ProgressBar,
+    TrainThroughput,
+)
 from lightcls.training.module import build_mix
 from lightcls.training.optim import check_optimization
 from lightcls.training.quiet import quiet
@@ -94,7 +100,7 @@ def _train(cfg: DictConfig, extra: list[Callback]) -> dict[str, Any]:
         "training %s on %s (%s): %d classes, %s train/val/test images; run dir %s",
         cfg.model.name,
         datamodule.name,
-        datamodule.layout.root,
+        datamodule.location,
         len(datamodule.classes),
         sizes,
         run_dir,
@@ -131,7 +137,7 @@ def _train(cfg: DictConfig, extra: list[Callback]) -> dict[str, Any]:
     callbacks = [instantiate(c) for c in (cfg.get("callbacks") or {}).values() if c is not None]
     if cfg.trainer.get("enable_progress_bar") is False:
         callbacks = [c for c in callbacks if not isinstance(c, ProgressBar)]
-    callbacks += [TrainThroughput(), FitResults(), *extra]
+    callbacks += [TrainThroughput(), FitResults(), LoaderPosition(), *extra]
     checkpoint = next((c for c in callbacks if isinstance(c, ModelCheckpoint)), None)
     trainer_overrides: dict[str, Any] = {} if checkpoint else {"enable_checkpointing": False}
     if cfg.get("verbose"):
@@ -197,7 +203,7 @@ def _train(cfg: DictConfig, extra: list[Callback]) -> dict[str, Any]:
         "last_ckpt": _relative(_last(checkpoint), run_dir) if checkpoint else None,
         "classes": module.classes,
         "model": cfg.model.name,
-        "data": str(datamodule.root.resolve()),
+        "data": datamodule.location,
         "epochs": int(fit["fit/epochs"]),
         "global_step": int(fit["fit/global_step"]),
         "train_seconds": round(train_seconds, 1),

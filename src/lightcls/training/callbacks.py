@@ -13,6 +13,8 @@ from lightning.pytorch.callbacks import Callback, ModelCheckpoint, RichProgressB
 from lightning.pytorch.utilities.exceptions import SIGTERMException
 from torch.utils.data import DataLoader, RandomSampler
 
+from lightcls.data.shards import ShardLoader
+
 log = logging.getLogger(__name__)
 
 
@@ -116,6 +118,18 @@ class TrainThroughput(L.Callback):
             self.images += self._epoch_images
             self.seconds += seconds
             pl_module.log("train/images_per_second", self._epoch_images / seconds, rank_zero_only=True)
+
+
+class LoaderPosition(Callback):
+    """Tell a resumable training loader (lightcls.data.shards.ShardLoader) how many of the epoch's batches
+    have been trained, the position a checkpoint saves: the loader itself runs ahead by its prefetch."""
+
+    def on_train_batch_end(
+        self, trainer: L.Trainer, pl_module: L.LightningModule, outputs: Any, batch: Any, batch_idx: int
+    ) -> None:
+        loader = trainer.train_dataloader
+        if isinstance(loader, ShardLoader):
+            loader.completed = batch_idx + 1
 
 
 class FitResults(Callback):

@@ -1,0 +1,103 @@
+"""The LightningDataModule for shards written by `lightcls-data pack` (data=streaming)."""
+
+from __future__ import annotations
+
+import logging
+from functools import cached_property
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from lightcls.data.datamodule import SplitFolderDataModule
+from lightcls.data.layout import Layout
+from lightcls.data.shards import Manifest, ShardDataset, ShardLoader, is_url
+from lightcls.errors import LightclsError
+
+log = logging.getLogger(__name__)
+
+
+class StreamingDataModule(SplitFolderDataModule):
+    """Loaders of uint8 image batches from shards at `root` (a folder, or an fsspec URL such as
+    s3://bucket/set, which needs that file system's fsspec package, e.g. s3fs).
+
+    The same arguments, classes, labels and preprocessing contract as the split-folder DataModule (the
+    packing made no other choice); the folder-only ones (cache, lists, val_fraction, on_broken) have no
+    effect. Each epoch's order is drawn from the run's seed and the epoch, each DDP rank reads its own
+    part, and a run resumed from a mid-epoch checkpoint goes on where it stopped.
+    """
+
+    def __init__(self, root: str, **kwargs: Any) -> None:
+        url = is_url(root)
+        super().__init__(root, **kwargs)
+        if url:
+            self.hparams["root"] = str(root)
+        self.location = str(root) if url else str(self.root.resolve())
+        if self.balance == "sampler":
+            raise LightclsError("data.balance=sampler: not with data=streaming; use data.balance=loss")
+        self.seed = torch.initial_seed()  # the run's seed (seed_everything ran first): the same on every rank
+
+    @cached_property
+    def manifest(self) -> Manifest:
+        """The shard manifest, read once."""
+        return Manifest.read(self.location)
+
+    @cached_property
+    def layout(self) -> Layout:
+        """Classes and (image key, label) pairs per split, from the manifest."""
+        manifest = self.manifest
+        if manifest.short_side and manifest.short_side < self.preprocess.image_size:
+            log.warning(
+                "the shards were packed at short side %d, smaller than data.image_size=%d: images are "
+                "enlarged; pack again with short_side=%d or more",
+                manifest.short_side,
+                self.preprocess.image_size,
+                self.preprocess.image_size,
+            )
+        splits = {
+            split: [(Path(f"{split}/{i}"), int(label)) for i, label in enumerate(rows[:, 3])]
+            for split, rows in manifest.samples.items()
+        }
+        return Layout(Path(self.location), manifest.classes, splits)
+
+    def prepare_data(self) -> None:
+        """Nothing to prepare: the shards are read as they are."""
+
+    def setup_split(self, split: str) -> None:
+        """`split`'s dataset: this rank's share of the split's shards (sizes checked first)."""
+        if split in self.datasets:
+            return
+        self.manifest.check_sizes(split)
+        trainer = getattr(self, "trainer", None)
+        rank, world = (trainer.global_rank, trainer.world_size) if trainer is not None else (0, 1)
+        self.datasets[split] = ShardDataset(
+            self.manifest,
+            split,
+            self.preprocess,
+            self.batch_size,
+            steps=self._loader_steps(split),
+            shuffle=split == "train",
+            drop_last=self.drop_last and split == "train",
+            seed=self.seed,
+            rank=rank,
+            world_size=world,
+        )
+
+    def loader(self, split: str, shuffle: bool = False) -> ShardLoader:
+        """The loader of `split` (after `setup`); its order is the dataset's (`shuffle` is for training)."""
+        if split not in self.datasets:
+            raise LightclsError(f"split={split}: {self.location} has no {split} images")
+        return ShardLoader(
+            self.datasets[split],
+            epoch=self._epoch,
+            num_workers=self._workers(False),
+            pin_memory=self.pin_memory,
+            prefetch_factor=self.prefetch_factor,
+        )
+
+    def _epoch(self) -> int:
+        trainer = getattr(self, "trainer", None)
+        return trainer.current_epoch if trainer is not None else 0
+
+    def _cached_splits(self) -> list[str]:
+        return []
