@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import warnings
 from functools import cached_property
 from pathlib import Path
 from typing import Any
@@ -15,6 +16,8 @@ from lightcls.data.shards import Manifest, ShardDataset, ShardLoader, is_url
 from lightcls.errors import LightclsError
 
 log = logging.getLogger(__name__)
+# each worker of a ShardLoader takes its own batches, so the length Lightning doubts is exact
+warnings.filterwarnings("ignore", message=r"Your `IterableDataset` has `__len__` defined")
 
 
 class StreamingDataModule(SplitFolderDataModule):

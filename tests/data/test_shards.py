@@ -1,0 +1,271 @@
+"""Shards: `lightcls-data pack` writes WebDataset tar files; data=streaming trains from them, each rank
+and epoch reading every image once, resuming mid-epoch where it stopped; a damaged shard is one line."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import shutil
+from collections import Counter
+from pathlib import Path
+
+import lightning as L
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+from helpers import assert_refused, compose_train, one_line_error, run_cli, run_data
+from lightcls.data import Preprocess, StreamingDataModule, read_layout
+from lightcls.data.shards import MANIFEST, Manifest, ShardDataset, ShardLoader, ShardReader, pack
+from lightcls.errors import Interrupted
+from lightcls.tasks import train
+
+#: digits' input contract, for data=streaming (its defaults are ImageNet's 224 px RGB)
+DIGITS = ["data.image_size=32", "data.channels=1", "data.mean=[0.5]", "data.std=[0.5]"]
+PRE = Preprocess(32, 1, (0.5,), (0.5,))
+
+
+@pytest.fixture(scope="module")
+def packed(digits_root: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """scikit-learn's digits packed 200 images a shard."""
+    return Path(pack(digits_root, str(tmp_path_factory.mktemp("shards") / "digits"), shard_size=200)["root"])
+
+
+def _digest(image: torch.Tensor) -> str:
+    return hashlib.sha1(image.numpy().tobytes()).hexdigest()
+
+
+def test_pack_writes_each_image_once_as_webdataset_reads_it(packed: Path, digits_root: Path) -> None:
+    import webdataset as wds
+
+    layout = read_layout(digits_root)
+    manifest = Manifest.read(str(packed))
+    assert manifest.classes == layout.classes and manifest.source == str(layout.root)
+    for split in ("train", "val", "test"):
+        urls = sorted(str(p) for p in packed.glob(f"{split}-*.tar"))
+        assert len(urls) == -(-len(layout.splits[split]) // 200)
+        stored = Counter(
+            (hashlib.sha1(s["png"]).hexdigest(), int(s["cls"]))
+            for s in wds.WebDataset(urls, shardshuffle=False)
+        )
+        files = Counter(
+            (hashlib.sha1(p.read_bytes()).hexdigest(), label) for p, label in layout.splits[split]
+        )
+        assert stored == files  # small PNGs byte for byte, with their labels
+        assert len(manifest.samples[split]) == len(layout.splits[split])
+
+
+def test_pack_stores_a_large_photo_resized_once_and_a_small_one_as_it_is(tmp_path: Path) -> None:
+    src = tmp_path / "photos"
+    rng = np.random.default_rng(0)
+    for name in ("cat", "dog"):
+        (src / "train" / name).mkdir(parents=True)
+        pixels = rng.integers(0, 255, (600, 800, 3), dtype=np.uint8)
+        Image.fromarray(pixels).save(src / "train" / name / "big.jpg", quality=90)
+        Image.fromarray(pixels[:48, :64]).save(src / "train" / name / "small.png")
+    out = pack(src, str(tmp_path / "shards"), short_side=256)
+    manifest = Manifest.read(out["root"])
+    reader = ShardReader(manifest.root, manifest.shards["train"])
+    sizes = Counter()
+    for row in manifest.samples["train"]:
+        data, _ = reader.read(row)
+        with Image.open(__import__("io").BytesIO(data)) as img:
+            sizes[(img.format, img.size)] += 1
+    assert sizes == {("JPEG", (341, 256)): 2, ("PNG", (64, 48)): 2}
+    small = (src / "train" / "cat" / "small.png").read_bytes()
+    assert any(reader.read(row)[0] == small for row in manifest.samples["train"])
+
+
+def _epoch_images(manifest: Manifest, rank: int, world: int, epoch: int) -> tuple[list[str], int]:
+    dataset = ShardDataset(
+        manifest, "val", PRE, batch_size=16, shuffle=True, seed=3, rank=rank, world_size=world
+    )
+    loader = ShardLoader(dataset, epoch=lambda: epoch, num_workers=2)
+    seen = [_digest(image) for images, _ in loader for image in images]
+    return seen, len(loader)
+
+
+def test_each_rank_reads_its_own_part_and_every_image_once_an_epoch(packed: Path) -> None:
+    manifest = Manifest.read(str(packed))  # val: 270 images, 135 a rank
+    everything = Counter(_epoch_images(manifest, 0, 1, 0)[0])
+    (rank0, len0), (rank1, len1) = (_epoch_images(manifest, r, 2, 0) for r in (0, 1))
+    assert len(rank0) == len(rank1) == 135 and len0 == len1 == 9  # 8 full batches and one of 7
+    assert Counter(rank0 + rank1) == everything and sum(everything.values()) == 270
+    again, _ = _epoch_images(manifest, 0, 2, 0)
+    later, _ = _epoch_images(manifest, 0, 2, 1)
+    assert again == rank0  # the order is the seed's and the epoch's, not the workers'
+    assert later != rank0 and Counter(later + _epoch_images(manifest, 1, 2, 1)[0]) == everything
+
+
+def test_train_from_shards_learns_and_eval_finds_the_packed_folder(packed: Path, tmp_path: Path) -> None:
+    from lightcls.tasks import evaluate
+
+    run = tmp_path / "run"
+    cfg = compose_train(
+        [
+            "data=streaming",
+            f"data.root={packed}",
+            *DIGITS,
+            "trainer=cpu",
+            "trainer.max_epochs=2",
+            "data.batch_size=32",
+        ],
+        run,
+    )
+    metrics = train(cfg)
+    assert metrics["test_top1"] > 0.8 and metrics["data"] == str(packed)  # 10 classes: chance is 0.1
+    assert metrics["global_step"] == 2 * 40  # 1257 images in batches of 32
+    result = evaluate(compose_train_eval(run / "checkpoints" / "last.ckpt", tmp_path))
+    assert result["top1"] == pytest.approx(metrics["test_top1"])  # same images, same contract
+
+
+def compose_train_eval(ckpt: Path, tmp_path: Path):
+    from helpers import compose_task
+
+    return compose_task("eval", [f'ckpt_path="{ckpt}"'], tmp_path / "eval")
+
+
+class _Record(L.Callback):
+    """The digest of every image trained, with the batch's index in its epoch."""
+
+    def __init__(self) -> None:
+        self.batches: list[tuple[int, int, list[str]]] = []
+
+    def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx) -> None:
+        self.batches.append((trainer.current_epoch, batch_idx, [_digest(i) for i in batch[0].cpu()]))
+
+
+class _StopAt(L.Callback):
+    """SIGTERM's way out of Lightning as batch `index` starts."""
+
+    def __init__(self, index: int) -> None:
+        self.index = index
+
+    def on_train_batch_start(self, trainer, pl_module, batch, batch_idx) -> None:
+        if batch_idx == self.index:
+            from lightning.pytorch.utilities.exceptions import SIGTERMException
+
+            raise SIGTERMException()
+
+
+def test_a_run_stopped_mid_epoch_resumes_where_it_stopped(packed: Path, tmp_path: Path) -> None:
+    run = tmp_path / "run"
+    args = [
+        "data=streaming",
+        f"data.root={packed}",
+        *DIGITS,
+        "trainer=cpu",
+        "trainer.max_epochs=1",
+        "data.batch_size=64",
+        "augment=none",
+        "logger=none",
+    ]
+    first, second = _Record(), _Record()
+    with pytest.raises(Interrupted):
+        train(compose_train(args, run), callbacks=[first, _StopAt(7)])
+    last = run / "checkpoints" / "last.ckpt"
+    state = torch.load(last, map_location="cpu", weights_only=True)
+    assert state["global_step"] == 7
+    assert state["loops"]["fit_loop"]["state_dict"]["combined_loader"] == [{"epoch": 0, "completed": 7}]
+
+    metrics = train(compose_train([*args, f"ckpt_path={last}"], run), callbacks=[second])
+    assert metrics["global_step"] == 20  # 1257 images in batches of 64
+    assert [b for _, b, _ in first.batches] == list(range(7))
+    assert [b for _, b, _ in second.batches] == list(range(7, 20))  # not the epoch again from batch 0
+    trained = Counter(d for record in (first, second) for _, _, digests in record.batches for d in digests)
+    dataset = ShardDataset(Manifest.read(str(packed)), "train", PRE, batch_size=64)
+    normalized = (PRE.normalize(images) for images, _ in ShardLoader(dataset))  # as the module sees them
+    assert trained == Counter(_digest(i) for images in normalized for i in images)
+
+
+def test_a_corrupt_shard_stops_training_with_one_line_naming_it(packed: Path, tmp_path: Path) -> None:
+    broken = tmp_path / "broken"
+    shutil.copytree(packed, broken)
+    manifest = Manifest.read(str(broken))
+    row = manifest.samples["train"][manifest.samples["train"][:, 0] == 1][5]  # an image in the second shard
+    shard = broken / "train-000001.tar"
+    data = bytearray(shard.read_bytes())
+    data[row[1] + 40] ^= 0xFF
+    shard.write_bytes(bytes(data))
+    result = run_cli(
+        [
+            "data=streaming",
+            f"data.root={broken}",
+            *DIGITS,
+            "trainer=cpu",
+            "trainer.max_epochs=1",
+            "data.num_workers=2",
+            "logger=none",
+            f"hydra.run.dir={tmp_path / 'run'}",
+        ],
+        tmp_path,
+    )
+    assert_refused(
+        result, f"{shard}: corrupt: the image at byte {row[1]:,} fails its checksum; pack the data set again"
+    )
+
+
+def test_a_truncated_or_missing_shard_is_one_line_before_training(packed: Path, tmp_path: Path) -> None:
+    broken = tmp_path / "broken"
+    shutil.copytree(packed, broken)
+    shard = broken / "train-000002.tar"
+    size = shard.stat().st_size
+    with open(shard, "r+b") as f:
+        f.truncate(size // 2)
+    cfg = compose_train(["data=streaming", f"data.root={broken}", *DIGITS, "trainer=cpu"], tmp_path / "run")
+    assert one_line_error(train, cfg) == (
+        f"{shard}: {size // 2:,} bytes, {MANIFEST} says {size:,}: the shard is truncated or was replaced; "
+        "pack the data set again"
+    )
+    shard.unlink()
+    assert one_line_error(train, cfg) == f"{shard}: shard missing (listed in {MANIFEST})"
+    (broken / MANIFEST).unlink()
+    assert "no such file; data=streaming reads shards written by `lightcls-data pack" in one_line_error(
+        train, cfg
+    )
+
+
+def test_shards_in_object_storage_read_through_the_same_code(make_split_folder, tmp_path: Path) -> None:
+    src = make_split_folder(per_class={"training_set": 6, "val_set": 2})
+    url = "memory://lightcls-test/hand"
+    assert pack(src, url, shard_size=4)["root"] == url
+    data = StreamingDataModule(
+        url, image_size=16, channels=1, mean=[0.5], std=[0.5], batch_size=4, num_workers=0
+    )
+    data.setup("fit")
+    labels = [int(y) for _, labels in data.train_dataloader() for y in labels]
+    assert Counter(labels) == {0: 6, 1: 6, 2: 6} and data.classes == ["paper", "rock", "scissors"]
+    assert data.hparams["root"] == url
+
+
+def test_pack_on_the_command_line(make_split_folder, tmp_path: Path) -> None:
+    src = make_split_folder()
+    ok = run_data(["pack", f"SRC={src}", f"DST={tmp_path / 'shards'}", "shard_size=5"], tmp_path)
+    assert ok.returncode == 0, ok.stderr[-2000:]
+    assert ok.stdout.strip() == (
+        f"wrote {tmp_path / 'shards'}: train 12 images in 3 shards, val 6 images in 2 shards, "
+        f"test 6 images in 2 shards; train with data=streaming data.root={tmp_path / 'shards'}"
+    )
+    refused = one_line_error(pack, src, str(src))
+    assert refused == f"DST={src}: exists and is not a shard folder; choose a new or empty folder"
+
+
+@pytest.mark.slow
+def test_ddp_on_two_cpu_processes_splits_each_epoch_between_the_ranks(packed: Path, tmp_path: Path) -> None:
+    run = tmp_path / "run"
+    args = [
+        "data=streaming",
+        f"data.root={packed}",
+        *DIGITS,
+        "trainer=ddp_cpu",
+        "trainer.max_epochs=1",
+        "data.batch_size=64",
+        "logger=none",
+        f"hydra.run.dir={run}",
+    ]
+    result = run_cli(args, tmp_path)
+    assert result.returncode == 0, result.stderr[-2000:]
+    metrics = json.loads((run / "metrics.json").read_text())
+    assert metrics["global_step"] == 10  # 1257 images: 629 a rank (one repeated), 10 batches of 64
+    assert metrics["test_images"] == 270 and metrics["test_top1"] > 0.3  # rank 0 tests every image once
