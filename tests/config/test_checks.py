@@ -39,7 +39,8 @@ def _error(config: str, argv: list[str]) -> str:
         ("model=vit", f"unknown model 'vit'; choose one of: {MODELS}"),
         (
             "data=digit",
-            "unknown data 'digit' (did you mean digits?); choose one of: digits, folder, hand_gray, streaming",
+            "unknown data 'digit' (did you mean digits?); choose one of: digits, folder, hand_gray, "
+            "streaming",
         ),
         (
             "optimizer=sgdd",
