@@ -52,11 +52,69 @@ def test_a_second_run_reuses_the_cache_and_a_changed_file_rebuilds_it(
     assert dm.datasets["train"][index][0].unique().tolist() == [255]
 
 
-def test_auto_skips_the_cache_for_data_sets_over_the_limit(make_split_folder, tmp_path: Path) -> None:
+def test_auto_keeps_data_sets_over_the_limit_in_the_disk_cache(make_split_folder, tmp_path: Path) -> None:
     root = make_split_folder()
     dm = SplitFolderDataModule(
         root, 24, 1, [0.5], [0.5], cache="auto", cache_max_mb=0.001, cache_dir=str(tmp_path / "c")
     )
     dm.prepare_data()
     dm.setup("fit")
-    assert not (tmp_path / "c").exists() and type(dm.datasets["train"]).__name__ == "ImageDataset"
+    assert not list((tmp_path / "c").glob("*.npy")) and len(list((tmp_path / "c").glob("*-28side-*"))) == 3
+    assert type(dm.datasets["train"]).__name__ == "ShardImageDataset"
+    no_cache = SplitFolderDataModule(root, 24, 1, [0.5], [0.5], cache=False, cache_dir=str(tmp_path / "n"))
+    no_cache.setup("fit")
+    assert type(no_cache.datasets["train"]).__name__ == "ImageDataset" and not (tmp_path / "n").exists()
+
+
+def _photos(root: Path, n: int = 4) -> Path:
+    """Two classes of 800x600 JPEG photos (smooth gradients with noise), n each, in train and val."""
+    rng = torch.Generator().manual_seed(0)
+    for split in ("train", "val"):
+        for label, name in enumerate(("cat", "dog")):
+            (root / split / name).mkdir(parents=True)
+            for i in range(n):
+                ramp = torch.linspace(0, 1, 800).expand(600, 800)
+                noise = torch.rand(600, 800, 3, generator=rng) * 40
+                pixels = (ramp[..., None] * torch.tensor([200.0, 120 + 60 * label, 80]) + noise).clamp(0, 255)
+                Image.fromarray(pixels.to(torch.uint8).numpy()).save(
+                    root / split / name / f"{i}.jpg", quality=90
+                )
+    return root
+
+
+def test_the_disk_cache_stores_photos_resized_once_and_gives_nearly_the_same_pixels(tmp_path: Path) -> None:
+    root = _photos(tmp_path / "photos")
+    cache_dir = tmp_path / "cache"
+
+    def module(cache: bool | str, cache_max_mb: float = 2048) -> SplitFolderDataModule:
+        dm = SplitFolderDataModule(
+            root,
+            64,
+            3,
+            [0.5] * 3,
+            [0.5] * 3,
+            cache=cache,
+            cache_dir=str(cache_dir),
+            cache_max_mb=cache_max_mb,
+            num_workers=0,
+        )
+        dm.prepare_data()
+        dm.setup("fit")
+        return dm
+
+    disk, direct = module("disk"), module(False)
+    assert type(disk.datasets["val"]).__name__ == "ShardImageDataset"
+    (folder,) = cache_dir.glob("val-64px-74side-*")  # 1.15 x 64, rounded up
+    stored = [disk.datasets["val"].reader.read(row)[0] for row in disk.datasets["val"].rows]
+    assert {Image.open(__import__("io").BytesIO(b)).size for b in stored} == {(99, 74)}
+    for i in range(len(direct.datasets["val"])):
+        a, b = disk.datasets["val"][i], direct.datasets["val"][i]
+        assert a[1] == b[1] and a[0].shape == b[0].shape == (3, 64, 64)
+        assert (a[0].float() - b[0].float()).abs().mean() < 3  # grey levels, of 255
+    built = folder.stat().st_mtime_ns
+    auto = module("auto", cache_max_mb=0)  # too big for memory: the same disk cache, not built again
+    assert type(auto.datasets["train"]).__name__ == "ShardImageDataset" and folder.stat().st_mtime_ns == built
+    os.utime(root / "val" / "cat" / "0.jpg", ns=(1, 1))
+    module("disk")
+    (rebuilt,) = cache_dir.glob("val-64px-74side-*")
+    assert rebuilt != folder and not folder.exists()

@@ -1,10 +1,13 @@
-"""Decode a split once into a uint8 array on disk, memory-mapped by every later run."""
+"""Decode a split once into a uint8 array on disk, memory-mapped by every later run; or, for a split too
+big for that, store its images resized once to a little more than the input size (the disk cache)."""
 
 from __future__ import annotations
 
 import hashlib
 import logging
+import math
 import os
+import shutil
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -14,6 +17,7 @@ from torch.utils.data import DataLoader
 
 from lightcls.data.datasets import ImageDataset
 from lightcls.data.preprocess import Preprocess
+from lightcls.data.shards import write_manifest, write_shards
 
 log = logging.getLogger(__name__)
 
@@ -64,3 +68,44 @@ def build_cache(
 def load_cache(path: Path) -> torch.Tensor:
     """The cached uint8 images (N, C, H, W), memory-mapped (copy-on-write: the file is never changed)."""
     return torch.from_numpy(np.load(path, mmap_mode="c"))
+
+
+#: the disk cache keeps images at this many times the input side (room for crops, far less to decode)
+DISK_SCALE = 1.15
+
+
+def disk_cache_path(
+    cache_dir: Path, split: str, samples: Sequence[tuple[Path, int]], preprocess: Preprocess
+) -> Path:
+    """The disk cache folder for these files at this size: its name changes when any file changes."""
+    digest = cache_path(cache_dir, split, samples, preprocess).stem.rsplit("-", 1)[1]
+    return cache_dir / f"{split}-{preprocess.image_size}px-{disk_side(preprocess)}side-{digest}"
+
+
+def disk_side(preprocess: Preprocess) -> int:
+    """The short side the disk cache stores images at."""
+    return math.ceil(DISK_SCALE * preprocess.image_size)
+
+
+def build_disk_cache(
+    folder: Path,
+    split: str,
+    samples: Sequence[tuple[Path, int]],
+    classes: Sequence[str],
+    preprocess: Preprocess,
+    workers: int = 0,
+) -> None:
+    """Store `samples` in shards at `folder`, each image larger than `disk_side` resized to it, in the
+    split's order (written whole, then renamed; stale versions removed)."""
+    side = disk_side(preprocess)
+    tmp = folder.with_name(f".{folder.name}.{os.getpid()}.tmp")
+    shutil.rmtree(tmp, ignore_errors=True)
+    tmp.mkdir(parents=True)
+    shards, rows = write_shards(tmp, split, samples, 1000, side, None, workers)
+    write_manifest(tmp, classes, str(folder.parent), side, {split: shards}, {split: rows})
+    os.replace(tmp, folder)
+    prefix = folder.name.rsplit("-", 1)[0] + "-"
+    for stale in folder.parent.glob(f"{prefix}*"):
+        if stale != folder and stale.is_dir():
+            shutil.rmtree(stale, ignore_errors=True)
+    log.info("stored %d images resized once (short side %d) in %s", len(samples), side, folder)

@@ -16,12 +16,13 @@ from omegaconf import Container, OmegaConf
 from torch.utils.data import DataLoader, WeightedRandomSampler
 from torchvision.transforms import v2
 
-from lightcls.data.cache import build_cache, cache_path, load_cache
+from lightcls.data.cache import build_cache, build_disk_cache, cache_path, disk_cache_path, load_cache
 from lightcls.data.check import checked_layout
 from lightcls.data.datasets import ImageDataset, TensorImageDataset
 from lightcls.data.digits import BUILTIN
 from lightcls.data.layout import Layout
 from lightcls.data.preprocess import Preprocess
+from lightcls.data.shards import Manifest, ShardImageDataset
 from lightcls.errors import LightclsError
 
 log = logging.getLogger(__name__)
@@ -53,7 +54,9 @@ class SplitFolderDataModule(L.LightningDataModule):
         builtin: name of an embedded data set written to `root` when it is missing.
         val_fraction, split_seed: the split made for a plain tree of class folders.
         name: the data set's name in logs and messages (default: the folder's name).
-        cache: "auto" (cache splits up to `cache_max_mb` decoded), true, or false.
+        cache: "auto" (splits up to `cache_max_mb` decoded in memory, bigger ones in the disk cache), true
+            (decoded in memory), "disk" (the disk cache: images resized once to 1.15x the input side, in
+            shards; later epochs decode those) or false (decode the files every epoch).
         cache_max_mb: the largest decoded size "auto" caches.
         cache_dir: where the decode cache lives (default `<root>/.lightcls_cache`).
         pin_memory: pin batches for faster copies to the GPU (default: when a GPU is present).
@@ -108,8 +111,8 @@ class SplitFolderDataModule(L.LightningDataModule):
             raise LightclsError(f"data.batch_size must be a positive integer, got {batch_size!r}")
         if num_workers != "auto" and not (isinstance(num_workers, int) and num_workers >= 0):
             raise LightclsError(f"data.num_workers must be auto or a number >= 0, got {num_workers!r}")
-        if cache not in ("auto", True, False):
-            raise LightclsError(f"data.cache must be auto, true or false, got {cache!r}")
+        if cache not in ("auto", True, False, "disk"):
+            raise LightclsError(f"data.cache must be auto, true, false or disk, got {cache!r}")
         if not isinstance(device_augment, bool):
             raise LightclsError(f"data.device_augment must be true or false, got {device_augment!r}")
         if balance not in BALANCE:
@@ -162,6 +165,8 @@ class SplitFolderDataModule(L.LightningDataModule):
             path = self._cache_path(split)
             if not path.is_file():
                 build_cache(path, self.layout.splits[split], self.preprocess, self._workers(False))
+        for split in self._disk_cached_splits():
+            self._disk_cache(split)
 
     @cached_property
     def layout(self) -> Layout:
@@ -216,6 +221,10 @@ class SplitFolderDataModule(L.LightningDataModule):
             resize = self.preprocess.resize()
             steps = self._loader_steps(split)
             transform = v2.Compose([resize, *steps]) if steps else resize
+            if split in self._disk_cached_splits():
+                manifest = Manifest.read(str(self._disk_cache(split)))
+                self.datasets[split] = ShardImageDataset(manifest, split, self.preprocess, transform)
+                return
             self.datasets[split] = ImageDataset(
                 samples, self.preprocess.channels, transform, min_side=self.preprocess.image_size
             )
@@ -285,9 +294,27 @@ class SplitFolderDataModule(L.LightningDataModule):
         if not self._cache_dir_writable():
             return []
         if self.cache == "auto":
-            total = sum(len(self.layout.splits[s]) * self.preprocess.bytes_per_image() for s in splits)
-            return splits if total <= self.cache_max_mb * 2**20 else []
-        return splits if self.cache else []
+            return splits if self._fits_in_memory(splits) else []
+        return splits if self.cache is True else []
+
+    def _disk_cached_splits(self) -> list[str]:
+        """The splits to serve from the disk cache (resized once)."""
+        splits = [s for s in SPLITS if self.layout.has(s)]
+        if self.cache not in ("auto", "disk") or not self._cache_dir_writable():
+            return []
+        return [] if self.cache == "auto" and self._fits_in_memory(splits) else splits
+
+    def _fits_in_memory(self, splits: list[str]) -> bool:
+        total = sum(len(self.layout.splits[s]) * self.preprocess.bytes_per_image() for s in splits)
+        return total <= self.cache_max_mb * 2**20
+
+    def _disk_cache(self, split: str) -> Path:
+        """`split`'s disk cache folder, built first when missing."""
+        samples = self.layout.splits[split]
+        folder = disk_cache_path(self.cache_dir, split, samples, self.preprocess)
+        if not folder.is_dir():
+            build_disk_cache(folder, split, samples, self.classes, self.preprocess, self._workers(False))
+        return folder
 
     def _cache_dir_writable(self) -> bool:
         existing = next(p for p in (self.cache_dir, *self.cache_dir.parents) if p.exists())

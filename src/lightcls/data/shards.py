@@ -245,9 +245,37 @@ class ShardDataset(IterableDataset):
 
     def image(self, index: int) -> torch.Tensor:
         """The image of row `index`, decoded (at reduced scale where that is enough) and resized."""
-        data, name = self.reader.read(self.rows[index])
-        size = self.preprocess.image_size
-        return self.resize(load_image(io.BytesIO(data), self.preprocess.channels, size, name=name))
+        return self.resize(decode_row(self.reader, self.rows[index], self.preprocess))
+
+
+def decode_row(reader: ShardReader, row: np.ndarray, preprocess: Preprocess) -> torch.Tensor:
+    """The image of a manifest row as load_image decodes a file (at reduced scale where that is enough)."""
+    data, name = reader.read(row)
+    return load_image(io.BytesIO(data), preprocess.channels, preprocess.image_size, name=name)
+
+
+class ShardImageDataset(Dataset):
+    """(image tensor, label) for each row of a split's shards, by index (the folder DataModule's disk
+    cache: rows in the split's own order)."""
+
+    def __init__(
+        self,
+        manifest: Manifest,
+        split: str,
+        preprocess: Preprocess,
+        transform: Callable[[torch.Tensor], torch.Tensor] | None = None,
+    ) -> None:
+        self.reader = ShardReader(manifest.root, manifest.shards[split])
+        self.rows = manifest.samples[split]
+        self.preprocess = preprocess
+        self.transform = transform
+
+    def __len__(self) -> int:
+        return len(self.rows)
+
+    def __getitem__(self, index: int) -> tuple[torch.Tensor, int]:
+        image = decode_row(self.reader, self.rows[index], self.preprocess)
+        return (self.transform(image) if self.transform else image), int(self.rows[index, LABEL])
 
 
 class ShardLoader(DataLoader):
@@ -366,19 +394,10 @@ def pack(
     try:
         for split in ("train", "val", "test"):
             if layout.has(split):
-                shards[split], samples[split] = _pack_split(
+                shards[split], samples[split] = write_shards(
                     stage, split, layout.splits[split], shard_size, short_side, seed, workers
                 )
-        manifest = {
-            "format": FORMAT,
-            "version": VERSION,
-            "classes": layout.classes,
-            "source": str(layout.root),
-            "short_side": short_side,
-            "shards": shards,
-            "samples": samples,
-        }
-        (stage / MANIFEST).write_text(json.dumps(manifest, separators=(",", ":")) + "\n", encoding="utf-8")
+        write_manifest(stage, layout.classes, str(layout.root), short_side, shards, samples)
         if url:
             import fsspec
 
@@ -399,6 +418,27 @@ def pack(
     }
 
 
+def write_manifest(
+    folder: Path,
+    classes: Sequence[str],
+    source: str,
+    short_side: int,
+    shards: dict[str, list[dict[str, Any]]],
+    samples: dict[str, list[list[int]]],
+) -> None:
+    """Write the manifest of the shards in `folder`."""
+    manifest = {
+        "format": FORMAT,
+        "version": VERSION,
+        "classes": list(classes),
+        "source": source,
+        "short_side": short_side,
+        "shards": shards,
+        "samples": samples,
+    }
+    (folder / MANIFEST).write_text(json.dumps(manifest, separators=(",", ":")) + "\n", encoding="utf-8")
+
+
 def _refuse_foreign(folder: Path) -> None:
     """Packing replaces our own shards only: a folder holding anything else is refused."""
     if folder.is_dir() and any(folder.iterdir()) and not (folder / MANIFEST).is_file():
@@ -408,19 +448,22 @@ def _refuse_foreign(folder: Path) -> None:
             old.unlink()
 
 
-def _pack_split(
+def write_shards(
     stage: Path,
     split: str,
     files: Sequence[tuple[Path, int]],
     shard_size: int,
     short_side: int,
-    seed: int,
+    seed: int | None,
     workers: int,
 ) -> tuple[list[dict[str, Any]], list[list[int]]]:
+    """Write `files` into `split`-NNNNNN.tar shards in `stage`, in a seeded random order (None: as
+    given); return the shards' names and sizes, and each image's manifest row."""
     import webdataset as wds
 
     order = list(files)
-    random.Random(f"{seed}-{split}").shuffle(order)
+    if seed is not None:
+        random.Random(f"{seed}-{split}").shuffle(order)
     encoded = DataLoader(_Encoded(order, short_side), batch_size=None, num_workers=workers)
     keys: list[tuple[str, int, int]] = []  # (member name, label, crc32) in write order
     with wds.ShardWriter(str(stage / f"{split}-%06d.tar"), maxcount=shard_size, verbose=0) as writer:
