@@ -149,7 +149,11 @@ def rate(make: Callable[[int], Iterable], workers: int, batches: int) -> float:
     start, images = time.perf_counter(), 0
     for _ in range(batches):
         images += len(next(it)[0])
-    return images / (time.perf_counter() - start)
+    seconds = time.perf_counter() - start
+    stop = getattr(it, "close", None) or getattr(it, "_shutdown_workers", None)  # workers end here
+    if stop is not None:
+        stop()
+    return images / seconds
 
 
 def main() -> None:
