@@ -17,7 +17,15 @@ from PIL import Image
 
 from helpers import compose_train, one_line_error, run_cli
 from lightcls.data import Preprocess, StreamingDataModule, read_layout
-from lightcls.data.shards import MANIFEST, Manifest, ShardDataset, ShardLoader, ShardReader, pack
+from lightcls.data.shards import (
+    MANIFEST,
+    Manifest,
+    ShardDataset,
+    ShardLoader,
+    ShardReader,
+    decode_images,
+    pack,
+)
 from lightcls.errors import Interrupted
 from lightcls.tasks import train
 
@@ -262,3 +270,52 @@ def test_ddp_on_two_cpu_processes_splits_each_epoch_between_the_ranks(packed: Pa
     metrics = json.loads((run / "metrics.json").read_text())
     assert metrics["global_step"] == 10  # 1257 images: 629 a rank (one repeated), 10 batches of 64
     assert metrics["test_images"] == 270 and metrics["test_top1"] > 0.3  # rank 0 tests every image once
+
+
+def test_device_decode_gives_the_loaders_pixels_and_is_inert_on_a_cpu(tmp_path: Path) -> None:
+    src = tmp_path / "photos"
+    rng = np.random.default_rng(0)
+    for name in ("cat", "dog"):
+        (src / "train" / name).mkdir(parents=True)
+        for i in range(3):
+            Image.fromarray(rng.integers(0, 255, (60, 80, 3), dtype=np.uint8)).save(
+                src / "train" / name / f"{i}.jpg", quality=90
+            )
+        Image.fromarray(rng.integers(0, 255, (60, 80, 3), dtype=np.uint8)).save(
+            src / "train" / name / "p.png"
+        )
+    turned = Image.fromarray(rng.integers(0, 255, (60, 80, 3), dtype=np.uint8))
+    exif = turned.getexif()
+    exif[0x0112] = 6  # rotate 90 degrees on display
+    turned.save(src / "train" / "cat" / "turned.jpg", quality=90, exif=exif)
+    manifest = Manifest.read(pack(src, str(tmp_path / "shards"), val_fraction=0.0)["root"])
+    pre = Preprocess(48, 3, (0.5,) * 3, (0.5,) * 3)
+    ((images, labels),) = ShardDataset(manifest, "train", pre, batch_size=16)
+    ((encoded, same),) = ShardDataset(manifest, "train", pre, batch_size=16, encoded=True)
+    assert (
+        isinstance(encoded, list) and all(isinstance(e, bytes) for e in encoded) and torch.equal(labels, same)
+    )
+    assert torch.equal(decode_images(encoded, pre, [], "cpu"), images)  # JPEGs batched, PNG and EXIF not
+
+    data = StreamingDataModule(
+        str(tmp_path / "shards"),
+        image_size=48,
+        channels=3,
+        mean=[0.5] * 3,
+        std=[0.5] * 3,
+        batch_size=16,
+        num_workers=0,
+        device_decode=True,
+    )
+    data.setup("fit")  # no GPU: the loader decodes, as without the switch
+    batch, _ = next(iter(data.train_dataloader()))
+    assert isinstance(batch, torch.Tensor) and batch.dtype == torch.uint8 and batch.shape == (9, 3, 48, 48)
+    assert one_line_error(
+        StreamingDataModule,
+        str(tmp_path / "shards"),
+        image_size=48,
+        channels=3,
+        mean=[0.5] * 3,
+        std=[0.5] * 3,
+        device_decode="yes",
+    ) == ("data.device_decode must be true or false, got 'yes'")

@@ -11,10 +11,14 @@ from typing import Any, BinaryIO
 import numpy as np
 import torch
 from PIL import Image, ImageOps
-from torchvision.io import ImageReadMode, decode_jpeg
 from torchvision.transforms.v2 import functional as F
 
 from lightcls.errors import LightclsError
+
+try:  # deprecated in torchvision 0.29 for TorchCodec; where it is gone, Pillow decodes everything
+    from torchvision.io import ImageReadMode, decode_jpeg
+except ImportError:  # pragma: no cover
+    ImageReadMode, decode_jpeg = None, None
 
 
 def load_image(
@@ -47,7 +51,7 @@ def load_image(
 def decode_bytes(data: bytes, channels: int, min_side: int | None, name: str) -> torch.Tensor:
     """`load_image` of an encoded image in memory (`name` in errors); a JPEG that needs no reduced-scale
     decode goes to torchvision's libjpeg-turbo decoder (measured 1.5x Pillow's on 341x256 JPEGs)."""
-    if data[:2] == b"\xff\xd8":
+    if decode_jpeg is not None and data[:2] == b"\xff\xd8":
         try:
             with Image.open(io.BytesIO(data)) as img:  # the header only
                 small = not min_side or min(img.size) < 2 * min_side

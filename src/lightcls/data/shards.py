@@ -28,7 +28,7 @@ from torch.utils.data import DataLoader, Dataset, IterableDataset, get_worker_in
 
 from lightcls.data.augment import crops_first
 from lightcls.data.check import checked_layout
-from lightcls.data.decode import decode_bytes
+from lightcls.data.decode import ImageReadMode, decode_bytes, decode_jpeg
 from lightcls.data.preprocess import Preprocess
 from lightcls.errors import LightclsError
 
@@ -134,12 +134,15 @@ class ShardReader:
         self.root = root
         self.names = [s["name"] for s in shards]
         self._files: dict[int, Any] = {}
+        self._pid = os.getpid()
 
     def read(self, row: np.ndarray) -> tuple[bytes, str]:
         """The bytes of the image in `row` and its name for messages (`shard:offset`)."""
         shard, offset, size, crc = int(row[SHARD]), int(row[OFFSET]), int(row[SIZE]), int(row[CRC])
         url = join(self.root, self.names[shard])
         name = f"{url}@{offset}"
+        if self._pid != os.getpid():  # a forked worker: files opened before the fork share their offsets
+            self._files, self._pid = {}, os.getpid()
         if shard not in self._files:
             try:
                 self._files[shard] = _open(url)
@@ -185,8 +188,10 @@ class ShardDataset(IterableDataset):
         seed: int = 0,
         rank: int = 0,
         world_size: int = 1,
+        encoded: bool = False,
     ) -> None:
         self.reader = ShardReader(manifest.root, manifest.shards[split])
+        self.encoded = encoded  # batches of the images' bytes (decoded on the device: decode_images)
         self.rows = manifest.samples[split]
         self.preprocess = preprocess
         self.resize = preprocess.resize()
@@ -204,11 +209,10 @@ class ShardDataset(IterableDataset):
         if not self.shuffle:
             return np.arange(len(self.rows))
         rng = np.random.default_rng([self.seed, epoch])
-        shards = self.rows[:, SHARD]
-        parts = []
-        for shard in rng.permutation(int(shards.max()) + 1 if len(shards) else 0):
-            members = np.flatnonzero(shards == shard)
-            parts.append(rng.permutation(members))
+        shards = self.rows[:, SHARD]  # in shard order, as written
+        count = int(shards[-1]) + 1 if len(shards) else 0
+        bounds = np.searchsorted(shards, np.arange(count + 1))
+        parts = [rng.permutation(np.arange(bounds[s], bounds[s + 1])) for s in rng.permutation(count)]
         return np.concatenate(parts) if parts else np.arange(0)
 
     def batches(self, epoch: int) -> list[np.ndarray]:
@@ -232,8 +236,11 @@ class ShardDataset(IterableDataset):
         for b in range(self.skip + worker, len(batches), workers):
             yield self.load(batches[b])
 
-    def load(self, indices: np.ndarray) -> tuple[torch.Tensor, torch.Tensor]:
-        """Decode, resize and augment the images of `indices` into one batch."""
+    def load(self, indices: np.ndarray) -> tuple[torch.Tensor | list[bytes], torch.Tensor]:
+        """Decode, resize and augment the images of `indices` into one batch (or, `encoded`, their bytes)."""
+        labels = torch.as_tensor(self.rows[indices, LABEL])
+        if self.encoded:
+            return [self.reader.read(self.rows[int(i)])[0] for i in indices], labels
         steps = self.steps
         if self.crop_first:  # each whole picture to the crop, with no resize before it
             images = [steps[0](decode_row(self.reader, self.rows[int(i)], self.preprocess)) for i in indices]
@@ -248,7 +255,7 @@ class ShardDataset(IterableDataset):
             for step in steps:
                 images = [step(image) for image in images]
             batch = torch.stack(images)
-        return batch, torch.as_tensor(self.rows[indices, LABEL])
+        return batch, labels
 
     def image(self, index: int) -> torch.Tensor:
         """The image of row `index`, decoded (at reduced scale where that is enough) and resized."""
@@ -259,6 +266,46 @@ def decode_row(reader: ShardReader, row: np.ndarray, preprocess: Preprocess) -> 
     """The image of a manifest row as load_image decodes a file (at reduced scale where that is enough)."""
     data, name = reader.read(row)
     return decode_bytes(data, preprocess.channels, preprocess.image_size, name)
+
+
+def decode_images(
+    encoded: Sequence[bytes],
+    preprocess: Preprocess,
+    steps: Sequence[Callable[[torch.Tensor], torch.Tensor]],
+    device: torch.device | str,
+) -> torch.Tensor:
+    """A uint8 batch on `device` from encoded images: JPEGs decoded there in one batched call
+    (torchvision's decode_jpeg; nvJPEG on a GPU), others (and JPEGs with an EXIF rotation) by
+    decode_bytes on the CPU; then each resized (or given to a leading RandomResizedCrop), then `steps`."""
+    channels, size = preprocess.channels, preprocess.image_size
+    images: list[torch.Tensor | None] = [None] * len(encoded)
+    jpegs = [i for i, data in enumerate(encoded) if data[:2] == b"\xff\xd8" and decode_jpeg is not None]
+    on_device = [i for i in jpegs if not _rotated(encoded[i])]
+    if on_device:
+        mode = ImageReadMode.GRAY if channels == 1 else ImageReadMode.RGB
+        raw = [torch.frombuffer(bytearray(encoded[i]), dtype=torch.uint8) for i in on_device]
+        for i, image in zip(on_device, decode_jpeg(raw, mode=mode, device=device), strict=True):
+            images[i] = image
+    for i, image in enumerate(images):
+        if image is None:
+            images[i] = decode_bytes(encoded[i], channels, size, f"image {i} of the batch").to(device)
+    steps = list(steps)
+    first = steps.pop(0) if crops_first(steps, size) else preprocess.resize()
+    out = [first(image) for image in images]
+    if all(getattr(s, "batched", False) for s in steps):
+        batch = torch.stack(out)
+        for step in steps:
+            batch = step(batch)
+        return batch
+    for step in steps:
+        out = [step(image) for image in out]
+    return torch.stack(out)
+
+
+def _rotated(jpeg: bytes) -> bool:
+    """True when a JPEG's EXIF says to rotate or mirror it (the batched decode leaves that out)."""
+    with Image.open(io.BytesIO(jpeg)) as img:
+        return img.getexif().get(0x0112, 1) != 1
 
 
 class ShardImageDataset(Dataset):

@@ -12,7 +12,7 @@ import torch
 
 from lightcls.data.datamodule import SplitFolderDataModule
 from lightcls.data.layout import Layout
-from lightcls.data.shards import Manifest, ShardDataset, ShardLoader, is_url
+from lightcls.data.shards import Manifest, ShardDataset, ShardLoader, decode_images, is_url
 from lightcls.errors import LightclsError
 
 log = logging.getLogger(__name__)
@@ -30,9 +30,14 @@ class StreamingDataModule(SplitFolderDataModule):
     part, and a run resumed from a mid-epoch checkpoint goes on where it stopped.
     """
 
-    def __init__(self, root: str, **kwargs: Any) -> None:
+    def __init__(self, root: str, device_decode: bool = False, **kwargs: Any) -> None:
         url = is_url(root)
         super().__init__(root, **kwargs)
+        if not isinstance(device_decode, bool):
+            raise LightclsError(f"data.device_decode must be true or false, got {device_decode!r}")
+        self.hparams["device_decode"] = self.device_decode = device_decode
+        #: training batches arrive as encoded images and are decoded on the device (set up for a GPU fit)
+        self.decode_device = False
         if url:
             self.hparams["root"] = str(root)
         self.location = str(root) if url else str(self.root.resolve())
@@ -63,6 +68,21 @@ class StreamingDataModule(SplitFolderDataModule):
         }
         return Layout(Path(self.location), manifest.classes, splits)
 
+    def setup(self, stage: str | None = None) -> None:
+        """As the split-folder DataModule; with `device_decode` in a GPU fit, the loader sends the training
+        images encoded and `decode_on_device` decodes and augments them after the transfer."""
+        trainer = getattr(self, "trainer", None)
+        on_gpu = trainer is not None and trainer.strategy.root_device.type == "cuda"
+        self.decode_device = stage == "fit" and on_gpu and self.device_decode
+        super().setup(stage)
+        if self.decode_device:
+            self.device_steps = []  # decode_on_device runs every augment step
+            log.info("decoding training JPEGs on %s", trainer.strategy.root_device)
+
+    def decode_on_device(self, encoded: list[bytes], device: torch.device) -> torch.Tensor:
+        """A training batch's images, decoded, resized and augmented on `device` (the module calls it)."""
+        return decode_images(encoded, self.preprocess, self.augment, device)
+
     def prepare_data(self) -> None:
         """Nothing to prepare: the shards are read as they are."""
 
@@ -84,6 +104,7 @@ class StreamingDataModule(SplitFolderDataModule):
             seed=self.seed,
             rank=rank,
             world_size=world,
+            encoded=self.decode_device and split == "train",
         )
 
     def loader(self, split: str, shuffle: bool = False) -> ShardLoader:
