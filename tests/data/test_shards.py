@@ -116,14 +116,14 @@ def test_train_from_shards_learns_and_eval_finds_the_packed_folder(packed: Path,
             f"data.root={packed}",
             *DIGITS,
             "trainer=cpu",
-            "trainer.max_epochs=2",
+            "trainer.max_epochs=1",
             "data.batch_size=32",
         ],
         run,
     )
     metrics = train(cfg)
-    assert metrics["test_top1"] > 0.8 and metrics["data"] == str(packed)  # 10 classes: chance is 0.1
-    assert metrics["global_step"] == 2 * 40  # 1257 images in batches of 32
+    assert metrics["test_top1"] > 0.5 and metrics["data"] == str(packed)  # 10 classes: chance is 0.1
+    assert metrics["global_step"] == 40  # 1257 images in batches of 32
     result = evaluate(compose_train_eval(run / "checkpoints" / "last.ckpt", tmp_path))
     assert result["top1"] == pytest.approx(metrics["test_top1"])  # same images, same contract
 

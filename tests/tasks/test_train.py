@@ -140,7 +140,7 @@ def test_resume_from_last_continues_epoch_and_step(trained_run: Path, tmp_path: 
         [
             f"data.root={data_root}",
             "trainer=cpu",
-            "trainer.max_epochs=5",
+            "trainer.max_epochs=4",
             f"ckpt_path={run_dir}/checkpoints/last.ckpt",
             f"paths.outputs_root={tmp_path}",
         ],
@@ -148,7 +148,7 @@ def test_resume_from_last_continues_epoch_and_step(trained_run: Path, tmp_path: 
     )
     assert result.returncode == 0, result.stderr[-2000:]
     resumed = _metrics(run_dir)  # a resumed run continues in its own run dir
-    assert resumed["epochs"] == 5 and resumed["global_step"] == 5 * steps_per_epoch
+    assert resumed["epochs"] == 4 and resumed["global_step"] == 4 * steps_per_epoch
     assert resumed["best_val_top1"] >= first["best_val_top1"]  # best tracking survived the resume
     assert not (tmp_path / "train").exists()
 
@@ -364,14 +364,14 @@ def test_continuing_with_more_epochs_continues_the_schedule(digits_root: Path, t
     run_dir = tmp_path / "run"
     first = train(compose_train([f"data.root={digits_root}", "trainer=cpu", "trainer.max_epochs=2"], run_dir))
     last = run_dir / "checkpoints" / "last.ckpt"
-    more = [f"data.root={digits_root}", "trainer=cpu", "trainer.max_epochs=4", f"ckpt_path={quoted(last)}"]
+    more = [f"data.root={digits_root}", "trainer=cpu", "trainer.max_epochs=3", f"ckpt_path={quoted(last)}"]
     resumed = train(compose_train(more, run_dir))
     rows = _epochs_csv(run_dir)
-    assert [int(r["epoch"]) for r in rows] == [1, 2, 3, 4]
+    assert [int(r["epoch"]) for r in rows] == [1, 2, 3]
     lrs = [float(r["lr"]) for r in rows]
     assert all(lr > 0 for lr in lrs) and lrs == sorted(lrs, reverse=True), lrs  # no lr 0, never rising
     assert lrs[0] == pytest.approx(0.05) and lrs[1] == pytest.approx(0.025)  # the first run's own cosine
-    assert resumed["epochs"] == 4 and resumed["final_val_top1"] >= first["final_val_top1"]
+    assert resumed["epochs"] == 3 and resumed["final_val_top1"] >= first["final_val_top1"]
 
 
 def test_each_epoch_is_one_row_of_metrics_csv_and_one_log_line(

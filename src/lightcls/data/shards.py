@@ -381,6 +381,9 @@ def _one_line_errors(batches: Iterator[Any]) -> Iterator[Any]:
     try:
         yield from batches
     except LightclsError as err:
+        stop = getattr(batches, "_shutdown_workers", None)
+        if stop is not None:  # now, not when the garbage collector gets to it
+            stop()
         last = [line for line in str(err).splitlines() if line.strip()][-1]
         prefix = f"{LightclsError.__module__}.{LightclsError.__name__}: "
         raise LightclsError(last.removeprefix(prefix)) from None

@@ -84,13 +84,14 @@ class StreamingDataModule(SplitFolderDataModule):
         return decode_images(encoded, self.preprocess, self.augment, device)
 
     def prepare_data(self) -> None:
-        """Nothing to prepare: the shards are read as they are."""
+        """Check that every shard is there at the size written (before any training)."""
+        for split in self.manifest.shards:
+            self.manifest.check_sizes(split)
 
     def setup_split(self, split: str) -> None:
         """`split`'s dataset: this rank's share of the split's shards (sizes checked first)."""
         if split in self.datasets:
             return
-        self.manifest.check_sizes(split)
         trainer = getattr(self, "trainer", None)
         rank, world = (trainer.global_rank, trainer.world_size) if trainer is not None else (0, 1)
         self.datasets[split] = ShardDataset(
