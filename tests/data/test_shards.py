@@ -118,6 +118,7 @@ def test_train_from_shards_learns_and_eval_finds_the_packed_folder(packed: Path,
             "trainer=cpu",
             "trainer.max_epochs=1",
             "data.batch_size=32",
+            "data.num_workers=0",
         ],
         run,
     )
@@ -131,7 +132,7 @@ def test_train_from_shards_learns_and_eval_finds_the_packed_folder(packed: Path,
 def compose_train_eval(ckpt: Path, tmp_path: Path):
     from helpers import compose_task
 
-    return compose_task("eval", [f'ckpt_path="{ckpt}"'], tmp_path / "eval")
+    return compose_task("eval", [f'ckpt_path="{ckpt}"', "report=false", "gallery=0"], tmp_path / "eval")
 
 
 class _Record(L.Callback):
@@ -262,6 +263,7 @@ def test_ddp_on_two_cpu_processes_splits_each_epoch_between_the_ranks(packed: Pa
         "trainer=ddp_cpu",
         "trainer.max_epochs=1",
         "data.batch_size=64",
+        "data.num_workers=0",
         "logger=none",
         f"hydra.run.dir={run}",
     ]

@@ -16,7 +16,7 @@ import torch
 
 from helpers import REPO, run_cli
 
-STEPS_PER_EPOCH = 158  # 1257 training digits in batches of 8
+STEPS_PER_EPOCH = 79  # 1257 training digits in batches of 16
 
 
 @pytest.mark.slow
@@ -25,7 +25,7 @@ def test_sigterm_mid_epoch_saves_and_resume_continues(digits_root: Path, tmp_pat
     args = [
         f"data.root={digits_root}",
         "trainer=cpu",
-        "data.batch_size=8",
+        "data.batch_size=16",
         "trainer.max_epochs=1",
         "trainer.log_every_n_steps=5",
         "+logger.csv._target_=lightning.pytorch.loggers.CSVLogger",
