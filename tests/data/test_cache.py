@@ -118,3 +118,17 @@ def test_the_disk_cache_stores_photos_resized_once_and_gives_nearly_the_same_pix
     module("disk")
     (rebuilt,) = cache_dir.glob("val-64px-74side-*")
     assert rebuilt != folder and not folder.exists()
+
+
+def test_a_second_process_building_the_same_disk_cache_keeps_the_first(tmp_path: Path) -> None:
+    from lightcls.data.cache import build_disk_cache, disk_cache_path
+
+    root = _photos(tmp_path / "photos", n=1)
+    samples = [(p, 0) for p in sorted((root / "val").rglob("*.jpg"))]
+    pre = Preprocess(image_size=64, channels=3, mean=(0.5,) * 3, std=(0.5,) * 3)
+    folder = disk_cache_path(tmp_path / "cache", "val", samples, pre)
+    build_disk_cache(folder, "val", samples, ["cat", "dog"], pre)
+    first = sorted((p.name, p.stat().st_mtime_ns) for p in folder.iterdir())
+    build_disk_cache(folder, "val", samples, ["cat", "dog"], pre)  # as a DDP rank that started at once
+    assert sorted((p.name, p.stat().st_mtime_ns) for p in folder.iterdir()) == first
+    assert [p.name for p in (tmp_path / "cache").iterdir()] == [folder.name]  # its own copy removed

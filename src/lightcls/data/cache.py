@@ -103,7 +103,13 @@ def build_disk_cache(
     tmp.mkdir(parents=True)
     shards, rows = write_shards(tmp, split, samples, 1000, side, None, workers)
     write_manifest(tmp, classes, str(folder.parent), side, {split: shards}, {split: rows})
-    os.replace(tmp, folder)
+    try:
+        os.replace(tmp, folder)
+    except OSError:  # another process (a DDP rank) finished the same cache first: use that one
+        shutil.rmtree(tmp, ignore_errors=True)
+        if not folder.is_dir():
+            raise
+        return
     prefix = folder.name.rsplit("-", 1)[0] + "-"
     for stale in folder.parent.glob(f"{prefix}*"):
         if stale != folder and stale.is_dir():
