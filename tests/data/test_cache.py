@@ -104,7 +104,7 @@ def test_the_disk_cache_stores_photos_resized_once_and_gives_nearly_the_same_pix
 
     disk, direct = module("disk"), module(False)
     assert type(disk.datasets["val"]).__name__ == "ShardImageDataset"
-    (folder,) = cache_dir.glob("val-64px-74side-*")  # 1.15 x 64, rounded up
+    (folder,) = cache_dir.glob("val-64px-3ch-74side-*")  # 1.15 x 64, rounded up
     stored = [disk.datasets["val"].reader.read(row)[0] for row in disk.datasets["val"].rows]
     assert {Image.open(__import__("io").BytesIO(b)).size for b in stored} == {(99, 74)}
     for i in range(len(direct.datasets["val"])):
@@ -116,7 +116,7 @@ def test_the_disk_cache_stores_photos_resized_once_and_gives_nearly_the_same_pix
     assert type(auto.datasets["train"]).__name__ == "ShardImageDataset" and folder.stat().st_mtime_ns == built
     os.utime(root / "val" / "cat" / "0.jpg", ns=(1, 1))
     module("disk")
-    (rebuilt,) = cache_dir.glob("val-64px-74side-*")
+    (rebuilt,) = cache_dir.glob("val-64px-3ch-74side-*")
     assert rebuilt != folder and not folder.exists()
 
 

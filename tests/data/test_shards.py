@@ -4,6 +4,7 @@ and epoch reading every image once, resuming mid-epoch where it stopped; a damag
 from __future__ import annotations
 
 import hashlib
+import io
 import json
 import shutil
 from collections import Counter
@@ -13,6 +14,7 @@ import lightning as L
 import numpy as np
 import pytest
 import torch
+from lightning.fabric.utilities.apply_func import move_data_to_device
 from PIL import Image
 
 from helpers import compose_train, one_line_error, run_cli
@@ -72,15 +74,20 @@ def test_pack_stores_a_large_photo_resized_once_and_a_small_one_as_it_is(tmp_pat
         pixels = rng.integers(0, 255, (600, 800, 3), dtype=np.uint8)
         Image.fromarray(pixels).save(src / "train" / name / "big.jpg", quality=90)
         Image.fromarray(pixels[:48, :64]).save(src / "train" / name / "small.png")
+    deep = (np.arange(600 * 800).reshape(600, 800) % 800 * 80).astype(np.uint16)  # 16-bit, up to 63,920
+    Image.fromarray(deep).save(src / "train" / "dog" / "deep.png")
     out = pack(src, str(tmp_path / "shards"), short_side=256)
     manifest = Manifest.read(out["root"])
     reader = ShardReader(manifest.root, manifest.shards["train"])
     sizes = Counter()
     for row in manifest.samples["train"]:
         data, _ = reader.read(row)
-        with Image.open(__import__("io").BytesIO(data)) as img:
+        with Image.open(io.BytesIO(data)) as img:
             sizes[(img.format, img.size)] += 1
-    assert sizes == {("JPEG", (341, 256)): 2, ("PNG", (64, 48)): 2}
+    assert sizes == {("JPEG", (341, 256)): 2, ("PNG", (64, 48)): 2, ("PNG", (341, 256)): 1}
+    opened = [Image.open(io.BytesIO(reader.read(r)[0])) for r in manifest.samples["train"]]
+    (packed_deep,) = [img for img in opened if img.format == "PNG" and img.size == (341, 256)]
+    assert packed_deep.mode == "L" and abs(np.asarray(packed_deep).mean() - deep.mean() / 257) < 2  # scaled
     small = (src / "train" / "cat" / "small.png").read_bytes()
     assert any(reader.read(row)[0] == small for row in manifest.samples["train"])
 
@@ -186,6 +193,14 @@ def test_a_run_stopped_mid_epoch_resumes_where_it_stopped(packed: Path, tmp_path
     dataset = ShardDataset(Manifest.read(str(packed)), "train", PRE, batch_size=64)
     normalized = (PRE.normalize(images) for images, _ in ShardLoader(dataset))  # as the module sees them
     assert trained == Counter(_digest(i) for images in normalized for i in images)
+
+    third = _Record()  # on from the end-of-epoch last.ckpt: epoch 1's own order, not epoch 0's again
+    train(compose_train([*args, "trainer.max_epochs=2", f"ckpt_path={last}"], run), callbacks=[third])
+    plan = ShardDataset(Manifest.read(str(packed)), "train", PRE, batch_size=64, shuffle=True, seed=42)
+    epoch1 = ShardLoader(plan, epoch=lambda: 1)
+    assert [d for _, _, digests in third.batches for d in digests] == [
+        _digest(i) for images, _ in epoch1 for i in PRE.normalize(images)
+    ]
 
 
 def test_a_corrupt_shard_stops_training_with_one_line_naming_it(packed: Path, tmp_path: Path) -> None:
@@ -294,9 +309,8 @@ def test_device_decode_gives_the_loaders_pixels_and_is_inert_on_a_cpu(tmp_path: 
     pre = Preprocess(48, 3, (0.5,) * 3, (0.5,) * 3)
     ((images, labels),) = ShardDataset(manifest, "train", pre, batch_size=16)
     ((encoded, same),) = ShardDataset(manifest, "train", pre, batch_size=16, encoded=True)
-    assert (
-        isinstance(encoded, list) and all(isinstance(e, bytes) for e in encoded) and torch.equal(labels, same)
-    )
+    assert all(isinstance(e, bytes) for e in encoded) and len(encoded) == 9 and torch.equal(labels, same)
+    assert move_data_to_device((encoded, same), "cpu")[0] is encoded  # Lightning's transfer leaves it be
     assert torch.equal(decode_images(encoded, pre, [], "cpu"), images)  # JPEGs batched, PNG and EXIF not
 
     data = StreamingDataModule(

@@ -79,7 +79,8 @@ def disk_cache_path(
 ) -> Path:
     """The disk cache folder for these files at this size: its name changes when any file changes."""
     digest = cache_path(cache_dir, split, samples, preprocess).stem.rsplit("-", 1)[1]
-    return cache_dir / f"{split}-{preprocess.image_size}px-{disk_side(preprocess)}side-{digest}"
+    size, side, channels = preprocess.image_size, disk_side(preprocess), preprocess.channels
+    return cache_dir / f"{split}-{size}px-{channels}ch-{side}side-{digest}"
 
 
 def disk_side(preprocess: Preprocess) -> int:

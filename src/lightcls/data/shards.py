@@ -16,7 +16,7 @@ import shutil
 import tarfile
 import tempfile
 import zlib
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -28,7 +28,7 @@ from torch.utils.data import DataLoader, Dataset, IterableDataset, get_worker_in
 
 from lightcls.data.augment import crops_first
 from lightcls.data.check import checked_layout
-from lightcls.data.decode import ImageReadMode, decode_bytes, decode_jpeg
+from lightcls.data.decode import ImageReadMode, decode_bytes, decode_jpeg, to_mode
 from lightcls.data.preprocess import Preprocess
 from lightcls.errors import LightclsError
 
@@ -53,21 +53,28 @@ def join(root: str, name: str) -> str:
 
 
 def _open(url: str) -> Any:
-    """A binary file for reading: a local file, or fsspec's file for a URL (ranged reads)."""
+    """A binary file for reading: a local file, or fsspec's file for a URL."""
     if not is_url(url):
         return open(url, "rb")
+    fs, path = _url_fs(url)
+    return fs.open(path, "rb")
+
+
+def _url_fs(url: str) -> tuple[Any, str]:
+    """fsspec's file system and path for `url`; a missing file-system package is one line."""
     import fsspec
 
-    return fsspec.open(url, "rb").open()
+    try:
+        return fsspec.core.url_to_fs(url)
+    except (ImportError, ValueError) as err:
+        raise LightclsError(f"{url}: {err}") from None
 
 
 def has_manifest(root: str | Path) -> bool:
     """True when `root` holds packed shards."""
     if not is_url(root):
         return (Path(root).expanduser() / MANIFEST).is_file()
-    import fsspec
-
-    fs, path = fsspec.core.url_to_fs(join(str(root), MANIFEST))
+    fs, path = _url_fs(join(str(root), MANIFEST))
     return fs.exists(path)
 
 
@@ -121,9 +128,7 @@ class Manifest:
 def _size(url: str) -> int:
     if not is_url(url):
         return os.path.getsize(url)
-    import fsspec
-
-    fs, path = fsspec.core.url_to_fs(url)
+    fs, path = _url_fs(url)
     return int(fs.size(path))
 
 
@@ -144,13 +149,27 @@ class ShardReader:
         if self._pid != os.getpid():  # a forked worker: files opened before the fork share their offsets
             self._files, self._pid = {}, os.getpid()
         if shard not in self._files:
+            if len(self._files) >= 16:  # a few open at once: a worker may visit every shard of a big set
+                oldest = next(iter(self._files))
+                old = self._files.pop(oldest)
+                if not isinstance(old, tuple):
+                    old.close()
             try:
-                self._files[shard] = _open(url)
+                self._files[shard] = _url_fs(url) if is_url(url) else _open(url)
             except FileNotFoundError:
                 raise LightclsError(f"{url}: shard missing (listed in {MANIFEST})") from None
+            except OSError as err:
+                raise LightclsError(f"{url}: cannot open ({err})") from None
         f = self._files[shard]
-        f.seek(offset)
-        data = f.read(size)
+        try:
+            if isinstance(f, tuple):  # a URL: one ranged request (a file object's readahead would fetch MBs)
+                fs, path = f
+                data = fs.cat_file(path, start=offset, end=offset + size)
+            else:
+                f.seek(offset)
+                data = f.read(size)
+        except OSError as err:
+            raise LightclsError(f"{url}: cannot read ({err})") from None
         if len(data) != size:
             raise LightclsError(
                 f"{url}: truncated at byte {offset + len(data):,} (the image at {offset:,} "
@@ -220,7 +239,7 @@ class ShardDataset(IterableDataset):
         order = self.order(epoch)
         if self.world_size > 1:
             per_rank = -(-len(order) // self.world_size)
-            order = np.concatenate([order, order[: per_rank * self.world_size - len(order)]])
+            order = np.resize(order, per_rank * self.world_size)  # repeats from the start, as often as needed
             order = order[self.rank * per_rank : (self.rank + 1) * per_rank]
         stop = len(order) - len(order) % self.batch_size if self.drop_last else len(order)
         return [order[i : i + self.batch_size] for i in range(0, stop, self.batch_size)]
@@ -236,11 +255,11 @@ class ShardDataset(IterableDataset):
         for b in range(self.skip + worker, len(batches), workers):
             yield self.load(batches[b])
 
-    def load(self, indices: np.ndarray) -> tuple[torch.Tensor | list[bytes], torch.Tensor]:
+    def load(self, indices: np.ndarray) -> tuple[torch.Tensor | EncodedImages, torch.Tensor]:
         """Decode, resize and augment the images of `indices` into one batch (or, `encoded`, their bytes)."""
         labels = torch.as_tensor(self.rows[indices, LABEL])
         if self.encoded:
-            return [self.reader.read(self.rows[int(i)])[0] for i in indices], labels
+            return EncodedImages(self.reader.read(self.rows[int(i)])[0] for i in indices), labels
         steps = self.steps
         if self.crop_first:  # each whole picture to the crop, with no resize before it
             images = [steps[0](decode_row(self.reader, self.rows[int(i)], self.preprocess)) for i in indices]
@@ -332,6 +351,23 @@ class ShardImageDataset(Dataset):
         return (self.transform(image) if self.transform else image), int(self.rows[index, LABEL])
 
 
+class EncodedImages:
+    """A batch's encoded images (bytes). Not a Sequence on purpose: Lightning's transfer to the device
+    leaves it as it is, where a list of bytes would be rebuilt byte by byte (4 s a batch of 64 photos)."""
+
+    def __init__(self, items: Iterable[bytes]) -> None:
+        self.items = list(items)
+
+    def __len__(self) -> int:
+        return len(self.items)
+
+    def __iter__(self) -> Iterator[bytes]:
+        return iter(self.items)
+
+    def __getitem__(self, index: int) -> bytes:
+        return self.items[index]
+
+
 class ShardLoader(DataLoader):
     """A DataLoader of a ShardDataset that Lightning can checkpoint mid-epoch and resume from.
 
@@ -409,7 +445,7 @@ class _Encoded(Dataset):
             if jpeg:
                 img.draft(None, tuple(2 * self.short_side * s // min(img.size) for s in img.size))
             img = ImageOps.exif_transpose(img)
-            img = img.convert("L" if img.mode in _GREY_MODES else "RGB")
+            img = to_mode(img, "L" if img.mode in _GREY_MODES else "RGB")
             scale = self.short_side / min(img.size)
             img = img.resize(
                 (round(img.width * scale), round(img.height * scale)),
@@ -522,20 +558,19 @@ def write_shards(
     if seed is not None:
         random.Random(f"{seed}-{split}").shuffle(order)
     encoded = DataLoader(_Encoded(order, short_side), batch_size=None, num_workers=workers)
-    keys: list[tuple[str, int, int]] = []  # (member name, label, crc32) in write order
+    keys: dict[str, list[tuple[str, int, int]]] = {}  # shard -> (member, label, crc32), in write order
     with wds.ShardWriter(str(stage / f"{split}-%06d.tar"), maxcount=shard_size, verbose=0) as writer:
         for i, (ext, data, label) in enumerate(encoded):
             key = f"{split}{i:08d}"
             writer.write({"__key__": key, ext: data, "cls": int(label)})
-            keys.append((f"{key}.{ext}", int(label), zlib.crc32(data)))
-    names = sorted(p.name for p in stage.glob(f"{split}-*.tar"))
-    shards, rows, k = [], [], 0
-    for s, name in enumerate(names):
+            written = (f"{key}.{ext}", int(label), zlib.crc32(data))
+            keys.setdefault(Path(writer.fname).name, []).append(written)
+    shards, rows = [], []
+    for s, (name, written) in enumerate(keys.items()):  # a shard also closes at WebDataset's size limit
         with tarfile.open(stage / name) as tar:
             members = {m.name: m for m in tar.getmembers()}
-        for member_name, label, crc in keys[k : k + shard_size]:
+        for member_name, label, crc in written:
             member = members[member_name]
             rows.append([s, member.offset_data, member.size, label, crc])
-        k += shard_size
         shards.append({"name": name, "bytes": (stage / name).stat().st_size})
     return shards, rows

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import warnings
+from collections.abc import Sequence
 from functools import cached_property
 from pathlib import Path
 from typing import Any
@@ -79,7 +80,7 @@ class StreamingDataModule(SplitFolderDataModule):
             self.device_steps = []  # decode_on_device runs every augment step
             log.info("decoding training JPEGs on %s", trainer.strategy.root_device)
 
-    def decode_on_device(self, encoded: list[bytes], device: torch.device) -> torch.Tensor:
+    def decode_on_device(self, encoded: Sequence[bytes], device: torch.device) -> torch.Tensor:
         """A training batch's images, decoded, resized and augmented on `device` (the module calls it)."""
         return decode_images(encoded, self.preprocess, self.augment, device)
 
@@ -121,8 +122,10 @@ class StreamingDataModule(SplitFolderDataModule):
         )
 
     def _epoch(self) -> int:
+        """The epoch a new pass of the loader is for: Lightning's count of epochs done (on a resume from
+        an end-of-epoch checkpoint the iterator is made before `current_epoch` moves on)."""
         trainer = getattr(self, "trainer", None)
-        return trainer.current_epoch if trainer is not None else 0
+        return trainer.fit_loop.epoch_progress.current.processed if trainer is not None else 0
 
     def _cached_splits(self) -> list[str]:
         return []

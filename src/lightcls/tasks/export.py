@@ -13,6 +13,7 @@ from rich.console import Console
 from lightcls.ckpt import data_provenance, read_checkpoint
 from lightcls.config.checks import check_kinds
 from lightcls.data.layout import read_layout
+from lightcls.data.shards import Manifest, has_manifest
 from lightcls.errors import LightclsError
 from lightcls.inference import CheckpointPredictor, collect_inputs, load_predictor
 from lightcls.inference.export import FORMATS, export_model
@@ -108,6 +109,8 @@ def _parity_files(cfg: DictConfig) -> list[Path]:
         files, _ = collect_inputs(Path(str(cfg.parity_input)).expanduser())
         return files[:n]
     data = data_provenance(read_checkpoint(str(cfg.ckpt_path))) or {}
+    if data and has_manifest(data["root"]):  # trained from shards: the folder they were packed from
+        data = {**data, "root": Manifest.read(str(data["root"])).source}
     if not data or not Path(data["root"]).is_dir():
         return []
     layout = read_layout(data["root"], data.get("val_fraction", 0.15), data.get("split_seed", 0))

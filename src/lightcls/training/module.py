@@ -124,7 +124,7 @@ class ClassificationModule(L.LightningModule):
         images, *rest = batch if isinstance(batch, (tuple, list)) else (batch,)
         training = self._trainer is not None and self.trainer.training
         datamodule = self.trainer.datamodule if training else None
-        if isinstance(images, list) and hasattr(datamodule, "decode_on_device"):  # data.device_decode
+        if not isinstance(images, torch.Tensor) and hasattr(datamodule, "decode_on_device"):  # device_decode
             images = datamodule.decode_on_device(images, rest[0].device)
         if getattr(datamodule, "device_steps", None):
             images = datamodule.augment_on_device(images)
