@@ -264,6 +264,7 @@ def test_pack_on_the_command_line(make_split_folder, tmp_path: Path, capsys) -> 
         f"wrote {tmp_path / 'shards'}: train 12 images in 3 shards, val 6 images in 2 shards, "
         f"test 6 images in 2 shards; train with data=streaming data.root={tmp_path / 'shards'}"
     )
+    assert one_line_error(pack, src, "s3x://bucket/set") == "s3x://bucket/set: Protocol not known: s3x"
     refused = one_line_error(pack, src, str(src))
     assert refused == f"DST={src}: exists and is not a shard folder; choose a new or empty folder"
 

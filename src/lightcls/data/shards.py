@@ -478,6 +478,7 @@ def pack(
         raise LightclsError(f"shard_size must be >= 1 and short_side >= 0, got {shard_size} and {short_side}")
     layout = checked_layout(Path(src).expanduser(), val_fraction, split_seed, "fail", {})
     url = is_url(dst)
+    remote = _url_fs(dst) if url else None  # an unknown protocol or a missing package: one line, at once
     stage = Path(tempfile.mkdtemp(prefix="lightcls-pack-")) if url else Path(dst).expanduser()
     if not url:
         _refuse_foreign(stage)
@@ -491,10 +492,8 @@ def pack(
                     stage, split, layout.splits[split], shard_size, short_side, seed, workers
                 )
         write_manifest(stage, layout.classes, str(layout.root), short_side, shards, samples)
-        if url:
-            import fsspec
-
-            fs, path = fsspec.core.url_to_fs(dst)
+        if remote is not None:
+            fs, path = remote
             fs.makedirs(path, exist_ok=True)
             for file in sorted(stage.iterdir()):
                 fs.put_file(str(file), f"{path.rstrip('/')}/{file.name}")

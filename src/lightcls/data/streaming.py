@@ -90,7 +90,7 @@ class StreamingDataModule(SplitFolderDataModule):
             self.manifest.check_sizes(split)
 
     def setup_split(self, split: str) -> None:
-        """`split`'s dataset: this rank's share of the split's shards (sizes checked first)."""
+        """`split`'s dataset: this rank's share of the split's shards."""
         if split in self.datasets:
             return
         trainer = getattr(self, "trainer", None)
