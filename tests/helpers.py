@@ -20,17 +20,31 @@ REPO = Path(__file__).resolve().parents[1]
 SRC = REPO / "src"
 #: the debug/ option the tests' short runs use: one epoch of 3 train and 2 val batches
 TINY = "debug=limit"
+#: the tasks whose runs end with report.html (on by default)
+REPORTING = ("train", "search", "eval", "evaluate")
 
 
-def compose_task(name: str, overrides: list[str], run_dir: Path | None = None) -> DictConfig:
-    """The `name` config as its command composes it, writing into `run_dir`."""
+def no_report(overrides: list[str]) -> list[str]:
+    """`overrides` with the end-of-run report.html off, unless they say: each test run would pay for it
+    (a second or two), and tests/tasks/test_report.py and the default-run tests check it."""
+    given = any(o.lstrip("+~").startswith("report=") for o in overrides)
+    return list(overrides) if given else [*overrides, "report=false"]
+
+
+def compose_task(
+    name: str, overrides: list[str], run_dir: Path | None = None, report: bool = False
+) -> DictConfig:
+    """The `name` config as its command composes it, writing into `run_dir` (report.html off unless
+    `report` or the overrides say)."""
     extra = [f"paths.output_dir={quoted(run_dir)}"] if run_dir is not None else []
+    if name in REPORTING and not report:
+        overrides = no_report(overrides)
     return compose(name, [*overrides, *extra])
 
 
-def compose_train(overrides: list[str], run_dir: Path | None = None) -> DictConfig:
+def compose_train(overrides: list[str], run_dir: Path | None = None, report: bool = False) -> DictConfig:
     """The train config as `python train.py OVERRIDES` composes it, writing into `run_dir`."""
-    return compose_task("train", overrides, run_dir)
+    return compose_task("train", overrides, run_dir, report)
 
 
 def _env() -> dict[str, str]:
@@ -43,10 +57,12 @@ def _env() -> dict[str, str]:
     }
 
 
-def run_cli(args: list[str], cwd: Path, timeout: float = 300) -> subprocess.CompletedProcess:
-    """`python train.py ARGS` (the repo's real entry point) in `cwd`."""
+def run_cli(
+    args: list[str], cwd: Path, timeout: float = 300, report: bool = False
+) -> subprocess.CompletedProcess:
+    """`python train.py ARGS` (the repo's real entry point) in `cwd` (report.html off unless `report`)."""
     return subprocess.run(
-        [sys.executable, str(REPO / "train.py"), *args],
+        [sys.executable, str(REPO / "train.py"), *(args if report else no_report(args))],
         cwd=cwd,
         env=_env(),
         capture_output=True,
@@ -58,9 +74,10 @@ def run_cli(args: list[str], cwd: Path, timeout: float = 300) -> subprocess.Comp
 def start_cli(
     args: list[str], cwd: Path, env: dict[str, str] | None = None, launcher: list[str] = ()
 ) -> subprocess.Popen:
-    """`python [launcher] train.py ARGS` started in the background with `env` added (`.communicate()`)."""
+    """`python [launcher] train.py ARGS` started in the background with `env` added (`.communicate()`),
+    report.html off."""
     return subprocess.Popen(
-        [sys.executable, *launcher, str(REPO / "train.py"), *args],
+        [sys.executable, *launcher, str(REPO / "train.py"), *no_report(args)],
         cwd=cwd,
         env={**_env(), **(env or {})},
         stdout=subprocess.PIPE,
@@ -98,6 +115,8 @@ def start_entry(entry: str, args: list[str], cwd: Path) -> subprocess.Popen:
 def _entry_command(entry: str, args: list[str], cwd: Path) -> list[str]:
     if not any(a.startswith("paths.outputs_root=") for a in args):
         args = [*args, f"paths.outputs_root={cwd / 'outputs'}"]
+    if entry in REPORTING:
+        args = no_report(args)
     return [sys.executable, "-c", f"from lightcls.cli.main import {entry}; {entry}()", *args]
 
 

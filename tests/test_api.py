@@ -24,7 +24,7 @@ def test_train_save_reload_predict(digits_root: Path, tmp_path: Path, capsys: py
         outputs=tmp_path / "outputs",
     )
     (run_dir,) = (tmp_path / "outputs" / "train" / "runs").iterdir()
-    assert model.run_dir == run_dir
+    assert model.run_dir == run_dir and (run_dir / "report.html").is_file()  # written at the end
     assert json.loads((run_dir / "metrics.json").read_text()) == metrics
     assert metrics["model"] == "lenet" and metrics["epochs"] == 2 and metrics["best_val_top1"] > 0.5
     config = (run_dir / ".hydra" / "config.yaml").read_text()
@@ -61,7 +61,9 @@ def test_train_save_reload_predict(digits_root: Path, tmp_path: Path, capsys: py
 
 
 def test_train_without_validation_keeps_last_only(digits_root: Path, tmp_path: Path) -> None:
-    metrics = Classifier("lenet").train(data=digits_root, epochs=1, validate=False, outputs=tmp_path)
+    metrics = Classifier("lenet").train(
+        data=digits_root, epochs=1, validate=False, outputs=tmp_path, overrides=["report=false"]
+    )
     assert metrics["best_val_top1"] is None and metrics["best_ckpt"] is None
     assert metrics["last_ckpt"] == "checkpoints/last.ckpt"
     assert metrics["test_top1"] is not None

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import csv
 import json
 import os
 import re
@@ -80,15 +81,28 @@ def test_a_default_run_is_quiet_and_logs_one_line_per_epoch(digits_root: Path, t
     result = run_cli(
         [f"data.root={digits_root}", "trainer=cpu", "trainer.max_epochs=2", f"paths.outputs_root={tmp_path}"],
         tmp_path,
+        report=True,  # as a user runs it: report.html at the end
     )
     assert result.returncode == 0, result.stderr[-2000:]
     console = result.stdout + result.stderr
     for noise in ("Warning", "warn(", "Tip", "GPU available", "Total FLOPs", "Restoring states"):
         assert noise not in console, noise
+    logged = [x for x in console.splitlines() if x.startswith("[20")]
+    assert all("][lightcls." in x for x in logged), logged  # no other library's INFO lines
     (run_dir,) = (tmp_path / "train" / "runs").iterdir()
     lines = [x for x in (run_dir / "train.log").read_text().splitlines() if "[Epoch " in x]
     assert len(lines) == 2 and all("| val loss" in x for x in lines)
     assert [x.split("[Epoch ")[1].split("]")[0] for x in lines] == ["1/2", "2/2"]
+    assert result.stdout.rstrip().endswith(f"-> {run_dir / 'report.html'}")
+    metrics = json.loads((run_dir / "metrics.json").read_text())
+    evaluation = json.loads((run_dir / "eval" / "eval.json").read_text())  # the best checkpoint's test
+    assert evaluation["ckpt"] == str(run_dir / metrics["best_ckpt"]) and evaluation["num_images"] == 270
+    assert evaluation["top1"] == pytest.approx(metrics["test_top1"], abs=1e-6)
+    with (run_dir / "eval" / "predictions.csv").open() as f:
+        wrong = sum(row["correct"] == "0" for row in csv.DictReader(f))
+    assert wrong == round(270 * (1 - metrics["test_top1"]))
+    page = (run_dir / "report.html").read_text()
+    assert "Per class (test split, 270 images)" in page and 'alt="loss"' in page
 
 
 @pytest.mark.slow

@@ -322,8 +322,11 @@ def test_leakage_warns_at_training_start(make_split_folder, tmp_path: Path, capl
             shutil.copy(
                 root / "training_set" / name / f"{name}0{i}.png", root / split / name / f"{name}0{i}.png"
             )
-    with caplog.at_level(logging.WARNING):
-        train(compose_train([*SMALL, f"data.root={root}", "trainer.max_epochs=1"], tmp_path / "run"))
+    run, args = tmp_path / "run", [*SMALL, f"data.root={root}", "trainer.max_epochs=1"]
+    with caplog.at_level(logging.WARNING):  # report.html on: its eval/ is the run's own test, no check again
+        metrics = train(compose_train(args, run, report=True))
+    assert (run / "report.html").is_file()
+    assert json.loads((run / "eval" / "eval.json").read_text())["top1"] == metrics["test_top1"]
     leaks = [r.getMessage() for r in caplog.records if r.getMessage().startswith("leakage:")]
     assert leaks[0] == (
         f"leakage: the same image is in train and val: {root / 'training_set/paper/paper00.png'} (train), "

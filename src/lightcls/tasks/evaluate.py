@@ -72,8 +72,28 @@ def evaluate(cfg: DictConfig) -> dict[str, Any]:
             probs, target = _predict_exported(predictor, datamodule, cfg.split)
         else:
             probs, target = _predict_split(module, datamodule, cfg)
-    samples = datamodule.layout.splits[cfg.split]
+    report = write_evaluation(cfg, ckpt, model_name, datamodule, probs, target)
+    out_dir = Path(cfg.paths.output_dir).resolve()
+    print_report(report, out_dir)
+    if cfg.report:
+        from lightcls.tasks.report import build_report
 
+        Console().print(f"-> {build_report(out_dir)}", soft_wrap=True)
+    return report
+
+
+def write_evaluation(
+    cfg: DictConfig,
+    ckpt: Path,
+    model_name: str,
+    datamodule: SplitFolderDataModule,
+    probs: torch.Tensor,
+    target: torch.Tensor,
+) -> dict[str, Any]:
+    """The report of `cfg.split`'s predictions (`probs`, in the split's order) and the files eval writes
+    (eval.json, confusion matrix, gallery, predictions.csv, ...) in `cfg.paths.output_dir`; returns it."""
+    samples = datamodule.layout.splits[cfg.split]
+    classes = datamodule.classes
     report = {
         "ckpt": str(ckpt.resolve()),
         "model": model_name,
@@ -97,11 +117,6 @@ def evaluate(cfg: DictConfig) -> dict[str, Any]:
         _write_scores(samples, probs, classes, root, out_dir / "scores.csv")
     if cfg.show_dir:
         _show(samples, probs, classes, Path(str(cfg.show_dir)).expanduser())
-    print_report(report, out_dir)
-    if cfg.report:
-        from lightcls.tasks.report import build_report
-
-        Console().print(f"-> {build_report(out_dir)}", soft_wrap=True)
     return report
 
 

@@ -62,7 +62,7 @@ def _evaluated(run: Path, metrics: dict[str, Any]) -> Path | None:
         return None
     from lightcls.tasks.evaluate import evaluate
 
-    overrides = [f"ckpt_path={quote(run / ckpt)}", f"paths.output_dir={quote(eval_dir)}"]
+    overrides = [f"ckpt_path={quote(run / ckpt)}", f"paths.output_dir={quote(eval_dir)}", "report=false"]
     evaluate(compose("eval", overrides))
     return eval_dir
 
@@ -131,7 +131,12 @@ def _curves(board: Path) -> dict[str, str]:
     curves = {}
     for events_dir in sorted({p.parent for p in board.rglob("events.out.tfevents.*")}):
         accumulator = EventAccumulator(str(events_dir))
-        accumulator.Reload()
+        chatty = logging.getLogger("tensorboard")  # an INFO line per event file read
+        level, chatty.level = chatty.level, logging.WARNING
+        try:
+            accumulator.Reload()
+        finally:
+            chatty.setLevel(level)
         tags = accumulator.Tags()["scalars"]
         for name, prefixes in CURVES.items():
             chosen = [

@@ -84,6 +84,8 @@ def search(cfg: DictConfig, overrides: Sequence[str] | None = None) -> dict[str,
     counts = {s.name.lower(): sum(t.state == s for t in study.trials) for s in TrialState}
     print_summary(rows, f"lightcls search: {len(rows)} trials of study {study.study_name!r}, best first")
     log.info("best trial: %s", best)
+    if best and best.get("run_dir"):
+        log.info("the best trial's report.html: lightcls-report %s", best["run_dir"])
     return {"best": best, "trials": rows, "counts": {k: v for k, v in counts.items() if v}}
 
 
@@ -93,7 +95,7 @@ def _trial(trial: Any, spec: DictConfig, base: list[str], study_dir: Path) -> fl
 
     sampled = {key: _suggest(trial, key, entry) for key, entry in _space(spec.space).items()}
     overrides = [*base, *(f"{key}={value}" for key, value in sampled.items())]
-    cfg = compose("train", overrides)
+    cfg = compose("train", [*overrides, "report=false"])  # many runs: lightcls-report writes the best's
     run_dir = study_dir / f"trial_{trial.number:03d}"
     trial.set_user_attr("run_dir", str(run_dir))
     trial.set_user_attr("worker", f"{socket.gethostname()}:{os.getpid()}")

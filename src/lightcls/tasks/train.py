@@ -25,9 +25,9 @@ from rich.table import Table
 
 from lightcls.ckpt import best_of_sweep, check_resume
 from lightcls.ckpt.io import AtomicCheckpointIO
-from lightcls.config import STARTED_AT
+from lightcls.config import STARTED_AT, compose, quote
 from lightcls.config.checks import check_devices, check_kinds, check_max_epochs, trainer_devices
-from lightcls.data import SplitFolderDataModule
+from lightcls.data import SplitFolderDataModule, StreamingDataModule
 from lightcls.errors import Interrupted, LightclsError
 from lightcls.models import load_pretrained
 from lightcls.training import ClassificationModule
@@ -181,6 +181,8 @@ def _train(cfg: DictConfig, extra: list[Callback]) -> dict[str, Any]:
     test = {}
     test_start = time.perf_counter()
     if datamodule.has_test:
+        # the report's eval/ comes from this test's predictions; shards name no image files to show
+        module.keep_test_outputs = bool(cfg.get("report")) and not isinstance(datamodule, StreamingDataModule)
         results = _tester(trainer, cfg).test(
             module, datamodule=datamodule, ckpt_path=best or None, verbose=False, weights_only=True
         )
@@ -215,10 +217,28 @@ def _train(cfg: DictConfig, extra: list[Callback]) -> dict[str, Any]:
     _log_hparams(trainer.loggers, cfg, metrics)
     print_summary(metrics, run_dir)
     if cfg.get("report"):
-        from lightcls.tasks.report import build_report
-
-        Console().print(f"-> {build_report(run_dir)}", soft_wrap=True)
+        Console().print(f"-> {write_run_report(run_dir, metrics, module, datamodule)}", soft_wrap=True)
     return metrics
+
+
+def write_run_report(
+    run_dir: Path, metrics: dict[str, Any], module: ClassificationModule, datamodule: SplitFolderDataModule
+) -> Path:
+    """report.html at the end of training; its eval/ (as `lightcls-eval` writes it) comes from the run's own
+    test of the best (else last) checkpoint, so the test split is not predicted twice."""
+    from lightcls.tasks.evaluate import write_evaluation
+    from lightcls.tasks.report import build_report
+
+    ckpt = metrics["best_ckpt"] or metrics["last_ckpt"]
+    tested = sum(len(labels) for _, labels in module.test_outputs)
+    if ckpt and module.keep_test_outputs and tested == len(datamodule.layout.splits["test"]):
+        overrides = [f"ckpt_path={quote(run_dir / ckpt)}", f"paths.output_dir={quote(run_dir / 'eval')}"]
+        cfg = compose("eval", [*overrides, "split=test", "report=false"])
+        probs = torch.cat([p for p, _ in module.test_outputs])
+        target = torch.cat([t for _, t in module.test_outputs])
+        write_evaluation(cfg, run_dir / ckpt, metrics["model"], datamodule, probs, target)
+    module.test_outputs = []
+    return build_report(run_dir)
 
 
 def find_lr(trainer: L.Trainer, module: ClassificationModule, datamodule: SplitFolderDataModule) -> float:
