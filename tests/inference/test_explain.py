@@ -37,7 +37,7 @@ def two_class_set(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 @pytest.mark.parametrize("name", MODELS)
 def test_every_backbone_after_one_tiny_epoch_gets_a_map_of_the_input_size(
-    name: str, two_class_set: Path
+    name: str, two_class_set: Path, tmp_path: Path
 ) -> None:
     L.seed_everything(0, verbose=False)
     datamodule = SplitFolderDataModule(
@@ -56,6 +56,7 @@ def test_every_backbone_after_one_tiny_epoch_gets_a_map_of_the_input_size(
         enable_checkpointing=False,
         enable_progress_bar=False,
         enable_model_summary=False,
+        default_root_dir=tmp_path,  # where its metrics.csv goes
     )
     trainer.fit(module, datamodule=datamodule)  # the images resized from 48 to 64 as the contract says
     assert trainer.global_step == 4  # one epoch: 16 images in batches of 4
