@@ -41,3 +41,30 @@ def test_explain_mistakes_are_one_line(trained_run: Path, digits_root: Path, tmp
     )
     cfg = compose_task("explain", [ckpt, image, "layer=features.9"], tmp_path)
     assert one_line_error(explain_images, cfg).startswith("layer=features.9: no such layer in this model")
+
+
+def test_what_is_not_an_image_or_not_our_checkpoint_is_one_line(
+    trained_run: Path, digits_root: Path, tmp_path: Path
+) -> None:
+    import torch
+
+    ckpt = f"ckpt_path={quoted(trained_run / 'checkpoints' / 'last.ckpt')}"
+    folder = tmp_path / "photos"
+    folder.mkdir()
+    (folder / "fake.jpg").write_text("not an image")
+    cfg = compose_task("explain", [ckpt, f"input={folder / 'fake.jpg'}"], tmp_path / "one")
+    assert one_line_error(explain_images, cfg) == (
+        f"input={folder / 'fake.jpg'}: none of its 1 image file(s) could be read "
+        f"({folder / 'fake.jpg'}: cannot decode image)"
+    )
+    digit = next((digits_root / "test_set" / "one").iterdir())
+    (folder / digit.name).write_bytes(
+        digit.read_bytes()
+    )  # a folder with one good image: that one is explained
+    summary = explain_images(compose_task("explain", [ckpt, f"input={folder}"], tmp_path / "some"))
+    assert [Path(r["file"]).name for r in summary["results"]] == [digit.name]
+    assert summary["skipped"] == [{"file": str(folder / "fake.jpg"), "reason": "cannot decode image"}]
+    other = tmp_path / "other.pth"  # a state dict saved by a plain PyTorch loop
+    torch.save({"state_dict": {"fc.weight": torch.zeros(2, 2)}}, other)
+    cfg = compose_task("explain", [f"ckpt_path={quoted(other)}", f"input={digit}"], tmp_path / "other")
+    assert one_line_error(explain_images, cfg).startswith(f"ckpt_path={other}: not a lightcls checkpoint")

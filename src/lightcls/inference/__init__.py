@@ -1,6 +1,6 @@
 """Inference: predictors for a checkpoint, an ONNX or a TorchScript model; inputs; export."""
 
-from lightcls.inference.inputs import collect_inputs, predict_files
+from lightcls.inference.inputs import check_some_read, collect_inputs, decode_files, predict_files
 from lightcls.inference.predictor import (
     CheckpointPredictor,
     ImageInput,
@@ -18,8 +18,10 @@ __all__ = [
     "OnnxPredictor",
     "Predictor",
     "TorchScriptPredictor",
+    "check_some_read",
     "collect_inputs",
     "contract",
+    "decode_files",
     "load_predictor",
     "predict_files",
     "results_from_probs",

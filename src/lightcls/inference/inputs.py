@@ -6,6 +6,8 @@ import logging
 from pathlib import Path
 from typing import Any
 
+import torch
+
 from lightcls.data.layout import IMAGE_SUFFIXES
 from lightcls.errors import LightclsError
 from lightcls.inference.predictor import Predictor, results_from_probs
@@ -48,20 +50,39 @@ def collect_inputs(path: Path) -> tuple[list[Path], list[dict[str, str]]]:
     return files, skipped
 
 
+def decode_files(
+    predictor: Predictor, files: list[Path], skipped: list[dict[str, str]]
+) -> tuple[list[torch.Tensor], list[Path]]:
+    """The files that decode, as the predictor's image tensors, with their paths; each one that does not
+    is warned about and added to `skipped`, not fatal."""
+    images, names = [], []
+    for file in files:
+        try:
+            images.append(predictor.to_tensor(file))
+            names.append(file)
+        except LightclsError as err:
+            log.warning("skipped: %s", err)
+            skipped.append({"file": str(file), "reason": "cannot decode image"})
+    return images, names
+
+
+def check_some_read(given: Any, files: list[Path], read: int, skipped: list[dict[str, str]]) -> None:
+    """One line when none of `files` could be decoded, naming the first failure."""
+    if read:
+        return
+    unreadable = [s for s in skipped if s["reason"] == "cannot decode image"]
+    first = f"{unreadable[0]['file']}: {unreadable[0]['reason']}" if unreadable else "nothing read"
+    raise LightclsError(f"input={given}: none of its {len(files)} image file(s) could be read ({first})")
+
+
 def predict_files(
     predictor: Predictor, files: list[Path], batch_size: int, topk: int
 ) -> tuple[list[dict[str, Any]], list[dict[str, str]]]:
     """Results for the files that decode, in batches; the ones that do not are reported, not fatal."""
-    results, skipped = [], []
+    results: list[dict[str, Any]] = []
+    skipped: list[dict[str, str]] = []
     for start in range(0, len(files), batch_size):
-        images, names = [], []
-        for file in files[start : start + batch_size]:
-            try:
-                images.append(predictor.to_tensor(file))
-                names.append(file)
-            except LightclsError as err:
-                log.warning("skipped: %s", err)
-                skipped.append({"file": str(file), "reason": "cannot decode image"})
+        images, names = decode_files(predictor, files[start : start + batch_size], skipped)
         if images:
             probs = predictor.probabilities(images)
             for file, result in zip(names, results_from_probs(probs, predictor.classes, topk), strict=True):

@@ -13,7 +13,7 @@ from rich.console import Console
 
 from lightcls.ckpt import best_of_sweep
 from lightcls.errors import LightclsError
-from lightcls.inference import CheckpointPredictor, collect_inputs
+from lightcls.inference import CheckpointPredictor, check_some_read, collect_inputs, decode_files
 from lightcls.inference.explain import Explanation, explain
 
 log = logging.getLogger(__name__)
@@ -29,9 +29,12 @@ def explain_images(cfg: DictConfig) -> dict[str, Any]:
     predictor = CheckpointPredictor(ckpt, device=str(cfg.device))
     out_dir = Path(str(cfg.save_dir or cfg.paths.output_dir)).expanduser().resolve()
     results, layer = [], None
+    read = 0
     for start in range(0, len(files), int(cfg.batch_size)):
-        chunk = files[start : start + int(cfg.batch_size)]
-        images = [predictor.to_tensor(file) for file in chunk]
+        images, chunk = decode_files(predictor, files[start : start + int(cfg.batch_size)], skipped)
+        read += len(images)
+        if not images:
+            continue
         layer, explanations = explain(
             predictor.module, images, str(cfg.method), str(cfg.target), cfg.layer, int(cfg.topk)
         )
@@ -48,6 +51,7 @@ def explain_images(cfg: DictConfig) -> dict[str, Any]:
                     "flat": item.flat,
                 }
             )
+    check_some_read(cfg.input, files, read, skipped)
     flat = sum(r["flat"] for r in results)
     if flat:
         log.warning(
@@ -70,6 +74,8 @@ def explain_images(cfg: DictConfig) -> dict[str, Any]:
     Console().print(
         f"{cfg.method} of layer {layer} for {len(results)} images -> {out_dir / 'cam'}", soft_wrap=True
     )
+    for item in skipped:
+        Console().print(f"skipped {item['file']}: {item['reason']}", soft_wrap=True)
     return summary
 
 

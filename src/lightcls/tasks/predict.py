@@ -14,8 +14,7 @@ from PIL import Image, ImageDraw, ImageFont, ImageOps
 from rich.console import Console
 from rich.table import Table
 
-from lightcls.errors import LightclsError
-from lightcls.inference import collect_inputs, load_predictor, predict_files
+from lightcls.inference import check_some_read, collect_inputs, load_predictor, predict_files
 
 log = logging.getLogger(__name__)
 
@@ -26,11 +25,7 @@ def predict(cfg: DictConfig) -> dict[str, Any]:
     predictor = load_predictor(str(cfg.ckpt_path), device=str(cfg.device), provider=cfg.provider)
     results, unreadable = predict_files(predictor, files, int(cfg.batch_size), int(cfg.topk))
     skipped += unreadable
-    if not results:
-        first = f"{unreadable[0]['file']}: {unreadable[0]['reason']}" if unreadable else "nothing read"
-        raise LightclsError(
-            f"input={cfg.input}: none of its {len(files)} image file(s) could be read ({first})"
-        )
+    check_some_read(cfg.input, files, len(results), unreadable)
 
     out_dir = Path(str(cfg.save_dir or cfg.paths.output_dir)).expanduser().resolve()
     out_dir.mkdir(parents=True, exist_ok=True)
