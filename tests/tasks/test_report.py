@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import json
 import shutil
 from pathlib import Path
 
 import pytest
 
+from helpers import compose_train
 from lightcls.tasks.report import build_report
 
 CHROMIUM, CHROMEDRIVER = (
@@ -60,3 +62,18 @@ def test_a_training_runs_report_renders_with_every_image_and_no_request_out(
     browser.set_window_size(1200, min(height + 100, 8000))
     assert browser.save_screenshot(str(tmp_path / "report.png"))
     print(f"screenshot: {tmp_path / 'report.png'}")
+
+
+def test_a_run_without_a_test_split_reports_its_val_split(make_split_folder, tmp_path: Path) -> None:
+    from lightcls.tasks import train
+
+    root = make_split_folder(per_class={"training_set": 4, "val_set": 2})
+    args = [f"data.root={root}", "data=folder", "data.image_size=16", "data.num_workers=0", "trainer=cpu"]
+    run = tmp_path / "run"
+    metrics = train(compose_train([*args, "trainer.max_epochs=2"], run, report=True))
+    assert metrics["test_top1"] is None
+    evaluation = json.loads((run / "eval" / "eval.json").read_text())
+    assert evaluation["split"] == "val" and evaluation["num_images"] == 6  # 2 a class
+    assert evaluation["ckpt"] == str(run / metrics["best_ckpt"])
+    page = (run / "report.html").read_text()
+    assert "Per class (val split, 6 images)" in page and 'alt="loss"' in page

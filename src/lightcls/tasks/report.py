@@ -53,17 +53,21 @@ def build_report(run_dir: str | Path, cams: int = 8, method: str = "gradcam") ->
 
 
 def _evaluated(run: Path, metrics: dict[str, Any]) -> Path | None:
-    """The training run's eval dir: its best (else last) checkpoint on the test split, once."""
+    """The training run's eval dir: its best (else last) checkpoint on the test split (without one, the
+    val split), once."""
     eval_dir = run / "eval"
     if (eval_dir / "eval.json").is_file():
         return eval_dir
     ckpt = metrics.get("best_ckpt") or metrics.get("last_ckpt")
-    if not ckpt or not metrics.get("test_images"):
+    split = (
+        "test" if metrics.get("test_images") else "val" if metrics.get("final_val_top1") is not None else None
+    )
+    if not ckpt or not split:
         return None
     from lightcls.tasks.evaluate import evaluate
 
-    overrides = [f"ckpt_path={quote(run / ckpt)}", f"paths.output_dir={quote(eval_dir)}", "report=false"]
-    evaluate(compose("eval", overrides))
+    overrides = [f"ckpt_path={quote(run / ckpt)}", f"paths.output_dir={quote(eval_dir)}", f"split={split}"]
+    evaluate(compose("eval", [*overrides, "report=false"]))
     return eval_dir
 
 
