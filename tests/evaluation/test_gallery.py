@@ -6,13 +6,16 @@ import csv
 import json
 from pathlib import Path
 
+import pytest
 from PIL import Image
 
 from helpers import compose_task, quoted
 from lightcls.tasks import evaluate
 
 
-def test_the_gallery_lists_exactly_the_misclassified_test_images(trained_run: Path, tmp_path: Path) -> None:
+def test_the_gallery_lists_exactly_the_misclassified_test_images(
+    trained_run: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     ckpt = trained_run / "checkpoints" / "last.ckpt"
     report = evaluate(compose_task("eval", [f"ckpt_path={quoted(ckpt)}", "gallery_right=true"], tmp_path))
     rows = list(csv.DictReader((tmp_path / "predictions.csv").open()))
@@ -40,3 +43,16 @@ def test_the_gallery_lists_exactly_the_misclassified_test_images(trained_run: Pa
     first = pairs[0]
     classes = report["classes"]
     assert matrix[classes.index(first["true_class"])][classes.index(first["pred_class"])] == first["count"]
+
+    from lightcls.tasks import report as report_page
+
+    monkeypatch.setattr(report_page, "GALLERY_CLASSES", 2)  # a page for many classes shows the worst ones
+    page = report_page.build_report(tmp_path).read_text()
+    worst = sorted(mistakes["wrong"], key=lambda name: -len(mistakes["wrong"][name]))[:2]
+    shown = [
+        line.split('alt="mistakes of ')[1].split('"')[0]
+        for line in page.splitlines()
+        if "mistakes of" in line
+    ]
+    assert sorted(shown) == sorted(worst)
+    assert f"{len(mistakes['wrong']) - 2} more in <code>{tmp_path / 'gallery'}</code>" in page

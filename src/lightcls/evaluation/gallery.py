@@ -78,6 +78,7 @@ def grid(files: Sequence[Path], items: Sequence[dict[str, Any]], path: Path, col
     for n, (file, item) in enumerate(zip(files, items, strict=True)):
         x, y = (n % columns) * TILE, (n // columns) * (TILE + 30)
         with Image.open(file) as img:
+            img.draft("RGB", (TILE, TILE))  # a JPEG decodes at 1/2..1/8 scale, still >= the tile
             tile = ImageOps.pad(ImageOps.exif_transpose(img).convert("RGB"), (TILE - 4, TILE - 4))
         canvas.paste(tile, (x + 2, y + 2))
         draw.text((x + 2, y + TILE), f"true {item['true_class']}", fill=(0, 0, 0), font=font)

@@ -8,6 +8,11 @@ from typing import Any
 
 import torch
 
+#: the figure's height at most (inches at 100 dpi): 1,000 classes would otherwise be a 90,000 px wide PNG
+MAX_INCHES = 24.0
+#: up to this many classes the axes name them; beyond, the labels' numbers
+NAMED = 80
+
 
 def plot_confusion_matrix(matrix: Sequence[Sequence[int]], classes: Sequence[str], path: Path) -> Path:
     """Save the confusion matrix as a PNG: counts on the left, row-normalised (recall) on the right."""
@@ -29,17 +34,20 @@ def confusion_matrix_figure(matrix: Sequence[Sequence[int]], classes: Sequence[s
     counts = torch.tensor(matrix, dtype=torch.float64)
     rows = counts.sum(dim=1, keepdim=True).clamp(min=1)
     n = len(classes)
-    side = max(4.0, 0.45 * n + 2)
+    side = min(max(4.0, 0.45 * n + 2), MAX_INCHES)
     fig, axes = plt.subplots(1, 2, figsize=(2 * side + 1, side), layout="constrained")
     for ax, values, title, fmt in (
         (axes[0], counts, "counts", "{:.0f}"),
         (axes[1], counts / rows, "row-normalised (recall)", "{:.2f}"),
     ):
-        image = ax.imshow(values.numpy(), cmap="Blues", vmin=0)
+        image = ax.imshow(values.numpy(), cmap="Blues", vmin=0, interpolation="nearest")
         fig.colorbar(image, ax=ax, shrink=0.8)
-        ax.set(title=title, xlabel="predicted", ylabel="true", xticks=range(n), yticks=range(n))
-        ax.set_xticklabels(classes, rotation=45, ha="right")
-        ax.set_yticklabels(classes)
+        if n <= NAMED:
+            ax.set(title=title, xlabel="predicted", ylabel="true", xticks=range(n), yticks=range(n))
+            ax.set_xticklabels(classes, rotation=45, ha="right", fontsize=max(5, min(10, 600 // n)))
+            ax.set_yticklabels(classes, fontsize=max(5, min(10, 600 // n)))
+        else:  # names would overlap: classes in their label order, as in eval.json
+            ax.set(title=f"{title}, {n} classes", xlabel="predicted label", ylabel="true label")
         if n <= 30:
             limit = float(values.max()) / 2 if values.numel() else 0
             for i in range(n):

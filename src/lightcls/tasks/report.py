@@ -19,6 +19,8 @@ log = logging.getLogger(__name__)
 TEMPLATES = Path(__file__).resolve().parent / "templates"
 #: the TensorBoard scalars drawn, one figure per group (train and val on the same axes)
 CURVES = {"loss": ("train/loss_epoch", "val/loss"), "top-1": ("train/top1", "val/top1"), "lr": ("lr-",)}
+#: the page shows the mistake grids of at most this many classes (those with the most mistakes)
+GALLERY_CLASSES = 30
 
 
 def build_report(run_dir: str | Path, cams: int = 8, method: str = "gradcam") -> Path:
@@ -79,13 +81,17 @@ def _evaluation(
         return {}
     gallery = eval_dir / "gallery"
     mistakes = _json(gallery / "mistakes.json") if (gallery / "mistakes.json").is_file() else {"wrong": {}}
+    by_count = sorted(mistakes["wrong"], key=lambda name: -len(mistakes["wrong"][name]))
+    shown = sorted(by_count[:GALLERY_CLASSES], key=list(mistakes["wrong"]).index)  # in class order
     part: dict[str, Any] = {
         "split": evaluation["split"],
         "num_images": evaluation["num_images"],
         "per_class": evaluation["per_class"],
         "confusion": _data_uri(eval_dir / "confusion_matrix.png"),
         "pairs": evaluation.get("confused_pairs", [])[:10],
-        "gallery": {name: _data_uri(gallery / f"wrong_{safe_name(name)}.png") for name in mistakes["wrong"]},
+        "gallery": {name: _data_uri(gallery / f"wrong_{safe_name(name)}.png") for name in shown},
+        "gallery_more": len(mistakes["wrong"]) - len(shown),
+        "gallery_dir": str(gallery),
     }
     worst = sorted((i for items in mistakes["wrong"].values() for i in items), key=lambda i: -i["score"])[
         :cams
