@@ -98,6 +98,7 @@ def test_a_default_run_is_quiet_and_logs_one_line_per_epoch(digits_root: Path, t
     evaluation = json.loads((run_dir / "eval" / "eval.json").read_text())  # the best checkpoint's test
     assert evaluation["ckpt"] == str(run_dir / metrics["best_ckpt"]) and evaluation["num_images"] == 270
     assert evaluation["top1"] == pytest.approx(metrics["test_top1"], abs=1e-6)
+    assert not (run_dir / "eval" / "scores.csv").exists()  # every image x every class: lightcls-eval's
     with (run_dir / "eval" / "predictions.csv").open() as f:
         wrong = sum(row["correct"] == "0" for row in csv.DictReader(f))
     assert wrong == round(270 * (1 - metrics["test_top1"]))

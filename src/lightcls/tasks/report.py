@@ -67,9 +67,10 @@ def _evaluated(run: Path, metrics: dict[str, Any]) -> Path | None:
     if not ckpt or not split:
         return None
     from lightcls.tasks.evaluate import evaluate
+    from lightcls.tasks.train import END_EVAL
 
     overrides = [f"ckpt_path={quote(run / ckpt)}", f"paths.output_dir={quote(eval_dir)}", f"split={split}"]
-    evaluate(compose("eval", [*overrides, "report=false"]))
+    evaluate(compose("eval", [*overrides, *END_EVAL]))
     return eval_dir
 
 

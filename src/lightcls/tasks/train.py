@@ -43,6 +43,9 @@ from lightcls.training.optim import check_optimization
 from lightcls.training.quiet import quiet
 
 log = logging.getLogger(__name__)
+#: the end-of-training eval/: no page of its own (the run's report.html is it), no scores.csv (every image's
+#: probability for every class: 50,000 x 1,000 is a 400 MB file; lightcls-eval writes it)
+END_EVAL = ("report=false", "save_scores=false")
 
 
 def check_config(cfg: DictConfig) -> None:
@@ -233,7 +236,7 @@ def write_run_report(
     tested = sum(len(labels) for _, labels in module.test_outputs)
     if ckpt and module.keep_test_outputs and tested == len(datamodule.layout.splits["test"]):
         overrides = [f"ckpt_path={quote(run_dir / ckpt)}", f"paths.output_dir={quote(run_dir / 'eval')}"]
-        cfg = compose("eval", [*overrides, "split=test", "report=false"])
+        cfg = compose("eval", [*overrides, "split=test", *END_EVAL])
         probs = torch.cat([p for p, _ in module.test_outputs])
         target = torch.cat([t for _, t in module.test_outputs])
         write_evaluation(cfg, run_dir / ckpt, metrics["model"], datamodule, probs, target)
