@@ -63,3 +63,9 @@ def make_split_folder(tmp_path: Path) -> Callable[..., Path]:
         return root
 
     return make
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """The long (slow-marked) runs first: the two xdist workers then end together on short tests instead
+    of one waiting alone on the notebook."""
+    items.sort(key=lambda item: item.get_closest_marker("slow") is None)
