@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from helpers import compose_train
+from helpers import compose_train, quoted
 from lightcls.tasks.report import build_report
 
 CHROMIUM, CHROMEDRIVER = (
@@ -77,3 +77,27 @@ def test_a_run_without_a_test_split_reports_its_val_split(make_split_folder, tmp
     assert evaluation["ckpt"] == str(run / metrics["best_ckpt"])
     page = (run / "report.html").read_text()
     assert "Per class (val split, 6 images)" in page and 'alt="loss"' in page
+
+
+def test_a_continued_run_reports_its_new_checkpoint_not_the_old_eval(
+    make_split_folder, tmp_path: Path
+) -> None:
+    from lightcls.tasks import train
+
+    root = make_split_folder()
+    args = [f"data.root={root}", "data=folder", "data.image_size=16", "data.num_workers=0", "trainer=cpu"]
+    args += [
+        "callbacks.model_checkpoint.monitor=null",
+        "callbacks.model_checkpoint.save_top_k=0",
+    ]  # last only
+    run, last = tmp_path / "run", tmp_path / "run" / "checkpoints" / "last.ckpt"
+    train(compose_train([*args, "trainer.max_epochs=1"], run, report=True))
+    done = run / "eval" / "eval.json"
+    done.write_text(json.dumps({**json.loads(done.read_text()), "top1": -1.0}))  # marks the first run's eval
+    (run / "eval" / "gallery" / "wrong_gone.png").write_bytes(b"")
+    metrics = train(compose_train([*args, "trainer.max_epochs=2", f"ckpt_path={quoted(last)}"], run))
+    assert metrics["epochs"] == 2 and not (run / "report.html").stat().st_mtime > last.stat().st_mtime
+    build_report(run)  # lightcls-report RUN_DIR after a continued run that wrote no report
+    evaluation = json.loads(done.read_text())
+    assert evaluation["ckpt"] == str(last) and evaluation["top1"] == pytest.approx(metrics["test_top1"])
+    assert not (run / "eval" / "gallery" / "wrong_gone.png").exists()

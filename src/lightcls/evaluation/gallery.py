@@ -58,8 +58,11 @@ def find_mistakes(
 
 
 def write_gallery(mistakes: dict[str, Any], root: Path, folder: Path, per_class: int = 16) -> list[Path]:
-    """`mistakes.json` and one grid PNG per class (`wrong_<class>.png`, `right_<class>.png`) in `folder`."""
+    """`mistakes.json` and one grid PNG per class (`wrong_<class>.png`, `right_<class>.png`) in `folder`
+    (grids left from an earlier evaluation into it removed)."""
     folder.mkdir(parents=True, exist_ok=True)
+    for old in [*folder.glob("wrong_*.png"), *folder.glob("right_*.png")]:
+        old.unlink()
     (folder / "mistakes.json").write_text(json.dumps(mistakes, indent=2) + "\n", encoding="utf-8")
     written = []
     for kind, key in (("wrong", "wrong"), ("right", "least_confident_right")):

@@ -58,9 +58,9 @@ def _evaluated(run: Path, metrics: dict[str, Any]) -> Path | None:
     """The training run's eval dir: its best (else last) checkpoint on the test split (without one, the
     val split), once."""
     eval_dir = run / "eval"
-    if (eval_dir / "eval.json").is_file():
-        return eval_dir
     ckpt = metrics.get("best_ckpt") or metrics.get("last_ckpt")
+    if ckpt and _evaluates(eval_dir / "eval.json", (run / ckpt).resolve()):
+        return eval_dir
     split = (
         "test" if metrics.get("test_images") else "val" if metrics.get("final_val_top1") is not None else None
     )
@@ -72,6 +72,13 @@ def _evaluated(run: Path, metrics: dict[str, Any]) -> Path | None:
     overrides = [f"ckpt_path={quote(run / ckpt)}", f"paths.output_dir={quote(eval_dir)}", f"split={split}"]
     evaluate(compose("eval", [*overrides, *END_EVAL]))
     return eval_dir
+
+
+def _evaluates(done: Path, ckpt: Path) -> bool:
+    """Whether `done` (an eval.json) is of `ckpt` as it is now (not from before a continued run)."""
+    if not (done.is_file() and ckpt.is_file()):
+        return False
+    return _json(done).get("ckpt") == str(ckpt) and done.stat().st_mtime >= ckpt.stat().st_mtime
 
 
 def _evaluation(
