@@ -330,3 +330,23 @@ def test_device_decode_gives_the_loaders_pixels_and_is_inert_on_a_cpu(tmp_path: 
         std=[0.5] * 3,
         device_decode="yes",
     ) == ("data.device_decode must be true or false, got 'yes'")
+
+
+def test_shards_packed_elsewhere_still_get_a_report_without_the_evaluation(
+    packed: Path, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    import logging
+
+    moved = tmp_path / "shards"
+    shutil.copytree(packed, moved)
+    manifest = json.loads((moved / "lightcls_shards.json").read_text())
+    manifest["source"] = str(tmp_path / "on_another_machine")  # the folder it was packed from is not here
+    (moved / "lightcls_shards.json").write_text(json.dumps(manifest))
+    args = ["data=streaming", f"data.root={moved}", *DIGITS, "trainer=cpu", "data.num_workers=0"]
+    args += ["trainer.max_epochs=1", "trainer.limit_train_batches=2", "trainer.limit_val_batches=1"]
+    run = tmp_path / "run"
+    with caplog.at_level(logging.WARNING):
+        metrics = train(compose_train(args, run, report=True))
+    assert metrics["test_images"] == 270 and (run / "report.html").is_file() and not (run / "eval").exists()
+    (warning,) = [r.getMessage() for r in caplog.records if "no evaluation in the report" in r.getMessage()]
+    assert warning.endswith(f"pass the split folder they were packed from: data.root={manifest['source']}")

@@ -65,10 +65,11 @@ def test_every_backbone_after_one_tiny_epoch_gets_a_map_of_the_input_size(
     assert item.cam.shape == (64, 64) and item.image.shape == (64, 64, 3)
     assert item.overlay().shape == (64, 64, 3)
     assert layer in dict(module.net.named_modules())
-    assert item.flat == (item.cam.max() == item.cam.min())
+    assert item.cam.min() >= 0 and item.cam.max() <= 1
     # Grad-CAM keeps positive evidence only: after 4 steps a BatchNorm backbone in eval mode is still at
-    # chance and its map can be all zeros (flat, and flagged so); the gradient-free Eigen-CAM of the same
-    # layer shows where the activations are
+    # chance and its map can be all zeros (flagged flat); the gradient-free Eigen-CAM of the same layer
+    # shows where the activations are. Grad-CAM itself is checked not flat on trained models (below, and
+    # tests/tasks/test_explain.py).
     _, (eigen,) = explain(module, [image], method="eigencam")
     assert eigen.cam.shape == (64, 64) and not eigen.flat
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import csv
 import json
 import shutil
 from pathlib import Path
@@ -101,3 +102,19 @@ def test_a_continued_run_reports_its_new_checkpoint_not_the_old_eval(
     evaluation = json.loads(done.read_text())
     assert evaluation["ckpt"] == str(last) and evaluation["top1"] == pytest.approx(metrics["test_top1"])
     assert not (run / "eval" / "gallery" / "wrong_gone.png").exists()
+
+
+def test_a_limited_test_reports_the_images_it_tested(make_split_folder, tmp_path: Path) -> None:
+    from lightcls.tasks import train
+
+    root = make_split_folder()  # 2 test images a class, in class order
+    args = [f"data.root={root}", "data=folder", "data.image_size=16", "data.num_workers=0", "trainer=cpu"]
+    args += ["trainer.max_epochs=1", "data.batch_size=4", "trainer.limit_test_batches=1"]
+    metrics = train(compose_train(args, tmp_path / "run", report=True))
+    assert metrics["test_images"] == 4
+    with (tmp_path / "run" / "eval" / "predictions.csv").open() as f:
+        files = [row["file"] for row in csv.DictReader(f)]
+    assert files == [
+        f"test_set/{n}"
+        for n in ("paper/paper00.png", "paper/paper01.png", "rock/rock00.png", "rock/rock01.png")
+    ]

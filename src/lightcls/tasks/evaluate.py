@@ -28,6 +28,9 @@ from lightcls.training.quiet import quiet
 
 log = logging.getLogger(__name__)
 SPLITS = ("val", "test")
+#: a training run's eval/: no page of its own (the run's report.html is it), no scores.csv (every image's
+#: probability for every class: 50,000 x 1,000 is a 400 MB file; lightcls-eval writes it)
+END_EVAL = ("report=false", "save_scores=false")
 
 
 def check_command(cfg: DictConfig) -> None:
@@ -89,10 +92,11 @@ def write_evaluation(
     datamodule: SplitFolderDataModule,
     probs: torch.Tensor,
     target: torch.Tensor,
+    samples: list[tuple[Path, int]] | None = None,
 ) -> dict[str, Any]:
-    """The report of `cfg.split`'s predictions (`probs`, in the split's order) and the files eval writes
-    (eval.json, confusion matrix, gallery, predictions.csv, ...) in `cfg.paths.output_dir`; returns it."""
-    samples = datamodule.layout.splits[cfg.split]
+    """The report of the predictions of `samples` (default: all of `cfg.split`, in its order) and the files
+    eval writes (eval.json, confusion matrix, gallery, predictions.csv, ...) in `cfg.paths.output_dir`."""
+    samples = datamodule.layout.splits[cfg.split] if samples is None else samples
     classes = datamodule.classes
     report = {
         "ckpt": str(ckpt.resolve()),

@@ -8,6 +8,7 @@ import datetime as dt
 import io
 import json
 import logging
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -23,15 +24,17 @@ CURVES = {"loss": ("train/loss_epoch", "val/loss"), "top-1": ("train/top1", "val
 GALLERY_CLASSES = 30
 
 
-def build_report(run_dir: str | Path, cams: int = 8, method: str = "gradcam") -> Path:
-    """`<run_dir>/report.html` for a training run (its best checkpoint evaluated on the test split into
-    `<run_dir>/eval/` first, if not done yet) or an eval run; returns its path."""
+def build_report(
+    run_dir: str | Path, cams: int = 8, method: str = "gradcam", eval_overrides: Sequence[str] = ()
+) -> Path:
+    """`<run_dir>/report.html` for a training run (its best checkpoint evaluated into `<run_dir>/eval/`
+    first, with `eval_overrides`, where that is not done yet) or an eval run; returns its path."""
     from jinja2 import Environment, FileSystemLoader, select_autoescape
 
     run = Path(run_dir).expanduser().resolve()
     if (run / "metrics.json").is_file():
         kind, metrics = "training", _json(run / "metrics.json")
-        eval_dir = _evaluated(run, metrics)
+        eval_dir = _evaluated(run, metrics, eval_overrides)
     elif (run / "eval.json").is_file():
         kind, metrics, eval_dir = "eval", None, run
     else:
@@ -54,31 +57,37 @@ def build_report(run_dir: str | Path, cams: int = 8, method: str = "gradcam") ->
     return path
 
 
-def _evaluated(run: Path, metrics: dict[str, Any]) -> Path | None:
+def _evaluated(run: Path, metrics: dict[str, Any], overrides: Sequence[str] = ()) -> Path | None:
     """The training run's eval dir: its best (else last) checkpoint on the test split (without one, the
-    val split), once."""
+    val split), once; None (said in a line) where it cannot be evaluated here."""
     eval_dir = run / "eval"
     ckpt = metrics.get("best_ckpt") or metrics.get("last_ckpt")
-    if ckpt and _evaluates(eval_dir / "eval.json", (run / ckpt).resolve()):
+    if ckpt and _evaluates(eval_dir / "eval.json", ckpt, run):
         return eval_dir
     split = (
         "test" if metrics.get("test_images") else "val" if metrics.get("final_val_top1") is not None else None
     )
     if not ckpt or not split:
         return None
-    from lightcls.tasks.evaluate import evaluate
-    from lightcls.tasks.train import END_EVAL
+    from lightcls.tasks.evaluate import END_EVAL, evaluate
 
-    overrides = [f"ckpt_path={quote(run / ckpt)}", f"paths.output_dir={quote(eval_dir)}", f"split={split}"]
-    evaluate(compose("eval", [*overrides, *END_EVAL]))
+    given = [f"ckpt_path={quote(run / ckpt)}", f"paths.output_dir={quote(eval_dir)}", f"split={split}"]
+    try:
+        evaluate(compose("eval", [*given, *END_EVAL, *overrides]))
+    except LightclsError as err:  # e.g. shards whose packed folder is not on this machine
+        log.warning("no evaluation in the report: %s", err)
+        return None
     return eval_dir
 
 
-def _evaluates(done: Path, ckpt: Path) -> bool:
-    """Whether `done` (an eval.json) is of `ckpt` as it is now (not from before a continued run)."""
-    if not (done.is_file() and ckpt.is_file()):
+def _evaluates(done: Path, ckpt: str, run: Path) -> bool:
+    """Whether `done` (an eval.json) is of the run's checkpoint `ckpt` as it is now (not from before a
+    continued run); by the checkpoint's place in the run dir, which may have moved since."""
+    path = run / ckpt
+    if not (done.is_file() and path.is_file()):
         return False
-    return _json(done).get("ckpt") == str(ckpt) and done.stat().st_mtime >= ckpt.stat().st_mtime
+    same = Path(_json(done).get("ckpt", "")).parts[-len(Path(ckpt).parts) :] == Path(ckpt).parts
+    return same and done.stat().st_mtime >= path.stat().st_mtime
 
 
 def _evaluation(

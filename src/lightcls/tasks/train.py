@@ -28,7 +28,7 @@ from lightcls.ckpt.io import AtomicCheckpointIO
 from lightcls.config import STARTED_AT, compose, quote
 from lightcls.config.checks import check_devices, check_kinds, check_max_epochs, trainer_devices
 from lightcls.data import SplitFolderDataModule, StreamingDataModule
-from lightcls.errors import Interrupted, LightclsError
+from lightcls.errors import Interrupted, LightclsError, one_line
 from lightcls.models import load_pretrained
 from lightcls.training import ClassificationModule
 from lightcls.training.callbacks import (
@@ -43,9 +43,6 @@ from lightcls.training.optim import check_optimization
 from lightcls.training.quiet import quiet
 
 log = logging.getLogger(__name__)
-#: the end-of-training eval/: no page of its own (the run's report.html is it), no scores.csv (every image's
-#: probability for every class: 50,000 x 1,000 is a 400 MB file; lightcls-eval writes it)
-END_EVAL = ("report=false", "save_scores=false")
 
 
 def check_config(cfg: DictConfig) -> None:
@@ -185,9 +182,11 @@ def _train(cfg: DictConfig, extra: list[Callback]) -> dict[str, Any]:
     test_start = time.perf_counter()
     if datamodule.has_test:
         # the report's eval/ comes from this test's predictions; shards name no image files to show
-        module.keep_test_outputs = bool(cfg.get("report")) and not isinstance(datamodule, StreamingDataModule)
+        streaming = isinstance(datamodule, StreamingDataModule)
+        module.keep_test_outputs = bool(cfg.get("report")) and checkpoint is not None and not streaming
+        tested = best or (_last(checkpoint) if checkpoint is not None else "")  # the file eval.json names
         results = _tester(trainer, cfg).test(
-            module, datamodule=datamodule, ckpt_path=best or None, verbose=False, weights_only=True
+            module, datamodule=datamodule, ckpt_path=tested or None, verbose=False, weights_only=True
         )
         test = results[0] if results else {}
     seconds = {
@@ -219,29 +218,50 @@ def _train(cfg: DictConfig, extra: list[Callback]) -> dict[str, Any]:
     (run_dir / "metrics.json").write_text(json.dumps(metrics, indent=2) + "\n", encoding="utf-8")
     _log_hparams(trainer.loggers, cfg, metrics)
     print_summary(metrics, run_dir)
-    if cfg.get("report"):
-        Console().print(f"-> {write_run_report(run_dir, metrics, module, datamodule)}", soft_wrap=True)
+    page = write_run_report(cfg, run_dir, metrics, module, datamodule) if cfg.get("report") else None
+    if page is not None:
+        Console().print(f"-> {page}", soft_wrap=True)
     return metrics
 
 
 def write_run_report(
-    run_dir: Path, metrics: dict[str, Any], module: ClassificationModule, datamodule: SplitFolderDataModule
-) -> Path:
-    """report.html at the end of training; its eval/ (as `lightcls-eval` writes it) comes from the run's own
-    test of the best (else last) checkpoint, so the test split is not predicted twice."""
-    from lightcls.tasks.evaluate import write_evaluation
+    cfg: DictConfig,
+    run_dir: Path,
+    metrics: dict[str, Any],
+    module: ClassificationModule,
+    datamodule: SplitFolderDataModule,
+) -> Path | None:
+    """report.html at the end of training, or None (a warning) where it cannot be written: the run's results
+    stand. Its eval/ (as `lightcls-eval` writes it) comes from the run's own test of the best (else last)
+    checkpoint, so the test split is not predicted again; a run without one evaluates its val split."""
+    from lightcls.tasks.evaluate import END_EVAL, write_evaluation
     from lightcls.tasks.report import build_report
 
     ckpt = metrics["best_ckpt"] or metrics["last_ckpt"]
-    tested = sum(len(labels) for _, labels in module.test_outputs)
-    if ckpt and module.keep_test_outputs and tested == len(datamodule.layout.splits["test"]):
-        overrides = [f"ckpt_path={quote(run_dir / ckpt)}", f"paths.output_dir={quote(run_dir / 'eval')}"]
-        cfg = compose("eval", [*overrides, "split=test", *END_EVAL])
-        probs = torch.cat([p for p, _ in module.test_outputs])
-        target = torch.cat([t for _, t in module.test_outputs])
-        write_evaluation(cfg, run_dir / ckpt, metrics["model"], datamodule, probs, target)
-    module.test_outputs = []
-    return build_report(run_dir)
+    outputs, module.test_outputs = module.test_outputs, []
+    tested = sum(len(labels) for _, labels in outputs)
+    try:
+        if ckpt and tested:
+            overrides = [f"ckpt_path={quote(run_dir / ckpt)}", f"paths.output_dir={quote(run_dir / 'eval')}"]
+            probs, target = torch.cat([p for p, _ in outputs]), torch.cat([t for _, t in outputs])
+            del outputs
+            samples = datamodule.layout.splits["test"][:tested]  # a limited test: its first batches, in order
+            write_evaluation(
+                compose("eval", [*overrides, "split=test", *END_EVAL]),
+                run_dir / ckpt,
+                metrics["model"],
+                datamodule,
+                probs,
+                target,
+                samples,
+            )
+        settings = [f"accelerator={cfg.trainer.get('accelerator', 'auto')}"]  # where the run trained
+        settings += [f"data.{k}={cfg.data[k]}" for k in ("batch_size", "num_workers") if k in cfg.data]
+        return build_report(run_dir, eval_overrides=settings)
+    except Exception as err:  # noqa: BLE001 - metrics.json and the checkpoints are written; the page is extra
+        message = one_line(str(err))
+        log.warning("report.html not written: %s (`lightcls-report %s` tries again)", message, run_dir)
+        return None
 
 
 def find_lr(trainer: L.Trainer, module: ClassificationModule, datamodule: SplitFolderDataModule) -> float:
