@@ -32,6 +32,10 @@ def build_report(
     from jinja2 import Environment, FileSystemLoader, select_autoescape
 
     run = Path(run_dir).expanduser().resolve()
+    if not run.is_dir():
+        raise LightclsError(f"{run}: no such folder")
+    if (run / "summary.json").is_file() and not (run / "metrics.json").is_file():
+        run = _best_run(run)
     if (run / "metrics.json").is_file():
         kind, metrics = "training", _json(run / "metrics.json")
         eval_dir = _evaluated(run, metrics, eval_overrides)
@@ -55,6 +59,20 @@ def build_report(
     path = run / "report.html"
     path.write_text(env.get_template("report.html").render(**page), encoding="utf-8")
     return path
+
+
+def _best_run(sweep: Path) -> Path:
+    """A multirun sweep's or a search's best run dir (its summary.json lists them best first)."""
+    rows = _json(sweep / "summary.json")
+    done = [
+        Path(r["run_dir"])
+        for r in rows
+        if r.get("run_dir") and (Path(r["run_dir"]) / "metrics.json").is_file()
+    ]
+    if not done:
+        raise LightclsError(f"{sweep}: a sweep none of whose runs finished (no metrics.json)")
+    log.info("%s: a sweep; its best run is %s", sweep, done[0])
+    return done[0]
 
 
 def _evaluated(run: Path, metrics: dict[str, Any], overrides: Sequence[str] = ()) -> Path | None:
@@ -246,5 +264,5 @@ def _png_uri(data: bytes) -> str:
     return "data:image/png;base64," + base64.b64encode(data).decode("ascii")
 
 
-def _json(path: Path) -> dict[str, Any]:
+def _json(path: Path) -> Any:
     return json.loads(path.read_text(encoding="utf-8"))
