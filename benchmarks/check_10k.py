@@ -3,6 +3,7 @@ each in a fresh process, as two training runs would be."""
 
 from __future__ import annotations
 
+import argparse
 import subprocess
 import sys
 import tempfile
@@ -38,7 +39,9 @@ def check(root: Path, label: str) -> None:
 
 
 if __name__ == "__main__":
-    if sys.argv[1:2] == ["--check"]:
+    if sys.argv[1:2] == ["--check"]:  # the fresh process main() starts
         check(Path(sys.argv[2]), sys.argv[3])
     else:
-        main(int(sys.argv[1]) if len(sys.argv) > 1 else 10_000)
+        parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+        parser.add_argument("images", nargs="?", type=int, default=10_000, help="how many (default 10,000)")
+        main(parser.parse_args().images)
