@@ -104,6 +104,7 @@ def test_a_default_run_is_quiet_and_logs_one_line_per_epoch(digits_root: Path, t
     assert wrong == round(270 * (1 - metrics["test_top1"]))
     page = (run_dir / "report.html").read_text()
     assert "Per class (test split, 270 images)" in page and 'alt="loss"' in page
+    assert f" on <code>{digits_root}</code>, written " in page
 
 
 @pytest.mark.slow

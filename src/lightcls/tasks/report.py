@@ -48,6 +48,7 @@ def build_report(
         "title": _title(metrics, evaluation),
         "kind": kind,
         "run_dir": str(run),
+        "data": (metrics or evaluation or {}).get("data"),
         "written": dt.datetime.now().strftime("%Y-%m-%d %H:%M"),
         "results": _results(metrics, evaluation),
         "model": _model(evaluation["ckpt"] if evaluation else None),
