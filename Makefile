@@ -15,9 +15,9 @@ $(STAMP): pyproject.toml constraints.txt
 
 install: $(STAMP)  ## create .venv with pinned versions
 
-install-browser:  ## Chromium + chromedriver from the system's packages (the report.html test; needs root)
-	command -v chromium >/dev/null && command -v chromedriver >/dev/null || { \
-		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium chromium-driver; }
+install-browser:  ## Chromium + chromedriver (the report.html test) and a CJK font (class names in figures), from the system's packages; needs root
+	command -v chromium >/dev/null && command -v chromedriver >/dev/null && test -d /usr/share/fonts/truetype/wqy || { \
+		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium chromium-driver fonts-wqy-zenhei; }
 
 train: $(STAMP)  ## default run: lenet on the embedded digits set (make train ARGS="model=resnet18")
 	$(PY) train.py $(ARGS)

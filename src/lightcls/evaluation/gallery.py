@@ -10,7 +10,9 @@ from pathlib import Path
 from typing import Any
 
 import torch
-from PIL import Image, ImageDraw, ImageFont, ImageOps
+from PIL import Image, ImageDraw, ImageOps
+
+from lightcls.evaluation.fonts import caption_font
 
 TILE = 128
 
@@ -76,7 +78,7 @@ def grid(files: Sequence[Path], items: Sequence[dict[str, Any]], path: Path, col
     """Images in a grid of TILE px tiles, each captioned with its true and predicted class and score."""
     rows = (len(files) + columns - 1) // columns
     canvas = Image.new("RGB", (min(len(files), columns) * TILE, rows * (TILE + 30)), (255, 255, 255))
-    font = ImageFont.load_default(size=11)
+    font = caption_font(11)
     draw = ImageDraw.Draw(canvas)
     for n, (file, item) in enumerate(zip(files, items, strict=True)):
         x, y = (n % columns) * TILE, (n // columns) * (TILE + 30)

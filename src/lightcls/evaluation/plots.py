@@ -8,6 +8,8 @@ from typing import Any
 
 import torch
 
+from lightcls.evaluation.fonts import figure_fonts
+
 #: the figure's height at most (inches at 100 dpi): 1,000 classes would otherwise be a 90,000 px wide PNG
 MAX_INCHES = 24.0
 #: up to this many classes the axes name them; beyond, the labels' numbers
@@ -18,8 +20,9 @@ def plot_confusion_matrix(matrix: Sequence[Sequence[int]], classes: Sequence[str
     """Save the confusion matrix as a PNG: counts on the left, row-normalised (recall) on the right."""
     import matplotlib.pyplot as plt
 
-    fig = confusion_matrix_figure(matrix, classes)
-    fig.savefig(path, dpi=100)
+    with figure_fonts():
+        fig = confusion_matrix_figure(matrix, classes)
+        fig.savefig(path, dpi=100)
     plt.close(fig)
     return path
 

@@ -8,11 +8,12 @@ from pathlib import Path
 from typing import Any, BinaryIO
 
 from omegaconf import DictConfig
-from PIL import Image, ImageDraw, ImageFont
+from PIL import Image, ImageDraw
 from rich.console import Console
 
 from lightcls.ckpt import best_of_sweep
 from lightcls.errors import LightclsError
+from lightcls.evaluation.fonts import caption_font
 from lightcls.inference import CheckpointPredictor, check_some_read, collect_inputs, decode_files
 from lightcls.inference.explain import Explanation, explain
 
@@ -84,7 +85,7 @@ def save_picture(item: Explanation, path: Path | BinaryIO, side: int = 256) -> P
     scale = max(1, round(side / item.image.shape[0]))
     tiles = [Image.fromarray(a) for a in (item.image, item.overlay())]
     tiles = [t.resize((t.width * scale, t.height * scale), Image.Resampling.NEAREST) for t in tiles]
-    font = ImageFont.load_default(size=14)
+    font = caption_font(14)
     caption = f"{item.target}  |  " + ", ".join(f"{c} {s:.2f}" for c, s in item.topk)
     canvas = Image.new("RGB", (tiles[0].width * 2 + 4, tiles[0].height + 24), (255, 255, 255))
     canvas.paste(tiles[0], (0, 0))

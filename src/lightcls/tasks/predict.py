@@ -10,10 +10,11 @@ from pathlib import Path
 from typing import Any
 
 from omegaconf import DictConfig
-from PIL import Image, ImageDraw, ImageFont, ImageOps
+from PIL import Image, ImageDraw, ImageOps
 from rich.console import Console
 from rich.table import Table
 
+from lightcls.evaluation.fonts import caption_font
 from lightcls.inference import check_some_read, collect_inputs, load_predictor, predict_files
 
 log = logging.getLogger(__name__)
@@ -57,7 +58,7 @@ def annotate(source: Path, result: dict[str, Any], target: Path) -> Path:
         img = img.resize((round(img.width * scale), round(img.height * scale)), Image.Resampling.NEAREST)
     draw = ImageDraw.Draw(img)
     text = f"{result['pred_class']} {result['pred_score']:.2f}"
-    font = ImageFont.load_default(size=max(14, img.height // 16))
+    font = caption_font(max(14, img.height // 16))
     left, top, right, bottom = draw.textbbox((4, 4), text, font=font)
     draw.rectangle((0, 0, right + 4, bottom + 4), fill=(0, 0, 0))
     draw.text((4, 4), text, fill=(255, 255, 0), font=font)

@@ -19,6 +19,7 @@ from lightcls.ckpt import read_checkpoint
 from lightcls.data.preprocess import Preprocess
 from lightcls.errors import LightclsError
 from lightcls.evaluation import confusion_matrix_figure
+from lightcls.evaluation.fonts import figure_fonts
 from lightcls.models import build_model
 from lightcls.training.optim import build_optimizer, build_schedule, continued_schedule
 from lightcls.training.records import EpochRecorder
@@ -230,9 +231,10 @@ class ClassificationModule(L.LightningModule):
         matrix = counts.tolist()
         loggers = [lg for lg in self.loggers if isinstance(lg, TensorBoardLogger)]
         if loggers and self.trainer.is_global_zero:
-            figure = confusion_matrix_figure(matrix, self.classes)
-            for logger in loggers:
-                logger.experiment.add_figure("test/confusion_matrix", figure, self.global_step)
+            with figure_fonts():  # drawn when added
+                figure = confusion_matrix_figure(matrix, self.classes)
+                for logger in loggers:
+                    logger.experiment.add_figure("test/confusion_matrix", figure, self.global_step)
 
     def _eval_step(
         self, batch: tuple[torch.Tensor, torch.Tensor], metrics: MetricCollection, split: str
