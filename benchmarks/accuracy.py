@@ -109,6 +109,7 @@ def run_lightcls(root: Path, epochs: int, extra: list[str], scratch: Path) -> di
         "data.batch_size=64",
         "data.hflip=0",  # digits: a mirrored digit is not the same digit (as conf/data/digits.yaml says)
         f"hydra.run.dir={run_dir}",
+        "report=false",  # the figures are of training, not of the end-of-run report.html
         *extra,
     ]
     if not any(a.startswith("experiment=") for a in extra):  # a recipe runs its own epochs

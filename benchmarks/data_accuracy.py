@@ -62,6 +62,7 @@ def main() -> None:
             f"trainer.max_epochs={args.epochs}",
             "trainer=cpu",
             "callbacks=none",
+            "report=false",  # the figures are of training, not of the end-of-run report.html
         ]
         variants = {
             "files decoded every epoch": ["data=folder", f"data.root={root}", "data.cache=false"],

@@ -63,6 +63,7 @@ def run(root: Path, out: Path, name: str, args: argparse.Namespace) -> dict:
         f"trainer.max_epochs={args.epochs}",
         "+trainer.enable_progress_bar=false",
         "logger=none",
+        "report=false",  # the figures are of training, not of the end-of-run report.html
         f"paths.output_dir={out / name.replace('+', '_').replace('(', '_').replace(')', '')}",
         *VARIANTS[name],
     ]

@@ -51,6 +51,7 @@ def main() -> None:
         f"trainer.max_epochs={args.epochs}",
         "optimizer.lr=0.1,0.05,0.02,0.01",
         "logger=none",
+        "report=false",  # the figures are of training, not of the end-of-run report.html
     ]
     launchers = {
         "basic (one job at a time)": [],

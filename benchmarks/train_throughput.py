@@ -120,6 +120,7 @@ def lightcls_run(root: Path, out: Path, model: str, size: int, batch: int, worke
         "+trainer.enable_progress_bar=false",
         "trainer.enable_model_summary=false",
         "logger=none",
+        "report=false",  # the figures are of training, not of the end-of-run report.html
         f"paths.output_dir={out}",
     ]
     cfg = compose("train", overrides)
