@@ -118,3 +118,21 @@ def test_a_limited_test_reports_the_images_it_tested(make_split_folder, tmp_path
         f"test_set/{n}"
         for n in ("paper/paper00.png", "paper/paper01.png", "rock/rock00.png", "rock/rock01.png")
     ]
+
+
+def test_a_page_that_cannot_be_written_is_a_warning_and_the_run_stands(
+    make_split_folder, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    import logging
+
+    from lightcls.tasks import train
+
+    root = make_split_folder()
+    args = [f"data.root={root}", "data=folder", "data.image_size=16", "data.num_workers=0", "trainer=cpu"]
+    run = tmp_path / "run"
+    (run / "report.html").mkdir(parents=True)  # in the page's way
+    with caplog.at_level(logging.WARNING):
+        metrics = train(compose_train([*args, "trainer.max_epochs=1"], run, report=True))
+    assert metrics["epochs"] == 1 and json.loads((run / "metrics.json").read_text()) == metrics
+    (line,) = [r.getMessage() for r in caplog.records if r.getMessage().startswith("report.html not written")]
+    assert "Is a directory" in line and line.endswith(f"(`lightcls-report {run}` tries again)")
