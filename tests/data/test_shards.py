@@ -36,6 +36,11 @@ DIGITS = ["data.image_size=32", "data.channels=1", "data.mean=[0.5]", "data.std=
 PRE = Preprocess(32, 1, (0.5,), (0.5,))
 
 
+def on_shards(root: Path) -> list[str]:
+    """The overrides that train on the digits packed at `root`."""
+    return ["data=streaming", f"data.root={root}", *DIGITS]
+
+
 @pytest.fixture(scope="module")
 def packed(digits_root: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
     """scikit-learn's digits packed 200 images a shard."""
@@ -117,9 +122,7 @@ def test_train_from_shards_learns_and_eval_finds_the_packed_folder(packed: Path,
     run = tmp_path / "run"
     cfg = compose_train(
         [
-            "data=streaming",
-            f"data.root={packed}",
-            *DIGITS,
+            *on_shards(packed),
             "trainer=cpu",
             "trainer.max_epochs=1",
             "data.batch_size=32",
@@ -162,9 +165,7 @@ class _StopAt(L.Callback):
 def test_a_run_stopped_mid_epoch_resumes_where_it_stopped(packed: Path, tmp_path: Path) -> None:
     run = tmp_path / "run"
     args = [
-        "data=streaming",
-        f"data.root={packed}",
-        *DIGITS,
+        *on_shards(packed),
         "trainer=cpu",
         "trainer.max_epochs=1",
         "data.batch_size=64",
@@ -206,7 +207,7 @@ def test_a_corrupt_shard_stops_training_with_one_line_naming_it(packed: Path, tm
     data = bytearray(shard.read_bytes())
     data[row[1] + 40] ^= 0xFF
     shard.write_bytes(bytes(data))
-    args = ["data=streaming", f"data.root={broken}", *DIGITS, "trainer=cpu", "data.num_workers=2"]
+    args = [*on_shards(broken), "trainer=cpu", "data.num_workers=2"]
     message = one_line_error(train, compose_train([*args, "logger=none"], tmp_path / "run"))  # from a worker
     assert (
         message
@@ -221,7 +222,7 @@ def test_a_truncated_or_missing_shard_is_one_line_before_training(packed: Path, 
     size = shard.stat().st_size
     with open(shard, "r+b") as f:
         f.truncate(size // 2)
-    cfg = compose_train(["data=streaming", f"data.root={broken}", *DIGITS, "trainer=cpu"], tmp_path / "run")
+    cfg = compose_train([*on_shards(broken), "trainer=cpu"], tmp_path / "run")
     assert one_line_error(train, cfg) == (
         f"{shard}: {size // 2:,} bytes, {MANIFEST} says {size:,}: the shard is truncated or was replaced; "
         "pack the data set again"
@@ -267,9 +268,7 @@ def test_pack_on_the_command_line(make_split_folder, tmp_path: Path, capsys) -> 
 def test_ddp_on_two_cpu_processes_splits_each_epoch_between_the_ranks(packed: Path, tmp_path: Path) -> None:
     run = tmp_path / "run"
     args = [
-        "data=streaming",
-        f"data.root={packed}",
-        *DIGITS,
+        *on_shards(packed),
         "trainer=ddp_cpu",
         "trainer.max_epochs=1",
         "data.batch_size=64",
@@ -342,7 +341,7 @@ def test_shards_packed_elsewhere_still_get_a_report_without_the_evaluation(
     manifest = json.loads((moved / "lightcls_shards.json").read_text())
     manifest["source"] = str(tmp_path / "on_another_machine")  # the folder it was packed from is not here
     (moved / "lightcls_shards.json").write_text(json.dumps(manifest))
-    args = ["data=streaming", f"data.root={moved}", *DIGITS, "trainer=cpu", "data.num_workers=0"]
+    args = [*on_shards(moved), "trainer=cpu", "data.num_workers=0"]
     args += ["trainer.max_epochs=1", "trainer.limit_train_batches=2", "trainer.limit_val_batches=1"]
     run = tmp_path / "run"
     with caplog.at_level(logging.WARNING):
