@@ -19,6 +19,7 @@ from tensorboard.backend.event_processing.event_accumulator import EventAccumula
 from helpers import (
     REPO,
     TINY,
+    assert_refused,
     compose_task,
     compose_train,
     free_port,
@@ -476,3 +477,70 @@ def test_balance_loss_weights_the_runs_loss_by_inverse_class_frequency(
     ckpt = torch.load(run / "checkpoints" / "last.ckpt", weights_only=True)
     assert ckpt["hyper_parameters"]["class_weights"] == pytest.approx([10 / 16, 10 / 4])
     assert torch.allclose(ckpt["state_dict"]["criterion.weight"], torch.tensor([10 / 16, 10 / 4]))
+
+
+class _CrashAt(Callback):
+    """A crash as epoch `epoch` (0-based) starts: like a kill -9, no checkpoint is saved on the way out."""
+
+    def __init__(self, epoch: int) -> None:
+        self.epoch = epoch
+
+    def on_train_epoch_start(self, trainer, pl_module) -> None:
+        if trainer.current_epoch == self.epoch:
+            raise RuntimeError("killed")
+
+
+def test_last_ckpt_is_every_epoch_when_val_never_improves_and_a_crash_resumes_there(
+    make_split_folder, tmp_path: Path
+) -> None:
+    run = tmp_path / "run"
+    args = [*SMALL, f"data.root={make_split_folder()}", "optimizer.lr=1e-12", "trainer.max_epochs=4"]
+    with pytest.raises(RuntimeError, match="killed"):  # val top-1 flat from epoch 1: no new best after it
+        train(compose_train(args, run), callbacks=[_CrashAt(3)])
+    last = run / "checkpoints" / "last.ckpt"
+    state = torch.load(last, map_location="cpu", weights_only=True)
+    assert (state["epoch"], state["global_step"]) == (2, 3)  # the end of epoch 3 (one step an epoch)
+    assert len(list(run.glob("checkpoints/best-*.ckpt"))) == 1
+
+    more = [*args, "trainer.max_epochs=5", f"ckpt_path={quoted(last)}"]  # resume, with a longer run
+    metrics = train(compose_train(more, run))
+    assert (metrics["epochs"], metrics["global_step"]) == (5, 5)
+    assert [int(r["epoch"]) for r in _epochs_csv(run)] == [1, 2, 3, 4, 5]  # only the new epochs trained
+    assert torch.load(last, map_location="cpu", weights_only=True)["global_step"] == 5
+    assert (run / metrics["best_ckpt"]).is_file()
+
+
+def test_a_run_dir_holding_another_runs_results_is_refused(
+    trained_run: Path, make_split_folder, tmp_path: Path
+) -> None:
+    run = tmp_path / "run"
+    shutil.copytree(trained_run, run)
+    (run / ".hydra").mkdir(exist_ok=True)
+    (run / ".hydra" / "config.yaml").write_text("the first run's\n")
+    refused = run_cli([f"hydra.run.dir={run}", "trainer.max_epochs=1"], tmp_path)  # Hydra writes nothing
+    assert_refused(
+        refused,
+        f"run dir {run} holds another run's results (metrics.json, metrics.csv, checkpoints/); resume that run "
+        f"with ckpt_path={run}/checkpoints/last.ckpt, choose another hydra.run.dir, or pass overwrite=true to "
+        "replace them",
+    )
+    assert (run / ".hydra" / "config.yaml").read_text() == "the first run's\n"
+    args = [*SMALL, f"data.root={make_split_folder()}", "trainer.max_epochs=1"]
+    message = one_line_error(train, compose_train(args, run))  # the task itself (API, sweep jobs)
+    assert message.startswith(f"run dir {run} holds another run's results")
+    metrics = train(compose_train([*args, "overwrite=true"], run))
+    assert metrics["last_ckpt"] == "checkpoints/last.ckpt"
+    assert sorted(p.name for p in (run / "checkpoints").iterdir()) == [metrics["best_ckpt"][12:], "last.ckpt"]
+    assert [r["epoch"] for r in _epochs_csv(run)] == ["1"]
+
+
+def test_the_run_that_builds_the_decode_cache_repeats_exactly(make_split_folder, tmp_path: Path) -> None:
+    root = make_split_folder()
+    args = [*SMALL, f"data.root={root}", "trainer.max_epochs=1", "data.cache=true"]
+    weights = []
+    for run in ("first", "second"):  # the first builds the cache, the second reads it
+        train(compose_train(args, tmp_path / run))
+        state = torch.load(tmp_path / run / "checkpoints" / "last.ckpt", map_location="cpu", weights_only=True)
+        weights.append(state["state_dict"])
+    assert list(root.glob(".lightcls_cache/*.npy"))
+    assert all(torch.equal(weights[0][k], weights[1][k]) for k in weights[0])

@@ -3,6 +3,7 @@ leaves the previous checkpoint whole."""
 
 from __future__ import annotations
 
+import csv
 import json
 import os
 import signal
@@ -66,6 +67,10 @@ def test_sigterm_mid_epoch_saves_and_resume_continues(digits_root: Path, tmp_pat
     assert metrics["global_step"] == STEPS_PER_EPOCH
     final = torch.load(last, map_location="cpu", weights_only=True)
     assert (final["epoch"], final["global_step"]) == (0, STEPS_PER_EPOCH)
+    with (run / "metrics.csv").open() as f:
+        (row,) = list(csv.DictReader(f))  # the resumed epoch's record: its own lr and the resumed part's time
+    assert row["epoch"] == "1" and float(row["lr"]) == pytest.approx(0.05)
+    assert 0 < float(row["epoch_seconds"]) <= float(row["elapsed_seconds"])
 
 
 WRITER = """
@@ -78,7 +83,7 @@ AtomicCheckpointIO().save_checkpoint(state, sys.argv[1])
 
 @pytest.mark.slow
 def test_kill_during_save_leaves_previous_checkpoint(tmp_path: Path) -> None:
-    from lightcls.ckpt.io import AtomicCheckpointIO
+    from lightcls.ckpt.io import AtomicCheckpointIO, remove_partial_saves
 
     last = tmp_path / "checkpoints" / "last.ckpt"
     AtomicCheckpointIO().save_checkpoint({"state_dict": {"w": torch.ones(3)}, "global_step": 1}, last)
@@ -95,5 +100,8 @@ def test_kill_during_save_leaves_previous_checkpoint(tmp_path: Path) -> None:
 
     assert proc.returncode == -signal.SIGKILL
     assert last.read_bytes() == before
+    assert list(last.parent.glob("last.ckpt.tmp-*"))
+    remove_partial_saves(last.parent)  # as the next training run starts
+    assert sorted(p.name for p in last.parent.iterdir()) == ["last.ckpt"]
     loaded = torch.load(last, map_location="cpu", weights_only=True)
     assert loaded["global_step"] == 1 and torch.equal(loaded["state_dict"]["w"], torch.ones(3))

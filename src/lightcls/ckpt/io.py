@@ -37,6 +37,25 @@ class AtomicCheckpointIO(TorchCheckpointIO):
         _fsync_dir(target.parent)
 
 
+def remove_partial_saves(folder: Path) -> None:
+    """Remove the `<file>.tmp-<pid>` a killed save left in `folder` (its process no longer runs)."""
+    for tmp in folder.glob("*.tmp-*"):
+        pid = tmp.name.rpartition(".tmp-")[2]
+        if pid.isdigit() and not _running(int(pid)):
+            tmp.unlink(missing_ok=True)
+
+
+def _running(pid: int) -> bool:
+    """Whether a process `pid` runs on this machine."""
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # another user's process
+        return True
+    return True
+
+
 def _fsync_dir(folder: Path) -> None:
     """Make the rename itself durable (POSIX); a no-op where directories cannot be opened."""
     try:

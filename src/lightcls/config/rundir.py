@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import itertools
+import logging
+import os
+import shutil
 from collections.abc import Sequence
 from datetime import datetime
 from pathlib import Path
@@ -10,8 +13,13 @@ from pathlib import Path
 from omegaconf import DictConfig, OmegaConf
 
 from lightcls.config.compose import quote
+from lightcls.errors import LightclsError
+
+log = logging.getLogger(__name__)
 
 STAMP = "%Y-%m-%d_%H-%M-%S"
+#: what a training run writes into its run dir (overwrite=true removes them)
+RUN_OUTPUTS = ("checkpoints", "metrics.json", "metrics.csv", "eval", "report.html", "tensorboard")
 
 
 def unique_dir(base: str | Path, stamp: str | None = None) -> Path:
@@ -40,7 +48,13 @@ def run_dir_overrides(cfg: DictConfig, argv: Sequence[str], multirun: bool) -> l
     `<outputs_root>/<task>/runs|multiruns`, a resumed training run's own dir, or nothing when the command
     line already names one (as Lightning's DDP launcher does for its ranks)."""
     key = "hydra.sweep.dir" if multirun else "hydra.run.dir"
-    if any(a.lstrip("+").startswith(f"{key}=") for a in argv):
+    named = [a.split("=", 1)[1].strip("'\"") for a in argv if a.lstrip("+").startswith(f"{key}=")]
+    if named:
+        if cfg.task_name == "train" and not multirun:  # before Hydra writes the dir's .hydra/ again
+            given = OmegaConf.select(cfg, "ckpt_path", default=None, throw_on_missing=False)
+            run_dir = Path(named[-1]).expanduser()
+            resume = given or (run_dir / "checkpoints" / "last.ckpt" if requeued() else None)
+            check_run_dir(run_dir, resume, bool(cfg.get("overwrite")), remove=False)
         return []
     base = Path(str(cfg.paths.outputs_root)) / str(cfg.task_name)
     if multirun:
@@ -49,3 +63,46 @@ def run_dir_overrides(cfg: DictConfig, argv: Sequence[str], multirun: bool) -> l
     if cfg.task_name == "train" and resumed is not None:
         return [f"{key}={quote(resumed)}"]
     return [f"{key}={quote(unique_dir(base / 'runs'))}"]
+
+
+def requeued() -> bool:
+    """Whether this process is a cluster job started again (submitit, SLURM requeue): it resumes its dir."""
+    return "SUBMITIT_EXECUTOR" in os.environ or int(os.environ.get("SLURM_RESTART_COUNT") or 0) > 0
+
+
+def run_results(run_dir: Path) -> list[str]:
+    """The results of a training run that `run_dir` already holds (checkpoints, metrics)."""
+    found = [name for name in ("metrics.json", "metrics.csv") if (run_dir / name).is_file()]
+    if any((run_dir / "checkpoints").glob("*.ckpt")):
+        found.append("checkpoints/")
+    return found
+
+
+def check_run_dir(run_dir: Path, resume: str | Path | None, overwrite: bool, remove: bool = True) -> None:
+    """One run per run dir: a dir holding another run's results is refused in one line, unless this run
+    resumes a checkpoint of that dir or `overwrite` says to replace them (removed here when `remove`)."""
+    found = run_results(run_dir)
+    if not found or _another_rank():  # rank 0 checked before the other ranks started
+        return
+    if resume and Path(resume).expanduser().resolve().is_relative_to(run_dir.resolve()):
+        return
+    if not overwrite:
+        raise LightclsError(
+            f"run dir {run_dir} holds another run's results ({', '.join(found)}); resume that run with "
+            f"ckpt_path={run_dir / 'checkpoints' / 'last.ckpt'}, choose another hydra.run.dir, or pass "
+            "overwrite=true to replace them"
+        )
+    if remove:
+        log.warning("overwrite=true: removing the earlier run's results from %s", run_dir)
+        for name in RUN_OUTPUTS:
+            path = run_dir / name
+            if path.is_dir():
+                shutil.rmtree(path)
+            else:
+                path.unlink(missing_ok=True)
+
+
+def _another_rank() -> bool:
+    """Whether this process is a rank other than 0 of a distributed run (set by its launcher)."""
+    keys = ("RANK", "LOCAL_RANK", "NODE_RANK", "SLURM_PROCID")
+    return any(int(os.environ.get(key) or 0) > 0 for key in keys if (os.environ.get(key) or "0").isdigit())

@@ -50,6 +50,7 @@ def build_cache(
         ImageDataset(samples, channels, preprocess.resize(), min_side=size),
         batch_size=256,
         num_workers=workers,
+        generator=torch.Generator(),  # its workers' seed is not drawn from the run's random state
     )
     start = 0
     for images, _ in decoded:

@@ -556,7 +556,9 @@ def write_shards(
     order = list(files)
     if seed is not None:
         random.Random(f"{seed}-{split}").shuffle(order)
-    encoded = DataLoader(_Encoded(order, short_side), batch_size=None, num_workers=workers)
+    encoded = DataLoader(
+        _Encoded(order, short_side), batch_size=None, num_workers=workers, generator=torch.Generator()
+    )
     keys: dict[str, list[tuple[str, int, int]]] = {}  # shard -> (member, label, crc32), in write order
     with wds.ShardWriter(str(stage / f"{split}-%06d.tar"), maxcount=shard_size, verbose=0) as writer:
         for i, (ext, data, label) in enumerate(encoded):

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import logging
-import os
 import time
 from collections.abc import Sequence
 from pathlib import Path
@@ -24,9 +23,10 @@ from rich.console import Console
 from rich.table import Table
 
 from lightcls.ckpt import best_of_sweep, check_resume
-from lightcls.ckpt.io import AtomicCheckpointIO
+from lightcls.ckpt.io import AtomicCheckpointIO, remove_partial_saves
 from lightcls.config import STARTED_AT, compose, quote
 from lightcls.config.checks import check_devices, check_kinds, check_max_epochs, trainer_devices
+from lightcls.config.rundir import check_run_dir, requeued
 from lightcls.data import SplitFolderDataModule, StreamingDataModule
 from lightcls.errors import Interrupted, LightclsError, one_line
 from lightcls.models import load_pretrained
@@ -48,7 +48,7 @@ log = logging.getLogger(__name__)
 def check_config(cfg: DictConfig) -> None:
     """The train config's values that would fail late, deep in torch, or start too many processes."""
     check_optimization(_plain(cfg.optimizer), _plain(cfg.scheduler))
-    check_kinds(cfg, [key for key in ("lr_find", "report", "verbose") if key in cfg])
+    check_kinds(cfg, [key for key in ("lr_find", "report", "verbose", "overwrite") if key in cfg])
     build_mix(_mix(cfg), 2)
     check_max_epochs(cfg.trainer.get("max_epochs"))
     check_devices(cfg.trainer.get("accelerator", "auto"), trainer_devices(cfg))
@@ -90,10 +90,13 @@ def _train(cfg: DictConfig, extra: list[Callback]) -> dict[str, Any]:
     task_start = time.perf_counter()
     startup = _seconds_since_process_start()
     check_config(cfg)
-    L.seed_everything(cfg.seed, workers=True)
     run_dir = Path(cfg.paths.output_dir).resolve()
+    resume = resume_from(cfg, run_dir)
+    check_run_dir(run_dir, resume, bool(cfg.get("overwrite")))
+    remove_partial_saves(run_dir / "checkpoints")
     datamodule = build_datamodule(cfg)
     datamodule.prepare_data()
+    L.seed_everything(cfg.seed, workers=True)  # after preparation: a run that builds a cache repeats exactly
     data_seconds = time.perf_counter() - task_start
     sizes = "/".join(str(len(datamodule.layout.splits.get(s, []))) for s in ("train", "val", "test"))
     log.info(
@@ -114,7 +117,6 @@ def _train(cfg: DictConfig, extra: list[Callback]) -> dict[str, Any]:
             "model.compile=true with a partial last batch: compile builds the model again every epoch "
             "(resnet18 on digits, H100: 112 against 1,460 images/s); add data.drop_last=true"
         )
-    resume = resume_from(cfg, run_dir)
     if resume:
         check_resume(resume, cfg.model.name, datamodule.classes, datamodule.preprocess.channels)
     module = ClassificationModule(
@@ -302,8 +304,7 @@ def resume_from(cfg: DictConfig, run_dir: Path) -> str | None:
         log.info("ckpt_path=%s: continuing its best run from %s", given, last if last.is_file() else best)
         return str(last if last.is_file() else best)
     last = run_dir / "checkpoints" / "last.ckpt"
-    requeued = "SUBMITIT_EXECUTOR" in os.environ or int(os.environ.get("SLURM_RESTART_COUNT") or 0) > 0
-    if requeued and last.is_file():
+    if requeued() and last.is_file():
         log.info("a requeued job: continuing from this run dir's own %s", last)
         return str(last)
     return None

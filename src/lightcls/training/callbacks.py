@@ -53,6 +53,19 @@ class CheckpointOnInterrupt(Callback):
         )
 
 
+class EpochCheckpoint(ModelCheckpoint):
+    """Lightning's ModelCheckpoint whose `last.ckpt` holds the end of every epoch, whatever val does.
+
+    The installed ModelCheckpoint writes `last.ckpt` only in a step where it also saves a top-k file, so
+    after a plateau `last.ckpt` stays at the last improvement; validation has run by `on_train_epoch_end`.
+    """
+
+    def on_train_epoch_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        super().on_train_epoch_end(trainer, pl_module)
+        if self.save_last and not self._should_skip_saving_checkpoint(trainer):
+            self._save_last_checkpoint(trainer, self._monitor_candidates(trainer))
+
+
 class SeedEachEpoch(Callback):
     """Reseed from (seed, epoch) as each epoch starts, so a run resumed at an epoch boundary shuffles and
     augments exactly as the uninterrupted run (bit-exact with data.num_workers=0).

@@ -79,7 +79,9 @@ class ClassificationModule(L.LightningModule):
         self._channels_last = False
         self._recorder = EpochRecorder()
         self._epoch_lrs: list[float] = []
+        self._lrs_epoch = 0  # the 1-based epoch that trained at _epoch_lrs
         self._resumed_lrs: list[float] = []
+        self._resumed_lrs_epoch = 0
 
     @classmethod
     def from_checkpoint(cls, path: str | Path, what: str = "ckpt_path") -> ClassificationModule:
@@ -151,7 +153,13 @@ class ClassificationModule(L.LightningModule):
         return loss
 
     def on_train_start(self) -> None:
-        """A resumed run whose `max_epochs` changed continues its cosine schedule over the new length."""
+        """A run resumed mid-epoch (after SIGTERM) times its epoch from here and records the lr it trains at
+        (Lightning skips `on_train_epoch_start` then); a resumed run whose `max_epochs` changed continues its
+        cosine schedule over the new length."""
+        if self.trainer.fit_loop.restarted_mid_epoch:
+            self._epoch_lrs = [float(group["lr"]) for group in self.trainer.optimizers[0].param_groups]
+            self._lrs_epoch = self.current_epoch + 1
+            self._recorder.epoch_start()
         configs = self.trainer.lr_scheduler_configs
         if not self._resumed_lrs or not configs or configs[0].interval == "step":
             return
@@ -163,13 +171,14 @@ class ClassificationModule(L.LightningModule):
             log.info(
                 "continuing the cosine schedule from lr %.4g (epoch %d's) over epochs %d-%d",
                 self._resumed_lrs[0],
-                self.current_epoch,
+                self._resumed_lrs_epoch or self.current_epoch,
                 self.current_epoch + 1,
                 self.trainer.max_epochs,
             )
 
     def on_train_epoch_start(self) -> None:
         self._epoch_lrs = [float(group["lr"]) for group in self.trainer.optimizers[0].param_groups]
+        self._lrs_epoch = self.current_epoch + 1
         self._recorder.epoch_start()
         if self.device.type == "cuda":
             torch.cuda.reset_peak_memory_stats(self.device)
@@ -206,10 +215,12 @@ class ClassificationModule(L.LightningModule):
 
     def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
         """Keep the lr the last epoch trained at: a continued run's schedule starts from it."""
-        checkpoint["lightcls"] = {"epoch_lrs": list(self._epoch_lrs)}
+        checkpoint["lightcls"] = {"epoch_lrs": list(self._epoch_lrs), "lrs_epoch": self._lrs_epoch}
 
     def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
-        self._resumed_lrs = list((checkpoint.get("lightcls") or {}).get("epoch_lrs") or [])
+        saved = checkpoint.get("lightcls") or {}
+        self._resumed_lrs = list(saved.get("epoch_lrs") or [])
+        self._resumed_lrs_epoch = int(saved.get("lrs_epoch") or 0)
 
     def validation_step(self, batch: tuple[torch.Tensor, torch.Tensor], batch_idx: int) -> None:
         self._eval_step(batch, self.val_metrics, "val")
