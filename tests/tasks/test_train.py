@@ -520,9 +520,9 @@ def test_a_run_dir_holding_another_runs_results_is_refused(
     refused = run_cli([f"hydra.run.dir={run}", "trainer.max_epochs=1"], tmp_path)  # Hydra writes nothing
     assert_refused(
         refused,
-        f"run dir {run} holds another run's results (metrics.json, metrics.csv, checkpoints/); resume that run "
-        f"with ckpt_path={run}/checkpoints/last.ckpt, choose another hydra.run.dir, or pass overwrite=true to "
-        "replace them",
+        f"run dir {run} holds another run's results (metrics.json, metrics.csv, checkpoints/); resume that "
+        f"run with ckpt_path={run}/checkpoints/last.ckpt, choose another hydra.run.dir, or pass "
+        "overwrite=true to replace them",
     )
     assert (run / ".hydra" / "config.yaml").read_text() == "the first run's\n"
     args = [*SMALL, f"data.root={make_split_folder()}", "trainer.max_epochs=1"]
@@ -540,7 +540,7 @@ def test_the_run_that_builds_the_decode_cache_repeats_exactly(make_split_folder,
     weights = []
     for run in ("first", "second"):  # the first builds the cache, the second reads it
         train(compose_train(args, tmp_path / run))
-        state = torch.load(tmp_path / run / "checkpoints" / "last.ckpt", map_location="cpu", weights_only=True)
-        weights.append(state["state_dict"])
+        last = tmp_path / run / "checkpoints" / "last.ckpt"
+        weights.append(torch.load(last, map_location="cpu", weights_only=True)["state_dict"])
     assert list(root.glob(".lightcls_cache/*.npy"))
     assert all(torch.equal(weights[0][k], weights[1][k]) for k in weights[0])
