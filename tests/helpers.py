@@ -20,6 +20,8 @@ REPO = Path(__file__).resolve().parents[1]
 SRC = REPO / "src"
 #: the debug/ option the tests' short runs use: one epoch of 3 train and 2 val batches
 TINY = "debug=limit"
+#: a small, quiet CPU training run on a tiny folder data set (add data.root=...)
+SMALL_TRAIN = ["data=folder", "data.image_size=16", "data.num_workers=0", "trainer=cpu", "logger=none"]
 #: the tasks whose runs end with report.html (on by default)
 REPORTING = ("train", "search", "eval", "evaluate")
 

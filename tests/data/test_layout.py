@@ -170,3 +170,26 @@ def test_training_from_a_list_through_the_config(make_split_folder, tmp_path: Pa
         tmp_path / "r",
     )
     assert train(cfg)["global_step"] == 3  # the 3 listed images, not the 12 in training_set
+
+
+def test_an_empty_class_folder_of_a_plain_tree_is_one_line_in_train_and_check(
+    make_split_folder, tmp_path
+) -> None:
+    from helpers import SMALL_TRAIN, compose_train, one_line_error
+    from lightcls.cli.data import check
+    from lightcls.tasks import train
+
+    plain = make_split_folder(per_class={"training_set": 4}) / "training_set"
+    (plain / "lizard" / "notes").mkdir(parents=True)
+    (plain / "lizard" / "notes" / "readme.txt").write_text("no images here")
+    expected = (
+        f"{plain / 'lizard'}: class folder 'lizard' holds no images; each class folder of {plain} needs "
+        "images (or remove it)"
+    )
+    assert one_line_error(read_layout, plain) == expected
+    assert one_line_error(check, [f"data.root={plain}"]) == expected
+    assert (
+        one_line_error(train, compose_train([*SMALL_TRAIN, f"data.root={plain}"], tmp_path / "run"))
+        == expected
+    )
+    assert not (plain / SPLIT_FILE).exists()

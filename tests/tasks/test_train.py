@@ -18,6 +18,7 @@ from tensorboard.backend.event_processing.event_accumulator import EventAccumula
 
 from helpers import (
     REPO,
+    SMALL_TRAIN,
     TINY,
     assert_refused,
     compose_task,
@@ -31,7 +32,7 @@ from helpers import (
 from lightcls.data.check import CACHE_FILE, check_dataset
 from lightcls.tasks import train
 
-SMALL = ["data=folder", "data.image_size=16", "data.num_workers=0", "trainer=cpu", "logger=none"]
+SMALL = SMALL_TRAIN
 
 SPEC_KEYS = {
     "best_val_top1",

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import logging
 import math
+import os
 import random
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -218,10 +219,18 @@ def _plain_tree(root: Path, val_fraction: float, seed: int) -> Layout:
         }
         return Layout(root, saved["classes"], {"test": [], **splits})
 
+    found = {name: _images(root / name) for name in classes}
+    for name, files in found.items():
+        if not files:
+            folder = root / name
+            why = "cannot be read" if not os.access(folder, os.R_OK | os.X_OK) else "holds no images"
+            raise LightclsError(
+                f"{folder}: class folder {name!r} {why}; each class folder of {root} needs images (or remove it)"
+            )
     rng = random.Random(seed)
     splits: dict[str, list[Sample]] = {"train": [], "val": [], "test": []}
     for label, name in enumerate(classes):
-        files = _images(root / name)
+        files = found[name]
         rng.shuffle(files)
         n_val, _ = split_sizes(len(files), val_fraction, 0.0)
         splits["val"].extend((p, label) for p in files[:n_val])
