@@ -105,3 +105,52 @@ def test_resuming_a_weights_only_checkpoint_says_to_fine_tune(trained_run: Path,
         f"ckpt_path={published}: holds weights only (no optimizer or loop state to resume, e.g. a published "
         f"checkpoint); to start a new run from these weights use model.pretrained={published}"
     )
+
+
+def _flip_weights(ckpt: Path, out: Path, count: int = 64) -> Path:
+    """A copy of `ckpt` with `count` bytes of its largest weight tensor inverted, in the file itself."""
+    state = torch.load(ckpt, map_location="cpu", weights_only=True)["state_dict"]
+    largest = max(state.values(), key=lambda t: t.numel())
+    raw = largest.contiguous().reshape(-1).view(torch.uint8).numpy().tobytes()
+    data = bytearray(ckpt.read_bytes())
+    at = data.find(raw)
+    assert at >= 0, "the tensor's bytes are stored as they are"
+    data[at : at + count] = bytes(b ^ 0xFF for b in data[at : at + count])
+    out.write_bytes(bytes(data))
+    return out
+
+
+def test_a_tampered_checkpoint_is_one_line_in_every_command_that_loads_one(
+    trained_run: Path, digits_root: Path, tmp_path: Path
+) -> None:
+    from helpers import compose_task, run_entry
+    from lightcls.tasks import evaluate, export, info, predict
+    from lightcls.tasks.explain import explain_images
+
+    last = trained_run / "checkpoints" / "last.ckpt"
+    published = publish(last, tmp_path / "pub")  # a published copy keeps the digest valid
+    assert ClassificationModule.from_checkpoint(published).classes[0] == "zero"
+    bad = _flip_weights(last, tmp_path / "bad.ckpt")
+    expected = (
+        f"{{key}}={bad}: its weights do not match the digest written with them (the file was changed or "
+        "damaged after it was saved); use another checkpoint of the run or train again"
+    )
+    image = next((digits_root / "test_set").rglob("*.png"))
+    tasks = {
+        "eval": (evaluate, []),
+        "predict": (predict, [f"input={image}"]),
+        "export": (export, []),
+        "info": (info, []),
+        "explain": (explain_images, [f"input={image}"]),
+    }
+    for name, (task, extra) in tasks.items():
+        cfg = compose_task(name, [f"ckpt_path={quoted(bad)}", *extra], tmp_path / name)
+        assert one_line_error(task, cfg) == expected.format(key="ckpt_path"), name
+    for key in ("ckpt_path", "model.pretrained"):
+        cfg = compose_train(
+            [f"data.root={digits_root}", "trainer=cpu", f"{key}={quoted(bad)}"], tmp_path / key
+        )
+        assert one_line_error(train, cfg) == expected.format(key=key)
+    result = run_entry("predict", [f"ckpt_path={quoted(bad)}", f"input={image}"], tmp_path)
+    assert result.returncode == 2 and "Traceback" not in result.stderr
+    assert result.stderr.strip().splitlines()[-1] == "error: " + expected.format(key="ckpt_path")

@@ -2,20 +2,26 @@
 
 from lightcls.ckpt.load import (
     DATA_KEY,
+    DIGEST_KEY,
     best_of_sweep,
     check_resume,
     data_provenance,
     describe,
     load_checkpoint,
     read_checkpoint,
+    seal,
+    weights_digest,
 )
 
 __all__ = [
     "DATA_KEY",
+    "DIGEST_KEY",
     "best_of_sweep",
     "check_resume",
     "data_provenance",
     "describe",
     "load_checkpoint",
     "read_checkpoint",
+    "seal",
+    "weights_digest",
 ]

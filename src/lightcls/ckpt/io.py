@@ -10,6 +10,8 @@ import torch
 from lightning.fabric.utilities.types import _PATH
 from lightning.pytorch.plugins.io import TorchCheckpointIO
 
+from lightcls.ckpt.load import seal
+
 
 class AtomicCheckpointIO(TorchCheckpointIO):
     """Write `<file>.tmp-<pid>` next to the target, fsync, then `os.replace` it over the target.
@@ -20,7 +22,9 @@ class AtomicCheckpointIO(TorchCheckpointIO):
     """
 
     def save_checkpoint(self, checkpoint: dict[str, Any], path: _PATH, storage_options: Any = None) -> None:
-        """Save `checkpoint` to `path` atomically (local paths; others go through Lightning)."""
+        """Save `checkpoint` to `path` atomically (local paths; others go through Lightning), with the digest
+        of its weights that loading checks."""
+        checkpoint = seal(checkpoint)
         if storage_options is not None or "://" in str(path):
             return super().save_checkpoint(checkpoint, path, storage_options)
         target = Path(path)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 import pickle
 import re
@@ -17,6 +18,27 @@ from lightcls.errors import LightclsError
 REQUIRED_HPARAMS = ("model", "classes", "preprocess")
 #: Where Lightning keeps the DataModule's hyperparameters: the data set's provenance (SPEC §4).
 DATA_KEY = "datamodule_hyper_parameters"
+#: The SHA-256 of a checkpoint's weights, written with them and checked on every load.
+DIGEST_KEY = "weights_sha256"
+
+
+def weights_digest(state_dict: Mapping[str, Any]) -> str:
+    """SHA-256 over the tensors of `state_dict`: each key, dtype, shape and raw bytes, in key order."""
+    digest = hashlib.sha256()
+    for key in sorted(state_dict):
+        tensor = state_dict[key]
+        if not isinstance(tensor, torch.Tensor):
+            continue
+        tensor = tensor.detach().cpu().contiguous()
+        digest.update(f"{key}\0{tensor.dtype}\0{tuple(tensor.shape)}\0".encode())
+        digest.update(tensor.reshape(-1).view(torch.uint8).numpy().data)
+    return digest.hexdigest()
+
+
+def seal(checkpoint: dict[str, Any]) -> dict[str, Any]:
+    """`checkpoint` with the digest of its weights added (for a dict holding a `state_dict`)."""
+    state = checkpoint.get("state_dict")
+    return {**checkpoint, DIGEST_KEY: weights_digest(state)} if isinstance(state, Mapping) else checkpoint
 
 
 def load_checkpoint(path: str | Path, what: str = "ckpt_path") -> dict[str, Any]:
@@ -44,6 +66,12 @@ def load_checkpoint(path: str | Path, what: str = "ckpt_path") -> dict[str, Any]
         raise LightclsError(f"{where}: not a readable checkpoint ({first})") from None
     if not isinstance(obj, dict):
         raise LightclsError(f"{where}: not a checkpoint (holds a {type(obj).__name__}, not a dict)")
+    saved, state = obj.get(DIGEST_KEY), obj.get("state_dict")
+    if saved is not None and isinstance(state, Mapping) and weights_digest(state) != saved:
+        raise LightclsError(
+            f"{where}: its weights do not match the digest written with them (the file was changed or "
+            "damaged after it was saved); use another checkpoint of the run or train again"
+        )
     return obj
 
 

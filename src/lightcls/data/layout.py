@@ -225,7 +225,8 @@ def _plain_tree(root: Path, val_fraction: float, seed: int) -> Layout:
             folder = root / name
             why = "cannot be read" if not os.access(folder, os.R_OK | os.X_OK) else "holds no images"
             raise LightclsError(
-                f"{folder}: class folder {name!r} {why}; each class folder of {root} needs images (or remove it)"
+                f"{folder}: class folder {name!r} {why}; each class folder of {root} needs images "
+                "(or remove it)"
             )
     rng = random.Random(seed)
     splits: dict[str, list[Sample]] = {"train": [], "val": [], "test": []}

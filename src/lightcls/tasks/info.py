@@ -15,7 +15,7 @@ from rich.table import Table
 from torch import nn
 from torch.utils.flop_counter import FlopCounterMode
 
-from lightcls.ckpt import DATA_KEY, read_checkpoint
+from lightcls.ckpt import DATA_KEY, DIGEST_KEY, read_checkpoint
 from lightcls.errors import LightclsError
 from lightcls.inference import contract
 from lightcls.models import build_model
@@ -31,6 +31,7 @@ PUBLISHED_KEYS = (
     "hyper_parameters",
     DATA_KEY,
     "datamodule_hparams_name",
+    DIGEST_KEY,
 )
 
 
