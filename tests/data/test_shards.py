@@ -215,6 +215,35 @@ def test_a_corrupt_shard_stops_training_with_one_line_naming_it(packed: Path, tm
     )
 
 
+def test_tampered_labels_are_one_line_before_training_and_at_read_time(packed: Path, tmp_path: Path) -> None:
+    broken = tmp_path / "broken"
+    shutil.copytree(packed, broken)
+    written = json.loads((broken / MANIFEST).read_text())
+    cfg = compose_train([*on_shards(broken), "trainer=cpu", "logger=none"], tmp_path / "run")
+
+    def tamper(label_of) -> str:
+        data = json.loads(json.dumps(written))
+        for i, row in enumerate(data["samples"]["train"]):
+            row[3] = label_of(i, row[3])
+        (broken / MANIFEST).write_text(json.dumps(data))
+        return one_line_error(train, cfg)
+
+    where = broken / MANIFEST
+    assert tamper(lambda i, label: 10 if i == 3 else label) == (
+        f"{where}: train image 3 has label 10, but there are 10 classes (0-9); pack the data set again"
+    )
+    assert tamper(lambda i, label: 0) == (
+        f"{where}: class 'one' has no training images (labels cover 1 of 10 classes); pack the data set again"
+    )
+    row = written["samples"]["train"][0]  # the tar's own .cls entry disagrees: found as the image is read
+    message = tamper(lambda i, label: (label + 1) % 10 if i == 0 else label)
+    assert message == (
+        f"{broken}/train-{row[0]:06d}.tar: the image at byte {row[1]:,} is labelled {row[3]} in the shard "
+        f"but {(row[3] + 1) % 10} in {MANIFEST}; pack the data set again"
+    )
+    assert not list((tmp_path / "run").glob("checkpoints/*.ckpt"))
+
+
 def test_a_truncated_or_missing_shard_is_one_line_before_training(packed: Path, tmp_path: Path) -> None:
     broken = tmp_path / "broken"
     shutil.copytree(packed, broken)

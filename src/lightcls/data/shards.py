@@ -110,6 +110,25 @@ class Manifest:
         }
         return cls(root, data["classes"], data["source"], data["short_side"], data["shards"], samples)
 
+    def check_labels(self, split: str) -> None:
+        """Every label of `split` names a class, and every class has training images (one line if not)."""
+        where = join(self.root, MANIFEST)
+        labels = self.samples[split][:, LABEL]
+        wrong = np.flatnonzero((labels < 0) | (labels >= len(self.classes)))
+        if len(wrong):
+            raise LightclsError(
+                f"{where}: {split} image {int(wrong[0])} has label {int(labels[wrong[0]])}, but there are "
+                f"{len(self.classes)} classes (0-{len(self.classes) - 1}); pack the data set again"
+            )
+        if split == "train" and len(labels):
+            counts = np.bincount(labels, minlength=len(self.classes))
+            if not counts.all():
+                missing = self.classes[int(np.flatnonzero(counts == 0)[0])]
+                raise LightclsError(
+                    f"{where}: class {missing!r} has no training images (labels cover "
+                    f"{int((counts > 0).sum())} of {len(self.classes)} classes); pack the data set again"
+                )
+
     def check_sizes(self, split: str) -> None:
         """Every shard of `split` is there at the size written (one line naming the first that is not)."""
         for shard in self.shards[split]:
@@ -161,15 +180,17 @@ class ShardReader:
             except OSError as err:
                 raise LightclsError(f"{url}: cannot open ({err})") from None
         f = self._files[shard]
+        start = max(0, offset - LABEL_WINDOW)  # the sample's .cls entry is stored just before its image
         try:
             if isinstance(f, tuple):  # a URL: one ranged request (a file object's readahead would fetch MBs)
                 fs, path = f
-                data = fs.cat_file(path, start=offset, end=offset + size)
+                window = fs.cat_file(path, start=start, end=offset + size)
             else:
-                f.seek(offset)
-                data = f.read(size)
+                f.seek(start)
+                window = f.read(offset + size - start)
         except OSError as err:
             raise LightclsError(f"{url}: cannot read ({err})") from None
+        head, data = window[: offset - start], window[offset - start :]
         if len(data) != size:
             raise LightclsError(
                 f"{url}: truncated at byte {offset + len(data):,} (the image at {offset:,} "
@@ -179,10 +200,41 @@ class ShardReader:
             raise LightclsError(
                 f"{url}: corrupt: the image at byte {offset:,} fails its checksum; pack the data set again"
             )
+        stored = _stored_label(head)
+        if stored != int(row[LABEL]):
+            said = "has no .cls entry" if stored is None else f"is labelled {stored} in the shard"
+            raise LightclsError(
+                f"{url}: the image at byte {offset:,} {said} but {int(row[LABEL])} in {MANIFEST}; "
+                "pack the data set again"
+            )
         return data, name
 
     def __getstate__(self) -> dict[str, Any]:  # open files stay in the process that opened them
         return {**self.__dict__, "_files": {}}
+
+
+#: bytes read before an image to find its sample's .cls entry (WebDataset writes a sample's entries in key
+#: order, each after a pax header: cls header and value, then the image's pax header, pax data and header)
+LABEL_WINDOW = 8 * tarfile.BLOCKSIZE
+
+
+def _stored_label(head: bytes) -> int | None:
+    """The label of the last `.cls` tar entry among the 512-byte blocks of `head` (None if there is none).
+
+    Hand-written: tarfile and WebDataset read a tar from its start; this reads one sample's entries in
+    place, from the same ranged read as its image.
+    """
+    label = None
+    usable = len(head) - len(head) % tarfile.BLOCKSIZE
+    for at in range(len(head) - usable, len(head) - tarfile.BLOCKSIZE, tarfile.BLOCKSIZE):
+        try:
+            info = tarfile.TarInfo.frombuf(head[at : at + tarfile.BLOCKSIZE], "utf-8", "surrogateescape")
+        except tarfile.HeaderError:
+            continue
+        if info.name.endswith(".cls") and info.size <= tarfile.BLOCKSIZE:
+            value = head[at + tarfile.BLOCKSIZE : at + tarfile.BLOCKSIZE + info.size]
+            label = int(value) if value.strip().lstrip(b"-").isdigit() else None
+    return label
 
 
 class ShardDataset(IterableDataset):

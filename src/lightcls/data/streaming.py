@@ -85,8 +85,10 @@ class StreamingDataModule(SplitFolderDataModule):
         return decode_images(encoded, self.preprocess, self.augment, device)
 
     def prepare_data(self) -> None:
-        """Check that every shard is there at the size written (before any training)."""
+        """Check that every shard is there at the size written and every label names a class (before any
+        training)."""
         for split in self.manifest.shards:
+            self.manifest.check_labels(split)
             self.manifest.check_sizes(split)
 
     def setup_split(self, split: str) -> None:
