@@ -49,14 +49,14 @@ def test_model_config_builds_a_grayscale_ten_class_network(name: str, tmp_path) 
 @pytest.mark.parametrize(
     ("name", "accelerator", "devices", "strategy"),
     [
-        ("auto", "auto", 1, None),
-        ("cpu", "cpu", 1, None),
-        ("gpu", "gpu", 1, None),
+        ("auto", "auto", 1, "auto"),
+        ("cpu", "cpu", 1, "auto"),
+        ("gpu", "gpu", 1, "auto"),
         ("ddp", "gpu", 2, "ddp"),
         ("ddp_cpu", "cpu", 2, "ddp"),
     ],
 )
-def test_trainer_configs(name: str, accelerator: str, devices: int, strategy: str | None, tmp_path) -> None:
+def test_trainer_configs(name: str, accelerator: str, devices: int, strategy: str, tmp_path) -> None:
     cfg = compose_train([f"trainer={name}"], tmp_path)
     assert (cfg.trainer.accelerator, cfg.trainer.devices, cfg.trainer.get("strategy")) == (
         accelerator,
@@ -67,7 +67,8 @@ def test_trainer_configs(name: str, accelerator: str, devices: int, strategy: st
         trainer = instantiate(cfg.trainer, logger=False, enable_checkpointing=False)
         assert trainer.max_epochs == cfg.trainer.max_epochs
         assert trainer.num_devices == devices
-        assert type(trainer.strategy).__name__ == ("DDPStrategy" if strategy else "SingleDeviceStrategy")
+        expected = "DDPStrategy" if strategy == "ddp" else "SingleDeviceStrategy"
+        assert type(trainer.strategy).__name__ == expected
 
 
 @pytest.mark.parametrize(

@@ -18,6 +18,7 @@ from omegaconf import DictConfig, ListConfig, OmegaConf
 from omegaconf.errors import InterpolationResolutionError
 
 from lightcls.config.compose import compose_config, config_dir, did_you_mean
+from lightcls.config.values import check_values
 from lightcls.errors import LightclsError, one_line
 
 #: a multirun sweep composes once per swept value, up to this many times (the jobs check themselves too)
@@ -37,16 +38,17 @@ def _initialized(job_name: str):
 
 
 def check_command(
-    config_name: str, argv: Sequence[str], check_values: Callable[[DictConfig], None] | None = None
+    config_name: str, argv: Sequence[str], check_task: Callable[[DictConfig], None] | None = None
 ) -> tuple[DictConfig, bool] | None:
-    """Compose `config_name` with a command line's overrides as Hydra will and run `check_values` on
-    every variant (one-line LightclsError on a mistake); return the first composed config and whether
-    it is a multirun. None when Hydra is asked for something other than a run (--help, --cfg, ...)."""
+    """Compose `config_name` with a command line's overrides as Hydra will and check every variant: the
+    values its rules name (lightcls.config.values), then `check_task` (one-line LightclsError on a
+    mistake); return the first composed config and whether it is a multirun. None when Hydra is asked for
+    something other than a run (--help, --cfg, ...)."""
     args = _hydra_args(argv)
     if args is None:
         return None
     if args.cfg:  # --cfg prints the config: composition is checked, values are not
-        check_values = None
+        check_task = None
     with _initialized(config_name):
         parser = OverridesParser.create(config_loader=GlobalHydra.instance().config_loader())
         try:
@@ -63,9 +65,12 @@ def check_command(
             if missing:
                 raise LightclsError(f"{missing[0]} is required: pass {missing[0]}=...")
             first = cfg if first is None else first
-            if check_values is not None:
+            if args.cfg:
+                continue
+            check_values(cfg, config_name)
+            if check_task is not None:
                 with contextlib.suppress(InterpolationResolutionError):  # needs the run's Hydra context:
-                    check_values(cfg)  # the task checks again when it starts
+                    check_task(cfg)  # the task checks again when it starts
     return None if args.cfg else (first, bool(args.multirun))
 
 

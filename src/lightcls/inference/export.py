@@ -83,6 +83,10 @@ def _export_onnx(
     kwargs = {"opset_version": opset} if opset else {}
     for name in ("onnx_ir", "onnxscript"):  # their optimizer passes log every step at INFO
         logging.getLogger(name).setLevel(logging.WARNING)
+    # a failed conversion to another opset is logged with its traceback, then kept at torch's own opset:
+    # checked below and said in one line instead
+    for name in ("onnxscript.version_converter", "torch.onnx._internal.exporter._compat"):
+        logging.getLogger(name).setLevel(logging.CRITICAL if opset else logging.WARNING)
     torch.onnx.export(
         net,
         (example,),
@@ -95,3 +99,14 @@ def _export_onnx(
         verbose=False,
         **kwargs,
     )
+    if opset:
+        import onnx
+
+        model = onnx.load(str(path), load_external_data=False)
+        written = next((o.version for o in model.opset_import if o.domain in ("", "ai.onnx")), None)
+        if written != opset:
+            path.unlink(missing_ok=True)
+            raise LightclsError(
+                f"opset={opset}: torch.onnx cannot convert this model to opset {opset} (it wrote opset "
+                f"{written}); leave opset unset or give {written} or higher"
+            )

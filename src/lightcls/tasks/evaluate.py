@@ -15,6 +15,7 @@ from rich.table import Table
 
 from lightcls.ckpt import best_of_sweep, data_provenance, read_checkpoint
 from lightcls.config.checks import check_kinds
+from lightcls.config.values import check_values
 from lightcls.data import SplitFolderDataModule
 from lightcls.data.shards import Manifest, has_manifest
 from lightcls.errors import LightclsError
@@ -35,6 +36,7 @@ END_EVAL = ("report=false", "save_scores=false")
 
 def check_command(cfg: DictConfig) -> None:
     """The eval options a run would otherwise refuse only after loading the model (before any run dir)."""
+    check_values(cfg, "eval")
     if cfg.split not in SPLITS:
         raise LightclsError(f"split={cfg.split}: unknown split; choose one of {', '.join(SPLITS)}")
     check_report_options(list(cfg.topk), str(cfg.average))

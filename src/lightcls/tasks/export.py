@@ -12,6 +12,7 @@ from rich.console import Console
 
 from lightcls.ckpt import data_provenance, read_checkpoint
 from lightcls.config.checks import check_kinds
+from lightcls.config.values import check_values
 from lightcls.data.layout import read_layout
 from lightcls.data.shards import Manifest, has_manifest
 from lightcls.errors import LightclsError
@@ -23,6 +24,7 @@ log = logging.getLogger(__name__)
 
 def check_command(cfg: DictConfig) -> None:
     """The export options, before the checkpoint is loaded or a run dir made."""
+    check_values(cfg, "export")
     if cfg.format not in FORMATS:
         raise LightclsError(f"format={cfg.format}: choose one of {', '.join(FORMATS)}")
     check_kinds(cfg, ("fp16", "dynamic_batch"), ("parity_images",))

@@ -16,6 +16,7 @@ from torch import nn
 from torch.utils.flop_counter import FlopCounterMode
 
 from lightcls.ckpt import DATA_KEY, DIGEST_KEY, read_checkpoint
+from lightcls.config.values import check_values
 from lightcls.errors import LightclsError
 from lightcls.inference import contract
 from lightcls.models import build_model
@@ -37,6 +38,7 @@ PUBLISHED_KEYS = (
 
 def info(cfg: DictConfig) -> dict[str, Any]:
     """Facts about `cfg.ckpt_path` or `cfg.model.name`; optionally publish the checkpoint; return them."""
+    check_values(cfg, "info")
     out_dir = Path(str(cfg.save_dir or cfg.paths.output_dir)).expanduser().resolve()
     if cfg.ckpt_path:
         ckpt = read_checkpoint(cfg.ckpt_path)

@@ -18,6 +18,7 @@ from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf
 
 from lightcls.config import compose
+from lightcls.config.values import check_values
 from lightcls.errors import LightclsError
 from lightcls.evaluation.runs import print_summary, write_summary
 from lightcls.tasks.runlog import python_run
@@ -31,6 +32,7 @@ SUGGEST = ("float", "int", "categorical")
 def check_command(cfg: DictConfig) -> None:
     """The search settings and the train config (each range's ends are checked when the search starts)."""
     spec = cfg.search
+    check_values(cfg, "search")
     if spec.direction not in ("maximize", "minimize"):
         raise LightclsError(f"search.direction={spec.direction}: choose maximize or minimize")
     space = _space(spec.space)

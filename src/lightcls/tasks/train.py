@@ -27,6 +27,7 @@ from lightcls.ckpt.io import AtomicCheckpointIO, remove_partial_saves
 from lightcls.config import STARTED_AT, compose, quote
 from lightcls.config.checks import check_devices, check_kinds, check_max_epochs, trainer_devices
 from lightcls.config.rundir import check_run_dir, requeued
+from lightcls.config.values import check_values
 from lightcls.data import SplitFolderDataModule, StreamingDataModule
 from lightcls.errors import Interrupted, LightclsError, one_line
 from lightcls.models import load_pretrained
@@ -47,6 +48,7 @@ log = logging.getLogger(__name__)
 
 def check_config(cfg: DictConfig) -> None:
     """The train config's values that would fail late, deep in torch, or start too many processes."""
+    check_values(cfg, "train")
     check_optimization(_plain(cfg.optimizer), _plain(cfg.scheduler))
     check_kinds(cfg, [key for key in ("lr_find", "report", "verbose", "overwrite") if key in cfg])
     build_mix(_mix(cfg), 2)
