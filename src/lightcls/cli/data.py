@@ -8,7 +8,7 @@ from dataclasses import dataclass, field
 from omegaconf import DictConfig, OmegaConf
 from omegaconf.errors import OmegaConfBaseException
 
-from lightcls.errors import LightclsError
+from lightcls.errors import LightclsError, machine_refusal
 
 USAGE = "usage: lightcls-data check data.root=PATH [data.val_fraction=0.15 data.split_seed=0 cache=true]"
 KEYS = "data.root, data.val_fraction, data.split_seed, cache"
@@ -163,6 +163,14 @@ def main(argv: list[str] | None = None) -> None:
     except LightclsError as err:
         print(f"error: {err}", file=sys.stderr)
         sys.exit(2)
+    except OSError as err:
+        if machine_refusal(err) is None:
+            raise
+        print(f"error: {machine_refusal(err)}", file=sys.stderr)
+        sys.exit(2)
+    except KeyboardInterrupt:
+        print("interrupted: Ctrl-C", file=sys.stderr)
+        sys.exit(130)
 
 
 if __name__ == "__main__":

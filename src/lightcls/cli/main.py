@@ -21,7 +21,7 @@ from omegaconf import DictConfig, OmegaConf, open_dict
 
 from lightcls.config import config_dir, run_dir_overrides
 from lightcls.config.checks import check_command
-from lightcls.errors import Interrupted, LightclsError, one_line
+from lightcls.errors import Interrupted, LightclsError, machine_refusal, one_line
 
 CONFIG_DIR = str(config_dir())
 
@@ -34,6 +34,9 @@ def run_task(task: Callable[[DictConfig], Any], cfg: DictConfig) -> Any:
     except Interrupted as stop:
         print(f"interrupted: {stop}", file=sys.stderr)
         sys.exit(stop.exit_code)
+    except KeyboardInterrupt:  # outside training (which saves a checkpoint first): nothing to resume
+        print("interrupted: Ctrl-C", file=sys.stderr)
+        sys.exit(130)
 
 
 @contextmanager
@@ -43,6 +46,10 @@ def _user_mistakes() -> Iterator[None]:
         yield
     except LightclsError as err:
         _fail(str(err))
+    except OSError as err:
+        if machine_refusal(err) is None:
+            raise
+        _fail(machine_refusal(err))
     except InstantiationException as err:
         if isinstance(err.__cause__, LightclsError):  # the object's own check of its arguments
             _fail(str(err.__cause__))

@@ -53,12 +53,15 @@ def build_cache(
         generator=torch.Generator(),  # its workers' seed is not drawn from the run's random state
     )
     start = 0
-    for images, _ in decoded:
-        array[start : start + len(images)] = images.numpy()
-        start += len(images)
-    array.flush()
-    del array
-    os.replace(tmp, path)
+    try:
+        for images, _ in decoded:
+            array[start : start + len(images)] = images.numpy()
+            start += len(images)
+        array.flush()
+        del array
+        os.replace(tmp, path)
+    finally:  # Ctrl-C, a full disk, an unreadable image: no half-built cache is left
+        tmp.unlink(missing_ok=True)
     prefix = path.name.rsplit("-", 1)[0] + "-"
     for stale in path.parent.glob(f"{prefix}*.npy"):
         if stale != path:
@@ -103,8 +106,12 @@ def build_disk_cache(
     tmp = folder.with_name(f".{folder.name}.{os.getpid()}.tmp")
     shutil.rmtree(tmp, ignore_errors=True)
     tmp.mkdir(parents=True)
-    shards, rows = write_shards(tmp, split, samples, 1000, side, None, workers)
-    write_manifest(tmp, classes, str(folder.parent), side, {split: shards}, {split: rows})
+    try:
+        shards, rows = write_shards(tmp, split, samples, 1000, side, None, workers)
+        write_manifest(tmp, classes, str(folder.parent), side, {split: shards}, {split: rows})
+    except BaseException:  # Ctrl-C, a full disk: no half-written cache is left
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
     try:
         os.replace(tmp, folder)
     except OSError:  # another process (a DDP rank) finished the same cache first: use that one

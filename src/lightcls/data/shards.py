@@ -31,6 +31,7 @@ from lightcls.data.check import checked_layout
 from lightcls.data.decode import ImageReadMode, decode_bytes, decode_jpeg, to_mode
 from lightcls.data.preprocess import Preprocess
 from lightcls.errors import LightclsError
+from lightcls.files import write_json
 
 log = logging.getLogger(__name__)
 
@@ -549,6 +550,11 @@ def pack(
             fs.makedirs(path, exist_ok=True)
             for file in sorted(stage.iterdir()):
                 fs.put_file(str(file), f"{path.rstrip('/')}/{file.name}")
+    except BaseException:  # Ctrl-C, a full disk: no partial shards or manifest are left here
+        if not url:
+            for written in [*stage.glob("*.tar"), stage / MANIFEST]:
+                written.unlink(missing_ok=True)
+        raise
     finally:
         if url:
             shutil.rmtree(stage, ignore_errors=True)
@@ -580,7 +586,7 @@ def write_manifest(
         "shards": shards,
         "samples": samples,
     }
-    (folder / MANIFEST).write_text(json.dumps(manifest, separators=(",", ":")) + "\n", encoding="utf-8")
+    write_json(folder / MANIFEST, manifest, indent=None)
 
 
 def _refuse_foreign(folder: Path) -> None:

@@ -3,7 +3,6 @@ confused class pairs (mmpretrain's analyze_results, as pictures)."""
 
 from __future__ import annotations
 
-import json
 from collections import Counter
 from collections.abc import Sequence
 from pathlib import Path
@@ -13,6 +12,7 @@ import torch
 from PIL import Image, ImageDraw, ImageOps
 
 from lightcls.evaluation.fonts import caption_font
+from lightcls.files import write_json
 
 TILE = 128
 
@@ -65,7 +65,7 @@ def write_gallery(mistakes: dict[str, Any], root: Path, folder: Path, per_class:
     folder.mkdir(parents=True, exist_ok=True)
     for old in [*folder.glob("wrong_*.png"), *folder.glob("right_*.png")]:
         old.unlink()
-    (folder / "mistakes.json").write_text(json.dumps(mistakes, indent=2) + "\n", encoding="utf-8")
+    write_json(folder / "mistakes.json", mistakes)
     written = []
     for kind, key in (("wrong", "wrong"), ("right", "least_confident_right")):
         for name, items in mistakes.get(key, {}).items():

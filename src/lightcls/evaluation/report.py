@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import csv
-import json
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -18,6 +17,7 @@ from torchmetrics.functional.classification import (
 )
 
 from lightcls.errors import LightclsError
+from lightcls.files import write_json
 
 FORMATS = ("json", "yaml", "csv")
 
@@ -88,7 +88,7 @@ def write_report(report: dict[str, Any], out_dir: Path, formats: Sequence[str]) 
     for fmt in formats:
         path = out_dir / f"eval.{fmt}"
         if fmt == "json":
-            path.write_text(json.dumps(report, indent=2) + "\n", encoding="utf-8")
+            write_json(path, report)
         elif fmt == "yaml":
             import yaml
 

@@ -13,6 +13,7 @@ from rich.console import Console
 from rich.table import Table
 
 from lightcls.errors import LightclsError
+from lightcls.files import write_json
 
 #: metrics.json keys a summary row keeps, in this order (after the overrides)
 METRICS = (
@@ -68,7 +69,7 @@ def write_summary(rows: list[dict[str, Any]], folder: Path) -> tuple[Path, Path]
     """`summary.csv` and `summary.json` in `folder`."""
     folder.mkdir(parents=True, exist_ok=True)
     as_json, as_csv = folder / "summary.json", folder / "summary.csv"
-    as_json.write_text(json.dumps(rows, indent=2) + "\n", encoding="utf-8")
+    write_json(as_json, rows)
     with as_csv.open("w", newline="", encoding="utf-8") as f:
         writer = csv.DictWriter(f, fieldnames=list(rows[0]) if rows else [])
         writer.writeheader()

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import copy
-import json
 import logging
 import warnings
 from pathlib import Path
@@ -14,6 +13,7 @@ from torch import nn
 
 from lightcls.data.preprocess import Preprocess
 from lightcls.errors import LightclsError
+from lightcls.files import write_json
 
 log = logging.getLogger(__name__)
 FORMATS = {"onnx": ".onnx", "torchscript": ".pt"}
@@ -56,7 +56,7 @@ def export_model(
         "input_name": "input",
         "input_shape": ["batch" if dynamic_batch else 1, pre.channels, pre.image_size, pre.image_size],
     }
-    sidecar.write_text(json.dumps(contract, indent=2) + "\n", encoding="utf-8")
+    write_json(sidecar, contract)
     return path, sidecar
 
 

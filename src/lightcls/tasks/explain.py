@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import logging
 from pathlib import Path
 from typing import Any, BinaryIO
@@ -15,6 +14,7 @@ from lightcls.ckpt import best_of_sweep
 from lightcls.config.values import check_values
 from lightcls.errors import LightclsError
 from lightcls.evaluation.fonts import caption_font
+from lightcls.files import write_json
 from lightcls.inference import CheckpointPredictor, check_some_read, collect_inputs, decode_files
 from lightcls.inference.explain import Explanation, explain
 
@@ -73,7 +73,7 @@ def explain_images(cfg: DictConfig) -> dict[str, Any]:
         "skipped": skipped,
     }
     out_dir.mkdir(parents=True, exist_ok=True)
-    (out_dir / "explanations.json").write_text(json.dumps(summary, indent=2) + "\n", encoding="utf-8")
+    write_json(out_dir / "explanations.json", summary)
     Console().print(
         f"{cfg.method} of layer {layer} for {len(results)} images -> {out_dir / 'cam'}", soft_wrap=True
     )

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import hashlib
-import json
 import re
 from pathlib import Path
 from typing import Any
@@ -18,6 +17,7 @@ from torch.utils.flop_counter import FlopCounterMode
 from lightcls.ckpt import DATA_KEY, DIGEST_KEY, read_checkpoint
 from lightcls.config.values import check_values
 from lightcls.errors import LightclsError
+from lightcls.files import write_json
 from lightcls.inference import contract
 from lightcls.models import build_model
 from lightcls.training import ClassificationModule
@@ -65,7 +65,7 @@ def info(cfg: DictConfig) -> dict[str, Any]:
             raise LightclsError("publish=true needs ckpt_path=... (a trained checkpoint)")
         facts["published"] = str(publish(Path(str(cfg.ckpt_path)), out_dir))
     out_dir.mkdir(parents=True, exist_ok=True)
-    (out_dir / "info.json").write_text(json.dumps(facts, indent=2) + "\n", encoding="utf-8")
+    write_json(out_dir / "info.json", facts)
     print_info(facts)
     return facts
 

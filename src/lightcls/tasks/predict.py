@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import csv
-import json
 import logging
 import shutil
 from pathlib import Path
@@ -16,6 +15,7 @@ from rich.table import Table
 
 from lightcls.config.values import check_values
 from lightcls.evaluation.fonts import caption_font
+from lightcls.files import write_json
 from lightcls.inference import check_some_read, collect_inputs, load_predictor, predict_files
 
 log = logging.getLogger(__name__)
@@ -39,7 +39,7 @@ def predict(cfg: DictConfig) -> dict[str, Any]:
         "results": results,
         "skipped": skipped,
     }
-    (out_dir / "predictions.json").write_text(json.dumps(summary, indent=2) + "\n", encoding="utf-8")
+    write_json(out_dir / "predictions.json", summary)
     if "csv" in cfg.formats:
         _write_csv(results, out_dir / "predictions.csv")
     if cfg.annotate:

@@ -19,7 +19,7 @@ from omegaconf import DictConfig, OmegaConf
 
 from lightcls.config import compose
 from lightcls.config.values import check_values
-from lightcls.errors import LightclsError
+from lightcls.errors import LightclsError, one_line
 from lightcls.evaluation.runs import print_summary, write_summary
 from lightcls.tasks.runlog import python_run
 from lightcls.tasks.train import check_command as check_train_command
@@ -166,6 +166,13 @@ def _check_space_entry(key: str, entry: dict[str, Any]) -> None:
     missing = [name for name in needed if name not in entry]
     if missing:
         raise LightclsError(f"search.space.{key}: suggest: {entry['suggest']} needs {', '.join(missing)}")
+    from optuna import distributions  # its own checks: low <= high, log needs low > 0, choices not empty
+
+    kind = {"float": "FloatDistribution", "int": "IntDistribution", "categorical": "CategoricalDistribution"}
+    try:
+        getattr(distributions, kind[entry["suggest"]])(**{k: v for k, v in entry.items() if k != "suggest"})
+    except (TypeError, ValueError) as err:
+        raise LightclsError(f"search.space.{key}: {one_line(str(err))}") from None
 
 
 def _corners(space: dict[str, dict[str, Any]]) -> list[list[str]]:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import logging
 import time
 from collections.abc import Sequence
@@ -30,6 +29,7 @@ from lightcls.config.rundir import check_run_dir, requeued
 from lightcls.config.values import check_values
 from lightcls.data import SplitFolderDataModule, StreamingDataModule
 from lightcls.errors import Interrupted, LightclsError, one_line
+from lightcls.files import write_json
 from lightcls.models import load_pretrained
 from lightcls.training import ClassificationModule
 from lightcls.training.callbacks import (
@@ -219,7 +219,7 @@ def _train(cfg: DictConfig, extra: list[Callback]) -> dict[str, Any]:
         "train_images_per_second": _round(fit.get("fit/images_per_second")),
     }
     run_dir.mkdir(parents=True, exist_ok=True)
-    (run_dir / "metrics.json").write_text(json.dumps(metrics, indent=2) + "\n", encoding="utf-8")
+    write_json(run_dir / "metrics.json", metrics)
     _log_hparams(trainer.loggers, cfg, metrics)
     print_summary(metrics, run_dir)
     page = write_run_report(cfg, run_dir, metrics, module, datamodule) if cfg.get("report") else None

@@ -1,0 +1,26 @@
+"""Result files written whole or not at all: a full disk or a kill never leaves half a file behind."""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+from typing import Any
+
+
+def write_text(path: Path, text: str) -> Path:
+    """Write `text` to `path` through a temporary file beside it, renamed over `path` once complete."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
+    try:
+        tmp.write_text(text, encoding="utf-8")
+        os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)
+    return path
+
+
+def write_json(path: Path, data: Any, indent: int | None = 2) -> Path:
+    """`data` as JSON in `path` (written whole or not at all)."""
+    separators = None if indent else (",", ":")
+    return write_text(path, json.dumps(data, indent=indent, separators=separators) + "\n")
