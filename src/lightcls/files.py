@@ -7,6 +7,8 @@ import os
 from pathlib import Path
 from typing import Any
 
+from lightcls.errors import LightclsError
+
 
 def write_text(path: Path, text: str) -> Path:
     """Write `text` to `path` through a temporary file beside it, renamed over `path` once complete."""
@@ -24,3 +26,14 @@ def write_json(path: Path, data: Any, indent: int | None = 2) -> Path:
     """`data` as JSON in `path` (written whole or not at all)."""
     separators = None if indent else (",", ":")
     return write_text(path, json.dumps(data, indent=indent, separators=separators) + "\n")
+
+
+def read_json(path: Path, what: str = "") -> Any:
+    """The JSON in `path`; a missing, truncated or unreadable file is one line naming it (and `what`)."""
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise LightclsError(f"{path}: no such file{what and f' ({what})'}") from None
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as err:
+        reason = err.strerror if isinstance(err, OSError) else str(err).split(":")[0].lower()
+        raise LightclsError(f"{path}: cannot be read ({reason}){what and f'; {what}'}") from None

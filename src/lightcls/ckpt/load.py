@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import hashlib
-import json
 import pickle
 import re
 from collections.abc import Mapping, Sequence
@@ -13,6 +12,7 @@ from typing import Any
 import torch
 
 from lightcls.errors import LightclsError
+from lightcls.files import read_json
 
 #: Hyperparameters a lightcls checkpoint must carry to rebuild its model.
 REQUIRED_HPARAMS = ("model", "classes", "preprocess")
@@ -80,7 +80,7 @@ def best_of_sweep(path: Path) -> Path:
     summary = path / "summary.json"
     if not (path.is_dir() and summary.is_file()):
         return path
-    rows = json.loads(summary.read_text(encoding="utf-8"))
+    rows = read_json(summary, "a sweep's summary")
     best = next((row.get("best_ckpt") for row in rows if row.get("best_ckpt")), None)
     if best is None:
         raise LightclsError(f"{path}: a sweep none of whose runs kept a best checkpoint")

@@ -21,16 +21,26 @@ from omegaconf import DictConfig, OmegaConf, open_dict
 
 from lightcls.config import config_dir, run_dir_overrides
 from lightcls.config.checks import check_command
+from lightcls.config.rundir import FAILED_FILE
 from lightcls.errors import Interrupted, LightclsError, machine_refusal, one_line
+from lightcls.files import write_text
 
 CONFIG_DIR = str(config_dir())
 
 
 def run_task(task: Callable[[DictConfig], Any], cfg: DictConfig) -> Any:
-    """Run `task`; a user's mistake ends the process with one line on stderr and exit code 2."""
+    """Run `task`; a user's mistake ends the process with one line on stderr and exit code 2, or, in a
+    job of a multirun, ends that job (marked failed in its dir) and the sweep goes on to the next."""
     try:
         with _user_mistakes():
             return task(cfg)
+    except _Refused as refused:
+        print(f"error: {refused}", file=sys.stderr)
+        if not (HydraConfig.initialized() and HydraConfig.get().mode == RunMode.MULTIRUN):
+            sys.exit(2)
+        job_dir = Path(HydraConfig.get().runtime.output_dir)
+        write_text(job_dir / FAILED_FILE, f"{refused}\n")
+        return {}
     except Interrupted as stop:
         print(f"interrupted: {stop}", file=sys.stderr)
         sys.exit(stop.exit_code)
@@ -94,9 +104,28 @@ def share_machine(cfg: DictConfig) -> None:
             trainer.devices = [hydra_cfg.job.num % gpus]
 
 
+def _checked_run_dir(config_name: str, check: str | None, argv: list[str]) -> list[str]:
+    """The command line composed and checked once (`check`: a `module:function` on the composed config),
+    then the overrides that give the command its run dir."""
+    with _user_mistakes():
+        checks = (lambda cfg: _load(check)(cfg)) if check else None  # imported after composition
+        checked = check_command(config_name, argv, checks)
+        if checked is None:
+            return []
+        cfg, multirun = checked
+        if OmegaConf.select(cfg, "ckpt_path", default=None):  # a sweep dir: its best run's
+            from lightcls.ckpt import best_of_sweep  # torch: only once the config is sound
+
+            cfg.ckpt_path = str(best_of_sweep(Path(str(cfg.ckpt_path)).expanduser()))
+        return run_dir_overrides(cfg, argv, multirun)
+
+
+class _Refused(Exception):
+    """A user's mistake, as the one line that says it."""
+
+
 def _fail(message: str) -> None:
-    print(f"error: {one_line(message)}", file=sys.stderr)
-    sys.exit(2)
+    raise _Refused(one_line(message)) from None
 
 
 def _load(target: str) -> Callable[..., Any]:
@@ -121,17 +150,11 @@ def command(
     @functools.wraps(main)
     def entry(*args: Any, **kwargs: Any) -> Any:
         if not args and not kwargs:  # a config passed in (Hydra's cfg_passthrough) is not the command line's
-            argv = sys.argv[1:]
-            with _user_mistakes():
-                checks = (lambda cfg: _load(check)(cfg)) if check else None  # imported after composition
-                checked = check_command(config_name, argv, checks)
-                if checked is not None:
-                    cfg, multirun = checked
-                    if OmegaConf.select(cfg, "ckpt_path", default=None):  # a sweep dir: its best run's
-                        from lightcls.ckpt import best_of_sweep  # torch: only once the config is sound
-
-                        cfg.ckpt_path = str(best_of_sweep(Path(str(cfg.ckpt_path)).expanduser()))
-                    sys.argv += run_dir_overrides(cfg, argv, multirun)
+            try:
+                sys.argv += _checked_run_dir(config_name, check, sys.argv[1:])
+            except _Refused as refused:
+                print(f"error: {refused}", file=sys.stderr)
+                sys.exit(2)
         return main(*args, **kwargs)
 
     return entry

@@ -29,6 +29,11 @@ class SweepSummary(Callback):
             return
         write_summary(rows, sweep)
         print_summary(rows, f"lightcls sweep: {len(rows)} runs in {sweep}, best first")
+        failed = [row for row in rows if row.get("failed")]
+        if failed:  # every other job ran and is in the summary; the command still says it did not all work
+            jobs = "; ".join(f"{Path(row['run_dir']).name}: {row['failed']}" for row in failed)
+            print(f"error: {len(failed)} of {len(rows)} jobs failed ({jobs})", file=sys.stderr)
+            sys.exit(1)
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import csv
-import json
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -12,8 +11,9 @@ import yaml
 from rich.console import Console
 from rich.table import Table
 
+from lightcls.config.rundir import FAILED_FILE
 from lightcls.errors import LightclsError
-from lightcls.files import write_json
+from lightcls.files import read_json, write_json
 
 #: metrics.json keys a summary row keeps, in this order (after the overrides)
 METRICS = (
@@ -30,13 +30,14 @@ _PLUMBING = ("paths.", "hydra.", "data.root")
 
 
 def find_runs(paths: Sequence[str | Path]) -> list[Path]:
-    """Run dirs (holding metrics.json) among `paths`: each a run dir, or a folder searched below it."""
+    """Run dirs (holding metrics.json, or the failure of a sweep's job) among `paths`: each a run dir, or a
+    folder searched below it."""
     runs: list[Path] = []
     for path in map(Path, paths):
-        if (path / "metrics.json").is_file():
+        if _ended(path):
             runs.append(path)
         elif path.is_dir():
-            runs += sorted(p.parent for p in path.rglob("metrics.json"))
+            runs += sorted({p.parent for name in ("metrics.json", FAILED_FILE) for p in path.rglob(name)})
         else:
             raise LightclsError(f"{path}: no such folder")
     if not runs:
@@ -52,7 +53,11 @@ def summarize(runs: Sequence[Path], objective: str = "best_val_top1") -> list[di
     differ = [k for k in keys if len({o.get(k) for o in overrides}) > 1 and not k.startswith(_PLUMBING)]
     rows = []
     for run, given in zip(runs, overrides, strict=True):
-        metrics = json.loads((run / "metrics.json").read_text(encoding="utf-8"))
+        failed = run / FAILED_FILE
+        if failed.is_file() and not (run / "metrics.json").is_file():
+            metrics = {"failed": failed.read_text(encoding="utf-8").strip()}
+        else:
+            metrics = read_json(run / "metrics.json", "a run's results: train it again or remove the folder")
         best = metrics.get("best_ckpt")
         rows.append(
             {
@@ -60,9 +65,14 @@ def summarize(runs: Sequence[Path], objective: str = "best_val_top1") -> list[di
                 **{k: metrics.get(k) for k in METRICS},
                 "run_dir": str(run),
                 "best_ckpt": str(run / best) if best else None,
+                **({"failed": metrics["failed"]} if "failed" in metrics else {}),
             }
         )
     return sorted(rows, key=lambda r: (r.get(objective) is None, -(r.get(objective) or 0.0)))
+
+
+def _ended(path: Path) -> bool:
+    return (path / "metrics.json").is_file() or (path / FAILED_FILE).is_file()
 
 
 def write_summary(rows: list[dict[str, Any]], folder: Path) -> tuple[Path, Path]:
@@ -71,7 +81,7 @@ def write_summary(rows: list[dict[str, Any]], folder: Path) -> tuple[Path, Path]
     as_json, as_csv = folder / "summary.json", folder / "summary.csv"
     write_json(as_json, rows)
     with as_csv.open("w", newline="", encoding="utf-8") as f:
-        writer = csv.DictWriter(f, fieldnames=list(rows[0]) if rows else [])
+        writer = csv.DictWriter(f, fieldnames=list(dict.fromkeys(k for row in rows for k in row)))
         writer.writeheader()
         writer.writerows({k: "" if v is None else v for k, v in row.items()} for row in rows)
     return as_csv, as_json
@@ -80,12 +90,14 @@ def write_summary(rows: list[dict[str, Any]], folder: Path) -> tuple[Path, Path]
 def print_summary(rows: list[dict[str, Any]], title: str) -> None:
     """The rows as a table, best first."""
     table = Table(title=title)
-    columns = [c for c in (rows[0] if rows else {}) if c not in ("run_dir", "best_ckpt", "worker")]
+    columns = [c for c in (rows[0] if rows else {}) if c not in ("run_dir", "best_ckpt", "worker", "failed")]
     for column in (*columns, "run"):
-        table.add_column(column, justify="left" if column == "run" or "." in column else "right")
+        justify = "left" if column == "run" or "." in column else "right"
+        header = column if "." in column else column.replace("_", " ")  # wraps at words when narrow
+        table.add_column(header, justify=justify, overflow="fold")  # a narrow terminal wraps, never cuts
     for row in rows:
-        cells = [_cell(row[c]) for c in columns]
-        table.add_row(*cells, Path(row["run_dir"]).name)
+        cells = [_cell(row.get(c)) for c in columns]
+        table.add_row(*cells, Path(row["run_dir"]).name + (" (failed)" if row.get("failed") else ""))
     Console().print(table)
 
 

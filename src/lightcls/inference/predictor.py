@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import logging
 import warnings
 from collections.abc import Sequence
@@ -18,6 +17,7 @@ from lightcls.ckpt import read_checkpoint
 from lightcls.data.decode import load_image, to_mode
 from lightcls.data.preprocess import Preprocess
 from lightcls.errors import LightclsError
+from lightcls.files import read_json
 from lightcls.training import ClassificationModule
 
 log = logging.getLogger(__name__)
@@ -94,7 +94,7 @@ class OnnxPredictor(Predictor):
             raise LightclsError(f"ckpt_path={path}: no {sidecar.name} beside it (lightcls-export writes one)")
         import onnxruntime as ort
 
-        super().__init__(json.loads(sidecar.read_text(encoding="utf-8")))
+        super().__init__(_contract(sidecar))
         providers = onnx_providers(device, provider, ort.get_available_providers())
         try:
             self.session = ort.InferenceSession(str(path), _session_options(), providers=providers)
@@ -103,6 +103,15 @@ class OnnxPredictor(Predictor):
         self.providers: list[str] = self.session.get_providers()
         self.input = self.session.get_inputs()[0]
         self.fixed_batch = self.input.shape[0] if isinstance(self.input.shape[0], int) else None
+        pre, output = self.preprocess, self.session.get_outputs()[0]
+        expected = [pre.channels, pre.image_size, pre.image_size, len(self.classes)]
+        found = [*self.input.shape[1:4], output.shape[-1] if output.shape else None]
+        if any(isinstance(f, int) and f != e for f, e in zip(found, expected, strict=True)):
+            raise LightclsError(
+                f"ckpt_path={path}: the model takes {'x'.join(map(str, found[:3]))} inputs and gives "
+                f"{found[3]} scores, but {sidecar.name} says {'x'.join(map(str, expected[:3]))} and "
+                f"{expected[3]} classes; export it again (model and {sidecar.name} together)"
+            )
 
     def logits(self, batch: torch.Tensor) -> torch.Tensor:
         array = batch.numpy().astype(np.float32)
@@ -119,7 +128,9 @@ class TorchScriptPredictor(Predictor):
 
     def __init__(self, path: str | Path) -> None:
         path = Path(path)
-        super().__init__(json.loads(path.with_suffix(".json").read_text(encoding="utf-8")))
+        super().__init__(
+            read_json(path.with_suffix(".json"), "the exported model's contract: export it again")
+        )
         try:
             with warnings.catch_warnings():
                 warnings.filterwarnings("ignore", "`torch.jit", FutureWarning)  # deprecated upstream
@@ -130,6 +141,16 @@ class TorchScriptPredictor(Predictor):
     @torch.inference_mode()
     def logits(self, batch: torch.Tensor) -> torch.Tensor:
         return self.module(batch)
+
+
+def _contract(sidecar: Path) -> dict[str, Any]:
+    """An exported model's contract (the `.json` beside it), with the classes and preprocessing it needs."""
+    meta = read_json(sidecar, "the exported model's contract: export it again")
+    if not isinstance(meta, dict) or not isinstance(meta.get("classes"), list) or "preprocess" not in meta:
+        raise LightclsError(
+            f"{sidecar}: not a lightcls export contract (no classes and preprocess); export again"
+        )
+    return meta
 
 
 def load_predictor(path: str | Path, device: str = "cpu", provider: str | None = None) -> Predictor:

@@ -6,7 +6,6 @@ from __future__ import annotations
 import base64
 import datetime as dt
 import io
-import json
 import logging
 from collections.abc import Sequence
 from pathlib import Path
@@ -15,6 +14,7 @@ from typing import Any
 from lightcls.config import compose, quote
 from lightcls.errors import LightclsError
 from lightcls.evaluation.gallery import safe_name
+from lightcls.files import read_json
 
 log = logging.getLogger(__name__)
 TEMPLATES = Path(__file__).resolve().parent / "templates"
@@ -266,4 +266,4 @@ def _png_uri(data: bytes) -> str:
 
 
 def _json(path: Path) -> Any:
-    return json.loads(path.read_text(encoding="utf-8"))
+    return read_json(path, "a run's results: run it again or remove the folder")
