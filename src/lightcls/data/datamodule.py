@@ -104,13 +104,14 @@ class SplitFolderDataModule(L.LightningDataModule):
         balance: str = "none",
     ) -> None:
         super().__init__()
-        if channels not in (1, 3):
+        if isinstance(channels, bool) or channels not in (1, 3):
             raise LightclsError(f"data.channels must be 1 or 3, got {channels}")
         if builtin is not None and builtin not in BUILTIN:
             raise LightclsError(f"data.builtin={builtin!r}: choose one of {', '.join(BUILTIN)}")
         if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
             raise LightclsError(f"data.batch_size must be a positive integer, got {batch_size!r}")
-        if num_workers != "auto" and not (isinstance(num_workers, int) and num_workers >= 0):
+        whole = isinstance(num_workers, int) and not isinstance(num_workers, bool)
+        if num_workers != "auto" and not (whole and num_workers >= 0):
             raise LightclsError(f"data.num_workers must be auto or a number >= 0, got {num_workers!r}")
         if cache not in ("auto", True, False, "disk"):
             raise LightclsError(f"data.cache must be auto, true, false or disk, got {cache!r}")
@@ -118,7 +119,8 @@ class SplitFolderDataModule(L.LightningDataModule):
             raise LightclsError(f"data.device_augment must be true or false, got {device_augment!r}")
         if balance not in BALANCE:
             raise LightclsError(f"data.balance must be one of {', '.join(BALANCE)}, got {balance!r}")
-        if not 0 <= float(val_fraction) < 1:
+        number = isinstance(val_fraction, (int, float)) and not isinstance(val_fraction, bool)
+        if not (number and 0 <= val_fraction < 1):
             raise LightclsError(f"data.val_fraction must be in [0, 1), got {val_fraction!r}")
         self.save_hyperparameters(ignore=["augment"])
         for key, value in self.hparams.items():  # plain data: a checkpoint loads with weights_only=True

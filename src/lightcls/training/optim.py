@@ -17,6 +17,10 @@ from lightcls.errors import LightclsError
 _OPTIMIZER_WORDS = {"lr": "learning rate", "eps": "epsilon", "betas": "beta"}
 
 
+#: optimizer arguments that are plain numbers (torch would read `true` as 1 or fail deep in a comparison)
+NUMBERS = ("weight_decay", "momentum", "dampening", "eps", "alpha", "lr_decay", "initial_accumulator_value")
+
+
 def build_optimizer(
     config: Mapping[str, Any], params: Iterable[torch.nn.Parameter] | torch.nn.Module
 ) -> torch.optim.Optimizer:
@@ -33,6 +37,10 @@ def build_optimizer(
     lr = config.get("lr")
     if lr is not None and (isinstance(lr, bool) or not isinstance(lr, (int, float))):
         raise LightclsError(f"optimizer.lr must be a number > 0, got {lr!r}")
+    for key in NUMBERS:
+        value = config.get(key)
+        if value is not None and (isinstance(value, bool) or not isinstance(value, (int, float))):
+            raise LightclsError(f"optimizer.{key} must be a number, got {value!r}")
     if isinstance(params, torch.nn.Module):
         trained = [p for p in params.parameters() if p.requires_grad]
         if not decay_all:
