@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import csv
+import errno
 import json
 import os
 import re
@@ -184,3 +185,40 @@ def _writes(process: psutil.Process, path: Path) -> bool:
         return any(Path(f.path) == path for f in process.open_files())
     except psutil.Error:
         return False
+
+
+@pytest.mark.slow
+def test_a_sweep_with_a_failing_job_runs_the_others_and_still_writes_its_summary(
+    make_split_folder, tmp_path: Path
+) -> None:
+    root = make_split_folder()
+    args = ["-m", "data=folder", "data.image_size=16", f"data.root={root},{tmp_path / 'missing'}", TINY]
+    result = run_cli([*args, "logger=none", f"paths.outputs_root={tmp_path}"], tmp_path)
+    assert result.returncode == 1 and "Traceback" not in result.stderr
+    (sweep,) = (tmp_path / "train" / "multiruns").iterdir()
+    missing = tmp_path / "missing"
+    reason = f"data set not found at {missing}: expected {missing}/classes.txt"
+    assert (sweep / "1" / "failed.txt").read_text().startswith(reason)
+    rows = json.loads((sweep / "summary.json").read_text())
+    assert [(Path(r["run_dir"]).name, r["best_val_top1"] is not None) for r in rows] == [
+        ("0", True),
+        ("1", False),
+    ]
+    assert rows[1]["failed"].startswith(reason) and "failed" not in rows[0]
+    assert result.stderr.strip().splitlines()[-1].startswith(f"error: 1 of 2 jobs failed (1: {reason}")
+
+
+def test_ctrl_c_and_a_full_disk_outside_training_are_one_line(capsys, tmp_path: Path) -> None:
+    def interrupted(cfg) -> None:
+        raise KeyboardInterrupt
+
+    def full(cfg) -> None:
+        raise OSError(errno.ENOSPC, "No space left on device", str(tmp_path / "predictions.json"))
+
+    with pytest.raises(SystemExit) as stop:
+        run_task(interrupted, None)
+    assert stop.value.code == 130 and capsys.readouterr().err == "interrupted: Ctrl-C\n"
+    with pytest.raises(SystemExit) as stop:
+        run_task(full, None)
+    assert stop.value.code == 2
+    assert capsys.readouterr().err == f"error: {tmp_path / 'predictions.json'}: No space left on device\n"

@@ -132,3 +132,26 @@ def test_a_second_process_building_the_same_disk_cache_keeps_the_first(tmp_path:
     build_disk_cache(folder, "val", samples, ["cat", "dog"], pre)  # as a DDP rank that started at once
     assert sorted((p.name, p.stat().st_mtime_ns) for p in folder.iterdir()) == first
     assert [p.name for p in (tmp_path / "cache").iterdir()] == [folder.name]  # its own copy removed
+
+
+def test_ctrl_c_while_the_cache_is_built_leaves_no_partial_file(
+    digits_root: Path, tmp_path: Path, monkeypatch
+):
+    from lightcls.data.cache import build_cache
+
+    samples = SplitFolderDataModule(digits_root, 24, 1, [0.5], [0.5]).layout.splits["train"]
+    real = ImageDataset.__getitem__
+
+    def interrupted_at_300(self, index: int):
+        if index == 300:
+            raise KeyboardInterrupt
+        return real(self, index)
+
+    monkeypatch.setattr(ImageDataset, "__getitem__", interrupted_at_300)
+    try:
+        build_cache(tmp_path / "cache" / "train.npy", samples, PREPROCESS)
+    except KeyboardInterrupt:
+        pass
+    else:
+        raise AssertionError("the build was not interrupted")
+    assert list((tmp_path / "cache").iterdir()) == []

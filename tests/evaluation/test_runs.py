@@ -55,3 +55,16 @@ def test_no_runs_is_one_line(tmp_path: Path, capsys) -> None:
     assert (
         stop.value.code == 2 and capsys.readouterr().err == f"error: {tmp_path / 'missing'}: no such folder\n"
     )
+
+
+def test_a_truncated_metrics_json_is_one_line(tmp_path: Path, capsys) -> None:
+    from lightcls.tasks.report import build_report
+
+    run = tmp_path / "run"
+    run.mkdir()
+    (run / "metrics.json").write_text('{"best_val_top1": 0.9')
+    with pytest.raises(SystemExit) as stop:
+        main([str(run)])
+    err = capsys.readouterr().err
+    assert stop.value.code == 2 and err.startswith(f"error: {run / 'metrics.json'}: cannot be read (")
+    assert one_line_error(build_report, run).startswith(f"{run / 'metrics.json'}: cannot be read (")

@@ -12,7 +12,7 @@ import pytest
 import torch
 from onnx import numpy_helper
 
-from helpers import compose_task, run_entry
+from helpers import compose_task, one_line_error, run_entry
 from lightcls.data.decode import load_image
 from lightcls.data.preprocess import Preprocess
 from lightcls.inference import CheckpointPredictor
@@ -54,6 +54,31 @@ def test_onnx_export_agrees_in_onnx_runtime(
     via_ckpt = _predict(ckpt, folder, tmp_path / "p2")
     assert [r["pred_label"] for r in via_onnx] == [r["pred_label"] for r in via_ckpt]
     assert max(abs(a["pred_score"] - b["pred_score"]) for a, b in zip(via_onnx, via_ckpt, strict=True)) < 1e-5
+
+    # a model.json that disagrees with its .onnx (another export's contract) is one line
+    contract["classes"] = contract["classes"][:5]
+    (tmp_path / "model.json").write_text(json.dumps(contract))
+    assert one_line_error(_predict, tmp_path / "model.onnx", folder, tmp_path / "p3") == (
+        f"ckpt_path={tmp_path / 'model.onnx'}: the model takes 1x32x32 inputs and gives 10 scores, but "
+        "model.json says 1x32x32 and 5 classes; export it again (model and model.json together)"
+    )
+    (tmp_path / "model.json").write_text('{"classes": ["ze')
+    assert one_line_error(_predict, tmp_path / "model.onnx", folder, tmp_path / "p3").startswith(
+        f"{tmp_path / 'model.json'}: cannot be read ("
+    )
+
+
+def test_an_opset_torch_cannot_write_is_one_line_and_no_file(
+    trained_run: Path, tmp_path: Path, capfd
+) -> None:
+    ckpt = trained_run / "checkpoints" / "last.ckpt"
+    cfg = compose_task("export", [f"ckpt_path={ckpt}", "opset=13"], tmp_path)
+    assert one_line_error(export, cfg) == (
+        "opset=13: torch.onnx cannot convert this model to opset 13 (it wrote opset 18); leave opset unset "
+        "or give 18 or higher"
+    )
+    assert not (tmp_path / "model.onnx").exists()
+    assert "Traceback" not in capfd.readouterr().err
 
 
 def _predict(model: Path, images: Path, out: Path) -> list[dict]:
