@@ -7,6 +7,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import torch
 from PIL import Image
 
 from lightcls import Classifier, LightclsError
@@ -90,6 +91,7 @@ def test_the_mmedu_tutorial_as_written(make_split_folder, tmp_path: Path, capsys
     fold = tmp_path / "checkpoints" / "cls_model" / "hand_gray"
     checkpoint = fold / "checkpoints" / "last.ckpt"
     assert checkpoint.is_file() and (fold / "train.log").is_file()
+    assert "[Epoch 2/2] train loss" in capsys.readouterr().out  # the epoch lines, as the command line shows
 
     img = str(dataset / "test_set" / "rock" / "rock00.png")
     model = cls("LeNet")
@@ -114,3 +116,15 @@ def test_the_mmedu_tutorial_as_written(make_split_folder, tmp_path: Path, capsys
     model.num_classes = 5
     with pytest.raises(LightclsError, match=r"^num_classes=5, but the data set has 3 classes$"):
         model.train(epochs=1)
+    model.num_classes = 3
+    config = (fold / ".hydra" / "config.yaml").read_text()
+    with pytest.raises(LightclsError, match=rf"^run dir {fold} holds another run's results \(metrics.json, "):
+        model.train(epochs=1)  # a new run into the same save_fold: the first one's results are kept
+    assert (fold / ".hydra" / "config.yaml").read_text() == config
+    if not torch.cuda.is_available():
+        with pytest.raises(LightclsError, match=r"^distributed=True trains on several GPUs \(DDP\)"):
+            model.train(epochs=1, distributed=True)
+
+    exported = model.convert(checkpoint=str(checkpoint), out_file="model/hand_gray.onnx")  # MMEdu's export
+    assert exported["model"] == str(tmp_path / "model" / "hand_gray.onnx") and exported["same_top1"]
+    assert (tmp_path / "model" / "hand_gray.json").is_file()

@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from lightcls.config import compose, config_dir, quote, resumed_run_dir, unique_dir
+from lightcls.config.rundir import check_run_dir
 from lightcls.errors import LightclsError
 from lightcls.inference import (
     ImageInput,
@@ -87,6 +88,7 @@ class Classifier:
         random_seed: int | None = None,
         save_fold: str | Path | None = None,
         metric: str = "accuracy",
+        distributed: bool = False,
     ) -> dict[str, Any]:
         """Train with `python train.py`'s configs and task; return its metrics.json as a dict.
 
@@ -96,6 +98,8 @@ class Classifier:
         `epochs` epochs in all; one that already has `epochs` (or holds weights only, or other weights) is
         the starting point of a new run. `save_fold` (or the attribute) is the run dir; by default
         `<outputs>/train/runs/<time>`. `overrides` are any further Hydra overrides, as on the command line.
+        `distributed=True` (MMEdu's) trains with DDP over every GPU there is (`trainer=ddp`, each GPU a
+        process); without a GPU it is one line saying so.
         """
         from lightcls.tasks.runlog import python_run
         from lightcls.tasks.train import train
@@ -110,6 +114,8 @@ class Classifier:
             f"trainer={'gpu' if _device(device).startswith('cuda') else _device(device)}",
             f"trainer.max_epochs={int(epochs)}",
         ]
+        if distributed:
+            args[1:2] = ["trainer=ddp", f"trainer.devices={_gpus_for_ddp()}"]
         if data is not None:
             args += [
                 f"data={data_config or _data_config(Path(data))}",
@@ -151,6 +157,8 @@ class Classifier:
             run_dir = resumed_run_dir(str(checkpoint))
         else:
             run_dir = unique_dir(Path(str(cfg.paths.outputs_root)) / str(cfg.task_name) / "runs")
+        given = str(checkpoint) if resume else None
+        check_run_dir(run_dir, given, bool(cfg.get("overwrite")), remove=False)  # before .hydra/ is written
         with python_run(cfg, args, run_dir):
             self.metrics = train(cfg)
         self.run_dir = run_dir
@@ -241,6 +249,24 @@ class Classifier:
         if data is not None:
             args.append(f"data.root={quote(Path(data).resolve())}")
         return evaluate(self._task_config("eval", args, outputs, overrides))
+
+    def convert(
+        self,
+        checkpoint: str | Path | None = None,
+        out_file: str | Path = "model.onnx",
+        backend: str = "onnx",
+        fp16: bool = False,
+    ) -> dict[str, Any]:
+        """MMEdu's `model.convert(checkpoint=..., out_file=...)`: `export` to `out_file` (an .onnx, or a .pt
+        for TorchScript), with the contract `.json` beside it."""
+        from lightcls.tasks.export import export
+
+        out = Path(out_file).expanduser().resolve()
+        fmt = "torchscript" if out.suffix.lower() == ".pt" else str(backend).lower()
+        ckpt = checkpoint if checkpoint is not None else self._require_checkpoint()
+        args = [f"ckpt_path={quote(Path(str(ckpt)).resolve())}", f"format={fmt}", f"fp16={str(fp16).lower()}"]
+        args += [f"save_dir={quote(out.parent)}", f"name={quote(out.stem)}"]
+        return export(self._task_config("export", args, "outputs", ()))
 
     def export(
         self,
@@ -344,6 +370,19 @@ def _device(name: str) -> str:
     if key in DEVICES or key.startswith("cuda:"):
         return key if key.startswith("cuda:") else DEVICES[key]
     raise LightclsError(f"device={name!r}: choose one of {', '.join(DEVICES)}")
+
+
+def _gpus_for_ddp() -> int:
+    """How many GPUs DDP trains on (MMEdu's `distributed=True`): all of them; none is one line."""
+    import torch
+
+    count = torch.cuda.device_count()
+    if count == 0:
+        raise LightclsError(
+            "distributed=True trains on several GPUs (DDP) and this machine has none; leave it out to train "
+            "on the CPU, or use overrides=['trainer=ddp_cpu'] for DDP over CPU processes"
+        )
+    return count
 
 
 def _resumable(checkpoint: str | Path, epochs: int) -> bool:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -13,18 +14,27 @@ from omegaconf import DictConfig, OmegaConf
 @contextmanager
 def log_to(path: Path) -> Iterator[None]:
     """The run's log lines also go to `path` (what Hydra's job logging gives a command-line run)."""
-    handler = logging.FileHandler(path, encoding="utf-8")
-    handler.setFormatter(logging.Formatter("[%(asctime)s][%(name)s][%(levelname)s] - %(message)s"))
     root = logging.getLogger()
+    handlers: list[logging.Handler] = [logging.FileHandler(path, encoding="utf-8")]
+    if not any(_on_console(h) for h in root.handlers):  # the API in a script or notebook: as the CLI shows
+        handlers.append(logging.StreamHandler(sys.stdout))
     level = root.level
-    root.addHandler(handler)
+    for handler in handlers:
+        handler.setFormatter(logging.Formatter("[%(asctime)s][%(name)s][%(levelname)s] - %(message)s"))
+        root.addHandler(handler)
     root.setLevel(min(level, logging.INFO) if level else logging.INFO)
     try:
         yield
     finally:
-        root.removeHandler(handler)
+        for handler in handlers:
+            root.removeHandler(handler)
+            handler.close()
         root.setLevel(level)
-        handler.close()
+
+
+def _on_console(handler: logging.Handler) -> bool:
+    """Whether `handler` writes to the console (Hydra's job logging does; a test's capture does not)."""
+    return isinstance(handler, logging.StreamHandler) and handler.stream in (sys.stdout, sys.stderr)
 
 
 @contextmanager
