@@ -222,3 +222,11 @@ def test_ctrl_c_and_a_full_disk_outside_training_are_one_line(capsys, tmp_path: 
         run_task(full, None)
     assert stop.value.code == 2
     assert capsys.readouterr().err == f"error: {tmp_path / 'predictions.json'}: No space left on device\n"
+
+
+def test_help_lists_the_groups_a_user_chooses_from(tmp_path: Path) -> None:
+    result = run_cli(["--help"], tmp_path, timeout=120)
+    assert result.returncode == 0, result.stderr[-2000:]
+    groups = result.stdout.split("== Configuration groups ==")[1].split("== Config ==")[0]
+    assert f"model: {MODELS}" in groups and "trainer: auto, cpu, ddp, ddp_cpu, gpu" in groups
+    assert "base:" not in groups and "hydra" not in groups

@@ -54,3 +54,22 @@ def test_without_a_cjk_font_missing_glyphs_are_one_log_line(
     assert not [w for w in recwarn if "missing from font" in str(w.message)]  # not one per character
     (line,) = [r.getMessage() for r in caplog.records if r.name == "lightcls.evaluation.fonts"]
     assert line.startswith("some class names show as boxes in the figures: no installed font has their")
+
+
+def test_a_cjk_font_installed_after_matplotlibs_font_cache_is_found(monkeypatch) -> None:
+    from matplotlib import font_manager
+
+    from lightcls.evaluation import fonts
+
+    fonts.cjk_font.cache_clear()
+    installed = fonts.cjk_font()
+    if installed is None:
+        pytest.skip("no CJK font installed: apt-get install fonts-wqy-zenhei (make install-browser)")
+    # matplotlib's cached list as it was before the font was installed: without that font's file
+    stale = [f for f in font_manager.fontManager.ttflist if f.fname != installed[1]]
+    monkeypatch.setattr(font_manager.fontManager, "ttflist", stale)
+    fonts.cjk_font.cache_clear()
+    try:
+        assert fonts.cjk_font() == installed
+    finally:
+        fonts.cjk_font.cache_clear()

@@ -26,6 +26,24 @@ def config_dir() -> Path:
     return packaged if packaged.is_dir() else Path(__file__).resolve().parents[3] / "conf"
 
 
+#: conf/ folders that are not a user's choice: what a group's options share, and Hydra's own
+NOT_CHOICES = ("base", "hydra")
+
+
+def config_groups() -> str:
+    """`group: option, ...` lines for the config groups a user chooses from (`--help` lists them)."""
+    root = config_dir()
+    lines = []
+    for group in sorted(p for p in root.iterdir() if p.is_dir() and p.name not in NOT_CHOICES):
+        options = sorted(f.stem for f in group.glob("*.yaml"))
+        if options:
+            lines.append(f"{group.name}: {', '.join(options)}")
+    return "\n".join(lines)
+
+
+OmegaConf.register_new_resolver("lightcls_groups", config_groups, replace=True)
+
+
 def compose(config_name: str, overrides: Sequence[str] = ()) -> DictConfig:
     """`conf/<config_name>.yaml` with `overrides`, as the command line composes it (one-line errors)."""
     if GlobalHydra.instance().is_initialized():

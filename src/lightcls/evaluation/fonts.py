@@ -31,10 +31,26 @@ CJK_FONTS = (
 
 @cache
 def cjk_font() -> tuple[str, str] | None:
-    """The name and file of the first font of CJK_FONTS installed (as matplotlib knows them), or None."""
+    """The name and file of the first font of CJK_FONTS installed, or None. matplotlib's font list is a
+    cache built on first use: font files installed since then are read and added to it once."""
     from matplotlib import font_manager
 
-    files = {f.name: f.fname for f in font_manager.fontManager.ttflist}
+    manager = font_manager.fontManager
+    found = _first_cjk(manager.ttflist)
+    if found is None:
+        known = {f.fname for f in manager.ttflist}
+        for path in font_manager.findSystemFonts():
+            if path not in known:
+                with contextlib.suppress(
+                    Exception
+                ):  # a file FreeType cannot read is skipped, as matplotlib does
+                    manager.addfont(path)
+        found = _first_cjk(manager.ttflist)
+    return found
+
+
+def _first_cjk(fonts: list[Any]) -> tuple[str, str] | None:
+    files = {f.name: f.fname for f in fonts}
     return next(((name, files[name]) for name in CJK_FONTS if name in files), None)
 
 
