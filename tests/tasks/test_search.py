@@ -56,7 +56,16 @@ def test_search_mistakes_are_one_line_before_any_trial(tmp_path: Path) -> None:
         "(low, high[, log, step]; or choices)",
     )
     cfg = compose_task("search", ["search.space.optimizer.lr.high=-1", TINY], tmp_path)
+    assert one_line_error(search, cfg, []) == (
+        "search.space.optimizer.lr: `low <= high` must hold, but got (low=0.001, high=-1)."
+    )
+    ends = ["search.space.optimizer.lr.low=-1", "search.space.optimizer.lr.log=false", TINY]
+    cfg = compose_task("search", ends, tmp_path)  # a range Optuna takes, with an end no trial could train
     assert one_line_error(search, cfg, []) == "optimizer.lr=-1: Invalid learning rate: -1"
+    cfg = compose_task("search", ["search.space.data.batch_size.choices=[]", TINY], tmp_path)
+    assert one_line_error(search, cfg, []) == (
+        "search.space.data.batch_size: The `choices` must contain one or more elements."
+    )
     assert not list(tmp_path.rglob("trial_*"))
 
 
