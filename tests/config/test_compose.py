@@ -200,3 +200,12 @@ def test_an_experiment_recipe_composes_to_what_its_file_says(name: str, tmp_path
     assert {"override /trainer", "override /scheduler", "override /optimizer"} <= {
         next(iter(e)) for e in recipe.defaults
     }
+
+
+def test_the_trainer_arguments_users_reach_for_override_without_a_plus(tmp_path) -> None:
+    overrides = ["trainer=cpu", "trainer.accumulate_grad_batches=4", "trainer.check_val_every_n_epoch=2"]
+    overrides += ["trainer.gradient_clip_val=1.0", "trainer.max_time=00:01:00:00"]
+    cfg = compose_train(overrides, tmp_path)
+    trainer = instantiate(cfg.trainer, logger=False, enable_checkpointing=False)
+    assert (trainer.accumulate_grad_batches, trainer.check_val_every_n_epoch) == (4, 2)
+    assert trainer.gradient_clip_val == 1.0
