@@ -101,8 +101,8 @@ class Classifier:
         `distributed=True` (MMEdu's) trains with DDP over every GPU there is (`trainer=ddp`, each GPU a
         process); without a GPU it is one line saying so.
         """
-        from lightcls.tasks.runlog import python_run
         from lightcls.tasks.train import train
+        from lightcls.workflows.runlog import python_run
 
         if str(metric).lower() not in ("accuracy", "acc", "top1", "top-1"):
             raise LightclsError(
@@ -302,7 +302,7 @@ class Classifier:
 
     def report(self, run_dir: str | Path | None = None) -> Path:
         """report.html for this classifier's training run (or `run_dir`); returns its path."""
-        from lightcls.tasks.report import build_report
+        from lightcls.workflows.page import build_report
 
         folder = run_dir if run_dir is not None else self.run_dir
         if folder is None:
@@ -329,7 +329,7 @@ class Classifier:
         return cfg
 
     def _annotate(self, folder: Path) -> None:
-        from lightcls.tasks.predict import annotate
+        from lightcls.evaluation.annotate import annotate
 
         results = self.result if isinstance(self.result, list) else [self.result]
         for result in results:
@@ -337,7 +337,7 @@ class Classifier:
                 annotate(Path(result["file"]), result, folder / Path(result["file"]).stem)
 
     def _check_num_classes(self, cfg: Any) -> None:
-        from lightcls.tasks.train import build_datamodule
+        from lightcls.workflows.training import build_datamodule
 
         found = len(build_datamodule(cfg).classes)
         if found != self.num_classes:

@@ -44,7 +44,7 @@ def test_the_gallery_lists_exactly_the_misclassified_test_images(
     classes = report["classes"]
     assert matrix[classes.index(first["true_class"])][classes.index(first["pred_class"])] == first["count"]
 
-    from lightcls.tasks import report as report_page
+    from lightcls.workflows import page as report_page
 
     monkeypatch.setattr(report_page, "GALLERY_CLASSES", 2)  # a page for many classes shows the worst ones
     page = report_page.build_report(tmp_path).read_text()

@@ -58,7 +58,7 @@ def test_no_runs_is_one_line(tmp_path: Path, capsys) -> None:
 
 
 def test_a_truncated_metrics_json_is_one_line(tmp_path: Path, capsys) -> None:
-    from lightcls.tasks.report import build_report
+    from lightcls.workflows.page import build_report
 
     run = tmp_path / "run"
     run.mkdir()

@@ -198,7 +198,7 @@ def test_multirun_sweep_gives_one_dir_per_job(digits_root: Path, tmp_path: Path)
     assert (after["epochs"], after["global_step"]) == (2, 2 * before["global_step"])
     assert not (tmp_path / "train" / "runs").exists()  # no new run dir
 
-    from lightcls.tasks.report import build_report  # lightcls-report <sweep dir>: its best run's page
+    from lightcls.workflows.page import build_report  # lightcls-report <sweep dir>: its best run's page
 
     assert build_report(sweep) == best_job / "report.html" and (best_job / "eval" / "eval.json").is_file()
 

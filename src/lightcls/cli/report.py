@@ -19,7 +19,7 @@ def main(argv: list[str] | None = None) -> None:
     )
     parser.add_argument("--method", default="gradcam", help="the CAM method (see lightcls-explain)")
     args = parser.parse_args(argv)
-    from lightcls.tasks.report import build_report  # torch and matplotlib: after the arguments
+    from lightcls.workflows.page import build_report  # torch and matplotlib: after the arguments
 
     try:
         path = build_report(args.run_dir, args.cams, args.method)

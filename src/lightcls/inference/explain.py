@@ -9,13 +9,16 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any
+from pathlib import Path
+from typing import Any, BinaryIO
 
 import numpy as np
 import torch
+from PIL import Image, ImageDraw
 from torch import nn
 
 from lightcls.errors import LightclsError
+from lightcls.evaluation.fonts import caption_font
 from lightcls.training import ClassificationModule
 
 #: method name -> pytorch_grad_cam class name
@@ -145,3 +148,20 @@ def _rgb(image: torch.Tensor) -> np.ndarray:
     """A (C, H, W) uint8 tensor as an (H, W, 3) uint8 array (grayscale repeated)."""
     array = image.permute(1, 2, 0).cpu().numpy()
     return np.repeat(array, 3, axis=2) if array.shape[2] == 1 else array
+
+
+def save_picture(item: Explanation, path: Path | BinaryIO, side: int = 256) -> Path | BinaryIO:
+    """The image and its heat-map overlay side by side, at least `side` px high, with the top-k below."""
+    scale = max(1, round(side / item.image.shape[0]))
+    tiles = [Image.fromarray(a) for a in (item.image, item.overlay())]
+    tiles = [t.resize((t.width * scale, t.height * scale), Image.Resampling.NEAREST) for t in tiles]
+    font = caption_font(14)
+    caption = f"{item.target}  |  " + ", ".join(f"{c} {s:.2f}" for c, s in item.topk)
+    canvas = Image.new("RGB", (tiles[0].width * 2 + 4, tiles[0].height + 24), (255, 255, 255))
+    canvas.paste(tiles[0], (0, 0))
+    canvas.paste(tiles[1], (tiles[0].width + 4, 0))
+    ImageDraw.Draw(canvas).text((4, tiles[0].height + 4), caption, fill=(0, 0, 0), font=font)
+    if isinstance(path, Path):
+        path.parent.mkdir(parents=True, exist_ok=True)
+    canvas.save(path, format="PNG")
+    return path

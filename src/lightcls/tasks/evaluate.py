@@ -1,261 +1,29 @@
-"""The eval task: a checkpoint on a split of a data set -> eval.json, confusion-matrix PNG, predictions."""
+"""The eval task: a checkpoint on a split of a data set -> eval.json, confusion-matrix PNG, predictions,
+and (report=true) report.html."""
 
 from __future__ import annotations
 
-import csv
-import logging
 from pathlib import Path
 from typing import Any
 
-import lightning as L
-import torch
-from omegaconf import DictConfig, OmegaConf
+from omegaconf import DictConfig
 from rich.console import Console
-from rich.table import Table
 
-from lightcls.ckpt import best_of_sweep, data_provenance, read_checkpoint
-from lightcls.config.checks import check_kinds
-from lightcls.config.values import check_values
-from lightcls.data import SplitFolderDataModule
-from lightcls.data.shards import Manifest, has_manifest
-from lightcls.errors import LightclsError
-from lightcls.evaluation import classification_report, plot_confusion_matrix, write_report
-from lightcls.evaluation.gallery import find_mistakes, write_gallery
-from lightcls.evaluation.report import AVERAGES, check_report_options
-from lightcls.inference import load_predictor
-from lightcls.tasks.predict import annotate
-from lightcls.training import ClassificationModule
-from lightcls.training.quiet import quiet
+from lightcls.workflows.evaluation import check_eval, evaluate_checkpoint
+from lightcls.workflows.page import build_report
 
-log = logging.getLogger(__name__)
-SPLITS = ("val", "test")
-#: a training run's eval/: no page of its own (the run's report.html is it), no scores.csv (every image's
-#: probability for every class: 50,000 x 1,000 is a 400 MB file; lightcls-eval writes it)
-END_EVAL = ("report=false", "save_scores=false")
-
-
-def check_command(cfg: DictConfig) -> None:
-    """The eval options a run would otherwise refuse only after loading the model (before any run dir)."""
-    check_values(cfg, "eval")
-    if cfg.split not in SPLITS:
-        raise LightclsError(f"split={cfg.split}: unknown split; choose one of {', '.join(SPLITS)}")
-    check_report_options(list(cfg.topk), str(cfg.average))
-    check_kinds(cfg, ("save_predictions", "save_scores", "gallery_right", "report"), ("gallery",))
-    if not best_of_sweep(Path(str(cfg.ckpt_path)).expanduser()).exists():
-        raise LightclsError(f"ckpt_path={cfg.ckpt_path}: no such file")
+#: the checks `lightcls-eval` runs on its command line before any run dir
+check_command = check_eval
 
 
 def evaluate(cfg: DictConfig) -> dict[str, Any]:
-    """Evaluate `cfg.ckpt_path` on `cfg.split` of its data set; write and return the report.
+    """Evaluate `cfg.ckpt_path` on `cfg.split` of its data set; write and return the metrics (and the page).
 
     A `.ckpt`'s images go through the DataModule the checkpoint was trained with (its saved settings, the
     data check included) and `trainer.test`, as at the end of training; an exported `.onnx` or TorchScript
-    model runs in its own runtime over the same DataModule. The report comes from those predictions.
+    model runs in its own runtime over the same DataModule. The metrics come from those predictions.
     """
-    check_command(cfg)
-    ckpt = best_of_sweep(Path(str(cfg.ckpt_path)).expanduser())  # a sweep dir: its best run's
-    exported = ckpt.suffix.lower() in (".onnx", ".pt")
-    if exported:
-        predictor = load_predictor(ckpt, device=str(cfg.accelerator), provider=cfg.provider)
-        classes, model_name = predictor.classes, predictor.meta["model"]
-        preprocess, saved = predictor.preprocess.to_dict(), predictor.meta.get("data")
-    else:
-        module = ClassificationModule.from_checkpoint(ckpt)
-        classes, model_name = module.classes, module.hparams["model"]["name"]
-        preprocess, saved = module.preprocess.to_dict(), data_provenance(read_checkpoint(ckpt))
-    datamodule = eval_datamodule(cfg, saved, preprocess)
-    if datamodule.classes != classes:
-        raise LightclsError(
-            f"data.root={datamodule.layout.root}: its classes ({', '.join(datamodule.classes)}) differ from "
-            f"the checkpoint's ({', '.join(classes)})"
-        )
-    if not datamodule.layout.has(cfg.split):
-        raise LightclsError(f"split={cfg.split}: {datamodule.layout.root} has no {cfg.split} images")
-    datamodule.setup_split(cfg.split)
-    with quiet(bool(cfg.get("verbose", False))):
-        if exported:
-            probs, target = _predict_exported(predictor, datamodule, cfg.split)
-        else:
-            probs, target = _predict_split(module, datamodule, cfg)
-    report = write_evaluation(cfg, ckpt, model_name, datamodule, probs, target)
-    out_dir = Path(cfg.paths.output_dir).resolve()
-    print_report(report, out_dir)
+    metrics = evaluate_checkpoint(cfg)
     if cfg.report:
-        from lightcls.tasks.report import build_report
-
-        Console().print(f"-> {build_report(out_dir)}", soft_wrap=True)
-    return report
-
-
-def write_evaluation(
-    cfg: DictConfig,
-    ckpt: Path,
-    model_name: str,
-    datamodule: SplitFolderDataModule,
-    probs: torch.Tensor,
-    target: torch.Tensor,
-    samples: list[tuple[Path, int]] | None = None,
-) -> dict[str, Any]:
-    """The report of the predictions of `samples` (default: all of `cfg.split`, in its order) and the files
-    eval writes (eval.json, confusion matrix, gallery, predictions.csv, ...) in `cfg.paths.output_dir`."""
-    samples = datamodule.layout.splits[cfg.split] if samples is None else samples
-    classes = datamodule.classes
-    report = {
-        "ckpt": str(ckpt.resolve()),
-        "model": model_name,
-        "data": str(datamodule.layout.root),
-        "split": cfg.split,
-        "classes": classes,
-        **classification_report(probs, target, classes, list(cfg.topk), str(cfg.average)),
-    }
-    out_dir = Path(cfg.paths.output_dir).resolve()
-    out_dir.mkdir(parents=True, exist_ok=True)
-    root = datamodule.layout.root
-    if cfg.gallery:
-        mistakes = find_mistakes(samples, probs, classes, root, right=bool(cfg.gallery_right))
-        write_gallery(mistakes, root, out_dir / "gallery", int(cfg.gallery))
-        report["confused_pairs"] = mistakes["confused_pairs"][:10]
-    write_report(report, out_dir, list(dict.fromkeys(["json", *cfg.formats])))
-    plot_confusion_matrix(report["confusion_matrix"], classes, out_dir / "confusion_matrix.png")
-    if cfg.save_predictions:
-        _write_predictions(samples, probs, classes, root, out_dir / "predictions.csv")
-    if cfg.save_scores:
-        _write_scores(samples, probs, classes, root, out_dir / "scores.csv")
-    if cfg.show_dir:
-        _show(samples, probs, classes, Path(str(cfg.show_dir)).expanduser())
-    return report
-
-
-def _predict_exported(
-    predictor: Any, datamodule: SplitFolderDataModule, split: str
-) -> tuple[torch.Tensor, torch.Tensor]:
-    """Probabilities and labels of `split` from an exported model, batch by batch of the split's loader."""
-    probs, targets = [], []
-    for images, labels in datamodule.loader(split):
-        probs.append(predictor.probabilities(list(images)))
-        targets.append(labels)
-    return torch.cat(probs), torch.cat(targets)
-
-
-def _write_scores(
-    samples: list[tuple[Path, int]], probs: torch.Tensor, classes: list[str], root: Path, path: Path
-) -> None:
-    """Every image's probability for every class (file, true label, then one column per class)."""
-    with path.open("w", newline="", encoding="utf-8") as f:
-        writer = csv.writer(f)
-        writer.writerow(["file", "true_label", *classes])
-        for (file, label), row in zip(samples, probs.tolist(), strict=True):
-            rel = file.relative_to(root) if file.is_relative_to(root) else file
-            writer.writerow([rel.as_posix(), label, *(f"{p:.6f}" for p in row)])
-
-
-def _show(samples: list[tuple[Path, int]], probs: torch.Tensor, classes: list[str], folder: Path) -> None:
-    """Each image annotated with its prediction, in `folder/right/` or `folder/wrong/` (+ the true class)."""
-    scores, preds = probs.max(dim=1)
-    for (file, label), pred, score in zip(samples, preds.tolist(), scores.tolist(), strict=True):
-        wrong = pred != label
-        result = {
-            "pred_class": classes[pred] + (f" (true: {classes[label]})" if wrong else ""),
-            "pred_score": score,
-        }
-        annotate(file, result, folder / ("wrong" if wrong else "right") / f"{file.parent.name}__{file.stem}")
-
-
-def _predict_split(
-    module: ClassificationModule, datamodule: SplitFolderDataModule, cfg: DictConfig
-) -> tuple[torch.Tensor, torch.Tensor]:
-    """Probabilities and labels of `cfg.split`, from `trainer.test` on one device."""
-    trainer = L.Trainer(
-        accelerator=cfg.accelerator,
-        devices=1,
-        logger=False,
-        enable_checkpointing=False,
-        enable_model_summary=False,
-        enable_progress_bar=False,
-    )
-    module.keep_test_outputs = True
-    trainer.test(module, dataloaders=datamodule.loader(cfg.split), verbose=False)
-    probs = torch.cat([p for p, _ in module.test_outputs])
-    target = torch.cat([t for _, t in module.test_outputs])
-    return probs, target
-
-
-def eval_datamodule(
-    cfg: DictConfig, saved: dict[str, Any] | None, preprocess: dict[str, Any]
-) -> SplitFolderDataModule:
-    """The checkpoint's own data set (its saved DataModule settings), with what `cfg.data` gives
-    (`data=NAME`, `data.root=...`, batch size, workers) on top; images always get the checkpoint's
-    preprocessing."""
-    saved = saved or {}
-    data = cfg.get("data") or {}
-    given = OmegaConf.to_container(data, resolve=True) if isinstance(data, DictConfig) else dict(data)
-    given = {k: v for k, v in given.items() if not k.startswith("_") and k != "augment" and v is not None}
-    if not saved.get("root") and not given.get("root"):
-        raise LightclsError(
-            f"data.root: not given, and {cfg.ckpt_path} does not record the data set it was trained on "
-            "(a checkpoint from before lightcls 0.2); pass data.root=/path/to/data_set"
-        )
-    if given.get("root") or not saved:
-        log.info("evaluating on data.root=%s", given.get("root"))
-    root = given.get("root") or saved.get("root")
-    if root and has_manifest(root):  # predictions.csv and the gallery name files: use the packed folder
-        source = Manifest.read(str(root)).source
-        if given.get("root") or not Path(source).is_dir():
-            raise LightclsError(
-                f"data.root={root}: holds shards (lightcls-data pack); evaluation names image files, so "
-                f"pass the split folder they were packed from: data.root={source}"
-            )
-        log.info("%s holds shards packed from %s: evaluating on that folder", root, source)
-        saved = {**saved, "root": source}
-    return SplitFolderDataModule.from_provenance({**saved, **given, **preprocess})
-
-
-def _write_predictions(
-    samples: list[tuple[Path, int]], probs: torch.Tensor, classes: list[str], root: Path, path: Path
-) -> None:
-    """One row per image: file, true and predicted class, score, correct: to find the mistakes."""
-    scores, preds = probs.max(dim=1)
-    with path.open("w", newline="", encoding="utf-8") as f:
-        writer = csv.writer(f)
-        writer.writerow(
-            ["file", "true_label", "true_class", "pred_label", "pred_class", "pred_score", "correct"]
-        )
-        for (file, label), pred, score in zip(samples, preds.tolist(), scores.tolist(), strict=True):
-            rel = file.relative_to(root) if file.is_relative_to(root) else file
-            writer.writerow(
-                [
-                    rel.as_posix(),
-                    label,
-                    classes[label],
-                    pred,
-                    classes[pred],
-                    f"{score:.6f}",
-                    int(pred == label),
-                ]
-            )
-
-
-def print_report(report: dict[str, Any], out_dir: Path) -> None:
-    """The per-class table and the averages, as mmpretrain's test tool prints them."""
-    table = Table(
-        title=f"lightcls eval: {report['model']} on {Path(report['data']).name}/{report['split']} "
-        f"({report['num_images']} images)"
-    )
-    for column in ("class", "precision", "recall", "f1", "support"):
-        table.add_column(column, justify="left" if column == "class" else "right")
-    for row in report["per_class"]:
-        table.add_row(
-            row["class"], *(f"{row[k]:.4f}" for k in ("precision", "recall", "f1")), str(row["support"])
-        )
-    table.add_section()
-    for mode in AVERAGES:
-        row = report[mode]
-        table.add_row(
-            f"{mode} avg", *(f"{row[k]:.4f}" for k in ("precision", "recall", "f1")), str(row["support"])
-        )
-    Console().print(table)
-    tops = [(k, v) for k, v in report.items() if k.startswith("top") and k[3:].isdigit()]
-    shown = "  ".join(
-        f"{k} {'-' if v is None else f'{v:.4f}'}" for k, v in sorted(tops, key=lambda t: int(t[0][3:]))
-    )
-    Console().print(f"{shown}  -> {out_dir}")
+        Console().print(f"-> {build_report(Path(cfg.paths.output_dir).resolve())}", soft_wrap=True)
+    return metrics

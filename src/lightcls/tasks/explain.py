@@ -4,19 +4,17 @@ from __future__ import annotations
 
 import logging
 from pathlib import Path
-from typing import Any, BinaryIO
+from typing import Any
 
 from omegaconf import DictConfig
-from PIL import Image, ImageDraw
 from rich.console import Console
 
 from lightcls.ckpt import best_of_sweep
 from lightcls.config.values import check_values
 from lightcls.errors import LightclsError
-from lightcls.evaluation.fonts import caption_font
 from lightcls.files import write_json
 from lightcls.inference import CheckpointPredictor, check_some_read, collect_inputs, decode_files
-from lightcls.inference.explain import Explanation, explain
+from lightcls.inference.explain import explain, save_picture
 
 log = logging.getLogger(__name__)
 
@@ -80,20 +78,3 @@ def explain_images(cfg: DictConfig) -> dict[str, Any]:
     for item in skipped:
         Console().print(f"skipped {item['file']}: {item['reason']}", soft_wrap=True)
     return summary
-
-
-def save_picture(item: Explanation, path: Path | BinaryIO, side: int = 256) -> Path | BinaryIO:
-    """The image and its heat-map overlay side by side, at least `side` px high, with the top-k below."""
-    scale = max(1, round(side / item.image.shape[0]))
-    tiles = [Image.fromarray(a) for a in (item.image, item.overlay())]
-    tiles = [t.resize((t.width * scale, t.height * scale), Image.Resampling.NEAREST) for t in tiles]
-    font = caption_font(14)
-    caption = f"{item.target}  |  " + ", ".join(f"{c} {s:.2f}" for c, s in item.topk)
-    canvas = Image.new("RGB", (tiles[0].width * 2 + 4, tiles[0].height + 24), (255, 255, 255))
-    canvas.paste(tiles[0], (0, 0))
-    canvas.paste(tiles[1], (tiles[0].width + 4, 0))
-    ImageDraw.Draw(canvas).text((4, tiles[0].height + 4), caption, fill=(0, 0, 0), font=font)
-    if isinstance(path, Path):
-        path.parent.mkdir(parents=True, exist_ok=True)
-    canvas.save(path, format="PNG")
-    return path

@@ -11,8 +11,6 @@ import torch
 from omegaconf import DictConfig
 from rich.console import Console
 from rich.table import Table
-from torch import nn
-from torch.utils.flop_counter import FlopCounterMode
 
 from lightcls.ckpt import DATA_KEY, DIGEST_KEY, read_checkpoint
 from lightcls.config.values import check_values
@@ -20,6 +18,7 @@ from lightcls.errors import LightclsError
 from lightcls.files import write_json
 from lightcls.inference import contract
 from lightcls.models import build_model
+from lightcls.models.size import count
 from lightcls.training import ClassificationModule
 
 #: What a published checkpoint keeps (Lightning still loads it; training state is dropped).
@@ -68,21 +67,6 @@ def info(cfg: DictConfig) -> dict[str, Any]:
     write_json(out_dir / "info.json", facts)
     print_info(facts)
     return facts
-
-
-def count(net: nn.Module, channels: int, image_size: int) -> dict[str, int]:
-    """Parameters (all and trainable) and FLOPs of one forward pass at `image_size` (MACs = FLOPs / 2)."""
-    net = net.eval()
-    with torch.no_grad(), FlopCounterMode(display=False) as counter:
-        net(torch.zeros(1, channels, image_size, image_size))
-    flops = int(counter.get_total_flops())
-    return {
-        "params": sum(p.numel() for p in net.parameters()),
-        "trainable_params": sum(p.numel() for p in net.parameters() if p.requires_grad),
-        "flops": flops,
-        "macs": flops // 2,
-        "flops_input": [1, channels, image_size, image_size],
-    }
 
 
 def publish(path: Path, out_dir: Path) -> Path:

@@ -9,12 +9,11 @@ from pathlib import Path
 from typing import Any
 
 from omegaconf import DictConfig
-from PIL import Image, ImageDraw, ImageOps
 from rich.console import Console
 from rich.table import Table
 
 from lightcls.config.values import check_values
-from lightcls.evaluation.fonts import caption_font
+from lightcls.evaluation.annotate import annotate
 from lightcls.files import write_json
 from lightcls.inference import check_some_read, collect_inputs, load_predictor, predict_files
 
@@ -49,24 +48,6 @@ def predict(cfg: DictConfig) -> dict[str, Any]:
         sort_into(results, Path(str(cfg.sort_into)).expanduser())
     print_results(results, skipped, out_dir, int(cfg.print_rows))
     return summary
-
-
-def annotate(source: Path, result: dict[str, Any], target: Path) -> Path:
-    """A copy of the image, at least 256 px, with its predicted class and score written on it."""
-    with Image.open(source) as img:
-        img = ImageOps.exif_transpose(img).convert("RGB")
-    scale = max(1.0, 256 / min(img.size))
-    if scale > 1:
-        img = img.resize((round(img.width * scale), round(img.height * scale)), Image.Resampling.NEAREST)
-    draw = ImageDraw.Draw(img)
-    text = f"{result['pred_class']} {result['pred_score']:.2f}"
-    font = caption_font(max(14, img.height // 16))
-    left, top, right, bottom = draw.textbbox((4, 4), text, font=font)
-    draw.rectangle((0, 0, right + 4, bottom + 4), fill=(0, 0, 0))
-    draw.text((4, 4), text, fill=(255, 255, 0), font=font)
-    target.parent.mkdir(parents=True, exist_ok=True)
-    img.save(target.with_suffix(".png"))
-    return target.with_suffix(".png")
 
 
 def sort_into(results: list[dict[str, Any]], folder: Path) -> None:

@@ -21,9 +21,9 @@ from lightcls.config import compose
 from lightcls.config.values import check_values
 from lightcls.errors import LightclsError, one_line
 from lightcls.evaluation.runs import print_summary, write_summary
-from lightcls.tasks.runlog import python_run
-from lightcls.tasks.train import check_command as check_train_command
-from lightcls.tasks.train import train
+from lightcls.workflows.runlog import python_run
+from lightcls.workflows.training import check_command as check_train_command
+from lightcls.workflows.training import run_training
 
 log = logging.getLogger(__name__)
 SUGGEST = ("float", "int", "categorical")
@@ -104,7 +104,7 @@ def _trial(trial: Any, spec: DictConfig, base: list[str], study_dir: Path) -> fl
     pruning = _pruning_callback(trial, str(spec.monitor))
     log.info("trial %d: %s", trial.number, " ".join(f"{k}={v}" for k, v in sampled.items()))
     with python_run(cfg, overrides, run_dir):
-        metrics = train(cfg, callbacks=[pruning])
+        metrics = run_training(cfg, callbacks=[pruning])
     if metrics.get("best_ckpt"):
         trial.set_user_attr("best_ckpt", str(run_dir / metrics["best_ckpt"]))
     trial.set_user_attr("epochs", metrics.get("epochs"))

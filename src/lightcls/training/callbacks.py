@@ -66,6 +66,39 @@ class EpochCheckpoint(ModelCheckpoint):
             self._save_last_checkpoint(trainer, self._monitor_candidates(trainer))
 
 
+class TestPredictions(Callback):
+    """Every test batch's class probabilities and labels, in order: what an evaluation's files are written
+    from (the test step returns its logits)."""
+
+    def __init__(self) -> None:
+        self.probs: list[torch.Tensor] = []
+        self.labels: list[torch.Tensor] = []
+
+    def on_test_epoch_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        self.probs, self.labels = [], []
+
+    def on_test_batch_end(
+        self,
+        trainer: L.Trainer,
+        pl_module: L.LightningModule,
+        outputs: Any,
+        batch: Any,
+        batch_idx: int,
+        dataloader_idx: int = 0,
+    ) -> None:
+        self.probs.append(outputs.detach().float().softmax(dim=-1).cpu())
+        self.labels.append(batch[1].detach().cpu())
+
+    @property
+    def count(self) -> int:
+        """How many images were tested."""
+        return sum(len(labels) for labels in self.labels)
+
+    def tensors(self) -> tuple[torch.Tensor, torch.Tensor]:
+        """All probabilities (N, classes) and labels (N)."""
+        return torch.cat(self.probs), torch.cat(self.labels)
+
+
 class SeedEachEpoch(Callback):
     """Reseed from (seed, epoch) as each epoch starts, so a run resumed at an epoch boundary shuffles and
     augments exactly as the uninterrupted run (bit-exact with data.num_workers=0).

@@ -73,9 +73,6 @@ class ClassificationModule(L.LightningModule):
         self.val_metrics = MetricCollection(topk, prefix="val/")
         self.test_metrics = self.val_metrics.clone(prefix="test/")
         self.test_confusion = MulticlassConfusionMatrix(num_classes)
-        #: set to keep every test batch's probabilities and labels (what lightcls-eval reports from)
-        self.keep_test_outputs = False
-        self.test_outputs: list[tuple[torch.Tensor, torch.Tensor]] = []
         self._channels_last = False
         self._recorder = EpochRecorder()
         self._epoch_lrs: list[float] = []
@@ -225,14 +222,11 @@ class ClassificationModule(L.LightningModule):
     def validation_step(self, batch: tuple[torch.Tensor, torch.Tensor], batch_idx: int) -> None:
         self._eval_step(batch, self.val_metrics, "val")
 
-    def test_step(self, batch: tuple[torch.Tensor, torch.Tensor], batch_idx: int) -> None:
+    def test_step(self, batch: tuple[torch.Tensor, torch.Tensor], batch_idx: int) -> torch.Tensor:
+        """The batch's logits (a TestPredictions callback keeps them), after updating the test metrics."""
         logits = self._eval_step(batch, self.test_metrics, "test")
         self.test_confusion.update(logits, batch[1])
-        if self.keep_test_outputs:
-            self.test_outputs.append((logits.float().softmax(dim=-1).cpu(), batch[1].cpu()))
-
-    def on_test_epoch_start(self) -> None:
-        self.test_outputs = []
+        return logits
 
     def on_test_epoch_end(self) -> None:
         """Log how many images were tested and show the confusion matrix in TensorBoard."""

@@ -15,6 +15,7 @@ from lightcls.config import compose, quote
 from lightcls.errors import LightclsError
 from lightcls.evaluation.gallery import safe_name
 from lightcls.files import read_json
+from lightcls.workflows.evaluation import END_EVAL, evaluate_checkpoint
 
 log = logging.getLogger(__name__)
 TEMPLATES = Path(__file__).resolve().parent / "templates"
@@ -88,11 +89,10 @@ def _evaluated(run: Path, metrics: dict[str, Any], overrides: Sequence[str] = ()
     )
     if not ckpt or not split:
         return None
-    from lightcls.tasks.evaluate import END_EVAL, evaluate
 
     given = [f"ckpt_path={quote(run / ckpt)}", f"paths.output_dir={quote(eval_dir)}", f"split={split}"]
     try:
-        evaluate(compose("eval", [*given, *END_EVAL, *overrides]))
+        evaluate_checkpoint(compose("eval", [*given, *END_EVAL, *overrides]))
     except LightclsError as err:  # e.g. shards whose packed folder is not on this machine
         log.warning("no evaluation in the report: %s", err)
         return None
@@ -145,8 +145,7 @@ def _cams(evaluation: dict[str, Any], worst: list[dict[str, Any]], method: str) 
         log.info("no Grad-CAM in the report: pip install 'lightcls[explain]'")
         return {}
     from lightcls.data.decode import load_image
-    from lightcls.inference.explain import explain
-    from lightcls.tasks.explain import save_picture
+    from lightcls.inference.explain import explain, save_picture
     from lightcls.training import ClassificationModule
 
     module = ClassificationModule.from_checkpoint(evaluation["ckpt"])
@@ -209,7 +208,7 @@ def _model(ckpt: str | None) -> dict[str, str]:
     """Parameters and FLOPs of the checkpoint's network at its input size."""
     if not ckpt or Path(ckpt).suffix != ".ckpt":
         return {}
-    from lightcls.tasks.info import count
+    from lightcls.models.size import count
     from lightcls.training import ClassificationModule
 
     module = ClassificationModule.from_checkpoint(ckpt)

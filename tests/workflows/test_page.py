@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from helpers import compose_train, quoted
-from lightcls.tasks.report import build_report
+from lightcls.workflows.page import build_report
 
 CHROMIUM, CHROMEDRIVER = (
     shutil.which("chromium") or shutil.which("chromium-browser"),

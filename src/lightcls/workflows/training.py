@@ -1,0 +1,454 @@
+"""A training run: compose data, model, trainer from the config, fit, test, write metrics.json (and the
+report page). The train task runs one; a search runs one per trial."""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import lightning as L
+import torch
+from hydra.core.hydra_config import HydraConfig
+from hydra.errors import InstantiationException
+from hydra.types import RunMode
+from hydra.utils import instantiate
+from lightning.pytorch.callbacks import Callback, LearningRateMonitor, ModelCheckpoint, WeightAveraging
+from lightning.pytorch.loggers import TensorBoardLogger
+from lightning.pytorch.utilities.exceptions import SIGTERMException
+from omegaconf import DictConfig, OmegaConf
+from rich.console import Console
+from rich.table import Table
+
+from lightcls.ckpt import best_of_sweep, check_resume
+from lightcls.ckpt.io import AtomicCheckpointIO, remove_partial_saves
+from lightcls.config import STARTED_AT, compose, quote
+from lightcls.config.checks import check_devices, check_kinds, check_max_epochs, trainer_devices
+from lightcls.config.rundir import check_run_dir, requeued
+from lightcls.config.values import check_values
+from lightcls.data import SplitFolderDataModule, StreamingDataModule
+from lightcls.errors import Interrupted, LightclsError, one_line
+from lightcls.files import write_json
+from lightcls.models import load_pretrained
+from lightcls.training import ClassificationModule
+from lightcls.training.callbacks import (
+    CheckpointOnInterrupt,
+    FitResults,
+    LoaderPosition,
+    ProgressBar,
+    TestPredictions,
+    TrainThroughput,
+)
+from lightcls.training.module import build_mix
+from lightcls.training.optim import check_optimization
+from lightcls.training.quiet import quiet
+from lightcls.workflows.evaluation import END_EVAL, write_evaluation
+from lightcls.workflows.page import build_report
+
+log = logging.getLogger(__name__)
+
+
+def check_config(cfg: DictConfig) -> None:
+    """The train config's values that would fail late, deep in torch, or start too many processes."""
+    check_values(cfg, "train")
+    check_optimization(_plain(cfg.optimizer), _plain(cfg.scheduler))
+    check_kinds(cfg, [key for key in ("lr_find", "report", "verbose", "overwrite") if key in cfg])
+    build_mix(_mix(cfg), 2)
+    check_max_epochs(cfg.trainer.get("max_epochs"))
+    check_devices(cfg.trainer.get("accelerator", "auto"), trainer_devices(cfg))
+
+
+def check_command(cfg: DictConfig) -> None:
+    """Before a command-line run: the DataModule's own argument checks too (the task builds it first)."""
+    build_datamodule(cfg)
+    check_config(cfg)
+    for key in ("ckpt_path", "model.pretrained"):
+        value = OmegaConf.select(cfg, key)
+        if isinstance(value, str) and not best_of_sweep(Path(value).expanduser()).exists():
+            raise LightclsError(f"{key}={value}: no such file")
+
+
+def build_datamodule(cfg: DictConfig) -> SplitFolderDataModule:
+    """The DataModule of `cfg.data`; its own argument checks are one-line LightclsErrors."""
+    size = cfg.data.get("image_size")
+    if isinstance(size, bool) or not isinstance(size, int) or size < 1:
+        raise LightclsError(
+            f"data.image_size must be a whole number >= 1 (the side of a square input), got {size}"
+        )
+    try:
+        return instantiate(cfg.data)
+    except InstantiationException as err:
+        raise err.__cause__ if isinstance(err.__cause__, LightclsError) else err from None
+
+
+def run_training(cfg: DictConfig, callbacks: Sequence[Callback] = ()) -> dict[str, Any]:
+    """Train a classifier as `cfg` says; return the metrics it writes to `<run dir>/metrics.json`.
+
+    `callbacks` join those of the config (a search's pruning callback, for one).
+    """
+    with quiet(bool(cfg.get("verbose", False))):
+        return _train(cfg, list(callbacks))
+
+
+def _train(cfg: DictConfig, extra: list[Callback]) -> dict[str, Any]:
+    task_start = time.perf_counter()
+    startup = _seconds_since_process_start()
+    check_config(cfg)
+    run_dir = Path(cfg.paths.output_dir).resolve()
+    resume = resume_from(cfg, run_dir)
+    check_run_dir(run_dir, resume, bool(cfg.get("overwrite")))
+    remove_partial_saves(run_dir / "checkpoints")
+    datamodule = build_datamodule(cfg)
+    datamodule.prepare_data()
+    L.seed_everything(cfg.seed, workers=True)  # after preparation: a run that builds a cache repeats exactly
+    data_seconds = time.perf_counter() - task_start
+    sizes = "/".join(str(len(datamodule.layout.splits.get(s, []))) for s in ("train", "val", "test"))
+    log.info(
+        "training %s on %s (%s): %d classes, %s train/val/test images; run dir %s",
+        cfg.model.name,
+        datamodule.name,
+        datamodule.location,
+        len(datamodule.classes),
+        sizes,
+        run_dir,
+    )
+    if (
+        cfg.model.get("compile")
+        and not cfg.data.get("drop_last")
+        and len(datamodule.layout.splits["train"]) % datamodule.batch_size
+    ):
+        log.warning(
+            "model.compile=true with a partial last batch: compile builds the model again every epoch "
+            "(resnet18 on digits, H100: 112 against 1,460 images/s); add data.drop_last=true"
+        )
+    if resume:
+        check_resume(resume, cfg.model.name, datamodule.classes, datamodule.preprocess.channels)
+    module = ClassificationModule(
+        model=_plain(cfg.model),
+        classes=datamodule.classes,
+        preprocess=datamodule.preprocess.to_dict(),
+        optimizer=_plain(cfg.optimizer),
+        scheduler=_plain(cfg.scheduler),
+        label_smoothing=cfg.get("label_smoothing", 0.0),
+        mix=_mix(cfg),
+        class_weights=datamodule.class_weights() if datamodule.balance == "loss" else None,
+    )
+    params = sum(p.numel() for p in module.net.parameters())
+    trainable = sum(p.numel() for p in module.net.parameters() if p.requires_grad)
+    log.info("%s: %s parameters (%s trainable)", cfg.model.name, f"{params:,}", f"{trainable:,}")
+    if cfg.model.get("pretrained") and not resume:
+        load_pretrained(module.net, cfg.model.name, cfg.model.pretrained)
+
+    # callbacks.NAME=null (or ~callbacks.NAME) turns one off; callbacks=none turns all off
+    callbacks = [instantiate(c) for c in (cfg.get("callbacks") or {}).values() if c is not None]
+    if cfg.trainer.get("enable_progress_bar") is False:
+        callbacks = [c for c in callbacks if not isinstance(c, ProgressBar)]
+    callbacks += [TrainThroughput(), FitResults(), LoaderPosition(), *extra]
+    checkpoint = next((c for c in callbacks if isinstance(c, ModelCheckpoint)), None)
+    trainer_overrides: dict[str, Any] = {} if checkpoint else {"enable_checkpointing": False}
+    if cfg.get("verbose"):
+        trainer_overrides["enable_model_summary"] = True
+    if not datamodule.has_val:
+        log.warning(
+            "no val split in %s: training without validation, keeping last.ckpt only",
+            datamodule.root,
+        )
+        trainer_overrides["limit_val_batches"] = 0
+        if checkpoint is not None:
+            checkpoint.monitor, checkpoint.save_top_k = None, 0
+    loggers = [instantiate(c) for c in (cfg.get("logger") or {}).values() if c is not None]
+    if not loggers:  # LearningRateMonitor refuses to run without a logger
+        callbacks = [c for c in callbacks if not isinstance(c, LearningRateMonitor)]
+    trainer: L.Trainer = instantiate(
+        cfg.trainer,
+        callbacks=callbacks,
+        logger=loggers or False,
+        **({} if cfg.trainer.get("plugins") else {"plugins": [AtomicCheckpointIO()]}),
+        **trainer_overrides,
+        **_sweep_safe(cfg),
+    )
+
+    if cfg.get("lr_find") and not resume:
+        find_lr(trainer, module, datamodule)
+    start = time.perf_counter()
+    try:
+        trainer.fit(module, datamodule=datamodule, ckpt_path=resume, weights_only=True)
+    except (SystemExit, SIGTERMException) as stop:  # Lightning's way out after Ctrl-C or SIGTERM
+        _interrupted(stop, callbacks)
+    train_seconds = time.perf_counter() - start
+    fit = {k: _float(v) for k, v in trainer.callback_metrics.items()}  # read before test() resets them
+
+    best = checkpoint.best_model_path if checkpoint is not None else ""
+    rank, world_size = trainer.global_rank, trainer.world_size
+    if world_size > 1:
+        _release_process_group()
+    if rank != 0:  # another rank of a DDP run: rank 0 tests and writes the results
+        return {}
+    test = {}
+    test_start = time.perf_counter()
+    # the report's eval/ comes from this test's predictions; shards name no image files to show
+    streaming = isinstance(datamodule, StreamingDataModule)
+    keep = bool(cfg.get("report")) and checkpoint is not None and not streaming
+    predictions = TestPredictions() if keep and datamodule.has_test else None
+    if datamodule.has_test:
+        tested = best or (_last(checkpoint) if checkpoint is not None else "")  # the file eval.json names
+        results = _tester(trainer, cfg, predictions).test(
+            module, datamodule=datamodule, ckpt_path=tested or None, verbose=False, weights_only=True
+        )
+        test = results[0] if results else {}
+    seconds = {
+        "startup": round(startup, 2),  # the command's start to the task: imports, Hydra, the config check
+        "data": round(data_seconds, 2),  # config check, data check, decode cache
+        "train": round(train_seconds, 2),
+        "test": round(time.perf_counter() - test_start, 2),
+    }
+
+    metrics = {
+        "best_val_top1": fit.get("fit/best_score") if best and checkpoint.monitor else None,
+        "best_epoch": _epoch_of(best) if best and checkpoint.monitor else None,
+        "final_val_top1": fit.get("val/top1"),
+        "test_top1": _float(test.get("test/top1")),
+        "test_top5": _float(test.get("test/top5")),
+        "test_images": _int(test.get("test/images")),
+        "best_ckpt": _relative(best, run_dir),
+        "last_ckpt": _relative(_last(checkpoint), run_dir) if checkpoint else None,
+        "classes": module.classes,
+        "model": cfg.model.name,
+        "data": datamodule.location,
+        "epochs": int(fit["fit/epochs"]),
+        "global_step": int(fit["fit/global_step"]),
+        "train_seconds": round(train_seconds, 1),
+        "seconds": seconds,
+        "train_images_per_second": _round(fit.get("fit/images_per_second")),
+    }
+    run_dir.mkdir(parents=True, exist_ok=True)
+    write_json(run_dir / "metrics.json", metrics)
+    _log_hparams(trainer.loggers, cfg, metrics)
+    print_summary(metrics, run_dir)
+    page = write_run_report(cfg, run_dir, metrics, predictions, datamodule) if cfg.get("report") else None
+    if page is not None:
+        Console().print(f"-> {page}", soft_wrap=True)
+    return metrics
+
+
+def write_run_report(
+    cfg: DictConfig,
+    run_dir: Path,
+    metrics: dict[str, Any],
+    predictions: TestPredictions | None,
+    datamodule: SplitFolderDataModule,
+) -> Path | None:
+    """report.html at the end of training, or None (a warning) where it cannot be written: the run's results
+    stand. Its eval/ (as `lightcls-eval` writes it) comes from the run's own test of the best (else last)
+    checkpoint, so the test split is not predicted again; a run without one evaluates its val split."""
+    ckpt = metrics["best_ckpt"] or metrics["last_ckpt"]
+    tested = predictions.count if predictions is not None else 0
+    try:
+        if ckpt and tested:
+            overrides = [f"ckpt_path={quote(run_dir / ckpt)}", f"paths.output_dir={quote(run_dir / 'eval')}"]
+            probs, target = predictions.tensors()
+            samples = datamodule.layout.splits["test"][:tested]  # a limited test: its first batches, in order
+            write_evaluation(
+                compose("eval", [*overrides, "split=test", *END_EVAL]),
+                run_dir / ckpt,
+                metrics["model"],
+                datamodule,
+                probs,
+                target,
+                samples,
+            )
+        settings = [f"accelerator={cfg.trainer.get('accelerator', 'auto')}"]  # where the run trained
+        settings += [f"data.{k}={cfg.data[k]}" for k in ("batch_size", "num_workers") if k in cfg.data]
+        return build_report(run_dir, eval_overrides=settings)
+    except Exception as err:  # noqa: BLE001 - metrics.json and the checkpoints are written; the page is extra
+        message = one_line(str(err))
+        log.warning("report.html not written: %s (`lightcls-report %s` tries again)", message, run_dir)
+        return None
+
+
+def find_lr(trainer: L.Trainer, module: ClassificationModule, datamodule: SplitFolderDataModule) -> float:
+    """Lightning's learning-rate range test: set the module's `optimizer.lr` to its suggestion, and say so."""
+    from lightning.pytorch.tuner import Tuner
+
+    given = module.hparams["optimizer"].get("lr")
+    epochs = trainer.fit_loop.max_epochs
+    trainer.fit_loop.max_epochs = 10**6  # the range test takes its 100 steps however short the run
+    try:
+        finder = Tuner(trainer).lr_find(module, datamodule=datamodule, update_attr=False)
+    finally:
+        trainer.fit_loop.max_epochs = epochs
+    chosen = finder.suggestion() if finder is not None else None
+    if chosen is None:
+        log.warning("lr_find: no suggestion (too few steps or a flat loss); keeping optimizer.lr=%s", given)
+        return given
+    module.hparams["optimizer"]["lr"] = float(chosen)
+    log.info("lr_find: optimizer.lr=%.4g (the range test's suggestion; the config said %s)", chosen, given)
+    return float(chosen)
+
+
+def _mix(cfg: DictConfig) -> dict[str, float]:
+    """The run's MixUp/CutMix alphas."""
+    return {"mixup": cfg.get("mixup", 0.0), "cutmix": cfg.get("cutmix", 0.0)}
+
+
+def resume_from(cfg: DictConfig, run_dir: Path) -> str | None:
+    """The checkpoint fit continues from: `ckpt_path` (a sweep or search dir: its best run's last.ckpt), or,
+    for a cluster job started again in its own run dir (a requeue), that dir's last.ckpt."""
+    given = cfg.get("ckpt_path")
+    if given:
+        path = Path(str(given)).expanduser()
+        if not (path / "summary.json").is_file():  # a file, or a folder check_resume refuses in one line
+            return str(given)
+        best = best_of_sweep(path)
+        last = best.parent / "last.ckpt"
+        log.info("ckpt_path=%s: continuing its best run from %s", given, last if last.is_file() else best)
+        return str(last if last.is_file() else best)
+    last = run_dir / "checkpoints" / "last.ckpt"
+    if requeued() and last.is_file():
+        log.info("a requeued job: continuing from this run dir's own %s", last)
+        return str(last)
+    return None
+
+
+def _log_hparams(loggers: list, cfg: DictConfig, metrics: dict[str, Any]) -> None:
+    """The run's settings with its final metrics, for TensorBoard's HPARAMS view (compare a sweep's jobs)."""
+    board = [lg for lg in loggers if isinstance(lg, TensorBoardLogger)]
+    if not board:
+        return
+    chosen = {k: _plain(cfg[k]) for k in ("model", "data", "optimizer", "scheduler") if k in cfg}
+    params = {f"{group}.{key}": value for group, node in chosen.items() for key, value in _flat(node).items()}
+    params.update({"seed": cfg.seed, "trainer.max_epochs": cfg.trainer.max_epochs})
+    params = {k: v if isinstance(v, (int, float, str, bool)) else str(v) for k, v in params.items()}
+    final = {
+        f"hp/{key}": metrics[key]
+        for key in ("best_val_top1", "final_val_top1", "test_top1")
+        if metrics.get(key) is not None
+    }
+    for logger in board:
+        logger.log_hyperparams(params, final)
+        logger.finalize("success")
+
+
+def _flat(node: Any, prefix: str = "") -> dict[str, Any]:
+    """A nested dict as dotted keys (lists kept whole)."""
+    if not isinstance(node, dict):
+        return {prefix.rstrip("."): node}
+    flat: dict[str, Any] = {}
+    for key, value in node.items():
+        if not str(key).startswith("_"):
+            flat.update(_flat(value, f"{prefix}{key}."))
+    return flat
+
+
+def _tester(trainer: L.Trainer, cfg: DictConfig, predictions: TestPredictions | None) -> L.Trainer:
+    """The trainer that tests (keeping the `predictions` where given): the fit's own on one device; after a
+    multi-device fit, a fresh one-device trainer, so every test image counts exactly once (a
+    DistributedSampler pads the split with repeats)."""
+    kept = [predictions] if predictions is not None else []
+    if trainer.world_size == 1:
+        # a checkpoint's weights are the averaged ones: WeightAveraging (EMA) would load the raw ones back
+        trainer.callbacks = [c for c in trainer.callbacks if not isinstance(c, WeightAveraging)] + kept
+        return trainer
+    log.info("testing on one device (the fit ran on %d)", trainer.world_size)
+    return L.Trainer(
+        accelerator=cfg.trainer.get("accelerator", "auto"),
+        devices=1,
+        precision=cfg.trainer.get("precision", "32-true"),
+        logger=trainer.loggers or False,
+        callbacks=kept,
+        enable_checkpointing=False,
+        enable_model_summary=False,
+        default_root_dir=trainer.default_root_dir,
+        plugins=[AtomicCheckpointIO()],
+    )
+
+
+def _release_process_group() -> None:
+    """End this rank's process group after a multi-process fit (Lightning leaves gloo groups up), so a
+    later one-device test does not wait on ranks that have finished."""
+    if torch.distributed.is_available() and torch.distributed.is_initialized():
+        torch.distributed.destroy_process_group()
+
+
+def _interrupted(stop: BaseException, callbacks: list) -> None:
+    """Turn Lightning's exit after Ctrl-C/SIGTERM into `Interrupted`, naming the checkpoint to resume."""
+    saver = next((c for c in callbacks if isinstance(c, CheckpointOnInterrupt)), None)
+    if saver is None or saver.saved is None:
+        raise stop
+    sigterm = isinstance(stop, SIGTERMException)
+    raise Interrupted(
+        f"{'SIGTERM' if sigterm else 'Ctrl-C'}: saved {saver.saved}; resume with ckpt_path={saver.saved}",
+        143 if sigterm else 130,
+    ) from None
+
+
+def print_summary(metrics: dict[str, Any], run_dir: Path) -> None:
+    """A short table of the run's results."""
+    table = Table(title=f"lightcls: {metrics['model']} on {Path(metrics['data']).name}", show_header=False)
+    keys = ("best_val_top1", "best_epoch", "test_top1", "test_top5", "epochs", "train_seconds")
+    for key in (*keys, "train_images_per_second"):
+        value = metrics[key]
+        table.add_row(
+            key,
+            "-" if value is None else f"{value:.4g}" if isinstance(value, float) else str(value),
+        )
+    parts = metrics.get("seconds") or {}
+    table.add_row("seconds", "  ".join(f"{k} {v}" for k, v in parts.items() if v is not None))
+    table.add_row("run dir", str(run_dir))
+    table.add_row("best ckpt", str(metrics["best_ckpt"] or "-"))
+    Console().print(table)
+
+
+def _seconds_since_process_start() -> float:
+    """Seconds since lightcls.config was imported (a command imports it first thing, so: its start, give
+    or take the interpreter's ~50 ms): what imports, Hydra and the config check took before the task."""
+    return time.time() - STARTED_AT
+
+
+def _sweep_safe(cfg: DictConfig) -> dict[str, Any]:
+    """In a multirun, plain `ddp` would re-launch the whole sweep per rank: use `ddp_spawn` there."""
+    if cfg.trainer.get("strategy") != "ddp" or not HydraConfig.initialized():
+        return {}
+    if HydraConfig.get().mode != RunMode.MULTIRUN:
+        return {}
+    log.warning("trainer.strategy=ddp inside a multirun: using ddp_spawn so ranks stay in this job")
+    return {"strategy": "ddp_spawn"}
+
+
+def _plain(node: Any) -> Any:
+    """A config node as resolved plain Python data (what a checkpoint can hold safely)."""
+    return OmegaConf.to_container(node, resolve=True) if isinstance(node, DictConfig) else node
+
+
+def _last(checkpoint: ModelCheckpoint) -> str:
+    """last.ckpt's path (ddp_spawn workers hand back only the best path, so look on disk too)."""
+    on_disk = (
+        Path(checkpoint.dirpath or ".") / f"{checkpoint.CHECKPOINT_NAME_LAST}{checkpoint.FILE_EXTENSION}"
+    )
+    return checkpoint.last_model_path or (str(on_disk) if checkpoint.save_last and on_disk.is_file() else "")
+
+
+def _float(value: Any) -> float | None:
+    return None if value is None else float(value.item() if isinstance(value, torch.Tensor) else value)
+
+
+def _int(value: Any) -> int | None:
+    return None if value is None else round(_float(value))
+
+
+def _round(value: float | None) -> float | None:
+    return None if value is None else round(value, 1)
+
+
+def _epoch_of(ckpt: str) -> int:
+    """1-based epoch a checkpoint was saved at (mmap: the weights are not read)."""
+    return int(torch.load(ckpt, map_location="cpu", weights_only=True, mmap=True)["epoch"]) + 1
+
+
+def _relative(path: str | None, run_dir: Path) -> str | None:
+    if not path:
+        return None
+    path_ = Path(path).resolve()
+    return path_.relative_to(run_dir).as_posix() if path_.is_relative_to(run_dir) else str(path_)
