@@ -93,17 +93,53 @@ def run_training(cfg: DictConfig, callbacks: Sequence[Callback] = ()) -> dict[st
 
 
 def _train(cfg: DictConfig, extra: list[Callback]) -> dict[str, Any]:
-    task_start = time.perf_counter()
-    startup = _seconds_since_process_start()
+    """Build -> fit -> test -> write."""
+    clock = {"startup": _seconds_since_process_start(), "start": time.perf_counter()}
     check_config(cfg)
     run_dir = Path(cfg.paths.output_dir).resolve()
     resume = resume_from(cfg, run_dir)
     check_run_dir(run_dir, resume, bool(cfg.get("overwrite")))
     remove_partial_saves(run_dir / "checkpoints")
+    datamodule = _prepared_data(cfg, run_dir)
+    clock["data"] = time.perf_counter() - clock["start"]
+    module = _build_module(cfg, datamodule, resume)
+    trainer, checkpoint = _build_trainer(cfg, datamodule, extra)
+
+    if cfg.get("lr_find") and not resume:
+        find_lr(trainer, module, datamodule)
+    start = time.perf_counter()
+    try:
+        trainer.fit(module, datamodule=datamodule, ckpt_path=resume, weights_only=True)
+    except (SystemExit, SIGTERMException) as stop:  # Lightning's way out after Ctrl-C or SIGTERM
+        _interrupted(stop, trainer.callbacks)
+    clock["train"] = time.perf_counter() - start
+    fit = {k: _float(v) for k, v in trainer.callback_metrics.items()}  # read before test() resets them
+
+    best = checkpoint.best_model_path if checkpoint is not None else ""
+    if trainer.world_size > 1:
+        _release_process_group()
+    if trainer.global_rank != 0:  # another rank of a DDP run: rank 0 tests and writes the results
+        return {}
+    start = time.perf_counter()
+    test, predictions = _test(cfg, trainer, module, datamodule, checkpoint, best)
+    clock["test"] = time.perf_counter() - start
+
+    metrics = _metrics(cfg, fit, test, checkpoint, best, module, datamodule, run_dir, clock)
+    write_json(run_dir / "metrics.json", metrics)
+    _log_hparams(trainer.loggers, cfg, metrics)
+    print_summary(metrics, run_dir)
+    page = write_run_report(cfg, run_dir, metrics, predictions, datamodule) if cfg.get("report") else None
+    if page is not None:
+        Console().print(f"-> {page}", soft_wrap=True)
+    return metrics
+
+
+def _prepared_data(cfg: DictConfig, run_dir: Path) -> SplitFolderDataModule:
+    """The run's DataModule, its data checked and cached; the run is seeded after that, so a run that
+    builds the cache repeats exactly."""
     datamodule = build_datamodule(cfg)
     datamodule.prepare_data()
-    L.seed_everything(cfg.seed, workers=True)  # after preparation: a run that builds a cache repeats exactly
-    data_seconds = time.perf_counter() - task_start
+    L.seed_everything(cfg.seed, workers=True)
     sizes = "/".join(str(len(datamodule.layout.splits.get(s, []))) for s in ("train", "val", "test"))
     log.info(
         "training %s on %s (%s): %d classes, %s train/val/test images; run dir %s",
@@ -114,15 +150,19 @@ def _train(cfg: DictConfig, extra: list[Callback]) -> dict[str, Any]:
         sizes,
         run_dir,
     )
-    if (
-        cfg.model.get("compile")
-        and not cfg.data.get("drop_last")
-        and len(datamodule.layout.splits["train"]) % datamodule.batch_size
-    ):
+    partial = len(datamodule.layout.splits["train"]) % datamodule.batch_size
+    if cfg.model.get("compile") and not cfg.data.get("drop_last") and partial:
         log.warning(
             "model.compile=true with a partial last batch: compile builds the model again every epoch "
             "(resnet18 on digits, H100: 112 against 1,460 images/s); add data.drop_last=true"
         )
+    return datamodule
+
+
+def _build_module(
+    cfg: DictConfig, datamodule: SplitFolderDataModule, resume: str | None
+) -> ClassificationModule:
+    """The LightningModule of the config and the data (a resumed checkpoint checked against both)."""
     if resume:
         check_resume(resume, cfg.model.name, datamodule.classes, datamodule.preprocess.channels)
     module = ClassificationModule(
@@ -140,74 +180,80 @@ def _train(cfg: DictConfig, extra: list[Callback]) -> dict[str, Any]:
     log.info("%s: %s parameters (%s trainable)", cfg.model.name, f"{params:,}", f"{trainable:,}")
     if cfg.model.get("pretrained") and not resume:
         load_pretrained(module.net, cfg.model.name, cfg.model.pretrained)
+    return module
 
+
+def _build_trainer(
+    cfg: DictConfig, datamodule: SplitFolderDataModule, extra: list[Callback]
+) -> tuple[L.Trainer, ModelCheckpoint | None]:
+    """The Trainer of `cfg.trainer` with the config's callbacks and loggers, and its checkpoint callback.
+    What the config cannot know (no val split, no logger, callbacks=none) is adapted here, in one log line
+    each."""
     # callbacks.NAME=null (or ~callbacks.NAME) turns one off; callbacks=none turns all off
     callbacks = [instantiate(c) for c in (cfg.get("callbacks") or {}).values() if c is not None]
     if cfg.trainer.get("enable_progress_bar") is False:
         callbacks = [c for c in callbacks if not isinstance(c, ProgressBar)]
     callbacks += [TrainThroughput(), FitResults(), LoaderPosition(), *extra]
     checkpoint = next((c for c in callbacks if isinstance(c, ModelCheckpoint)), None)
-    trainer_overrides: dict[str, Any] = {} if checkpoint else {"enable_checkpointing": False}
-    if cfg.get("verbose"):
-        trainer_overrides["enable_model_summary"] = True
+    adapted: dict[str, Any] = {"enable_model_summary": True} if cfg.get("verbose") else {}
+    if checkpoint is None:
+        log.info("no checkpoint callback in the config: the run keeps no checkpoints")
+        adapted["enable_checkpointing"] = False
     if not datamodule.has_val:
         log.warning(
-            "no val split in %s: training without validation, keeping last.ckpt only",
-            datamodule.root,
+            "no val split in %s: training without validation, keeping last.ckpt only", datamodule.root
         )
-        trainer_overrides["limit_val_batches"] = 0
+        adapted["limit_val_batches"] = 0
         if checkpoint is not None:
             checkpoint.monitor, checkpoint.save_top_k = None, 0
     loggers = [instantiate(c) for c in (cfg.get("logger") or {}).values() if c is not None]
-    if not loggers:  # LearningRateMonitor refuses to run without a logger
+    if not loggers and any(isinstance(c, LearningRateMonitor) for c in callbacks):
+        log.info("logger=none: the lr goes to metrics.csv only (LearningRateMonitor needs a logger)")
         callbacks = [c for c in callbacks if not isinstance(c, LearningRateMonitor)]
-    trainer: L.Trainer = instantiate(
-        cfg.trainer,
-        callbacks=callbacks,
-        logger=loggers or False,
-        **({} if cfg.trainer.get("plugins") else {"plugins": [AtomicCheckpointIO()]}),
-        **trainer_overrides,
-        **_sweep_safe(cfg),
+    trainer = instantiate(
+        cfg.trainer, callbacks=callbacks, logger=loggers or False, **adapted, **_sweep_safe(cfg)
     )
+    return trainer, checkpoint
 
-    if cfg.get("lr_find") and not resume:
-        find_lr(trainer, module, datamodule)
-    start = time.perf_counter()
-    try:
-        trainer.fit(module, datamodule=datamodule, ckpt_path=resume, weights_only=True)
-    except (SystemExit, SIGTERMException) as stop:  # Lightning's way out after Ctrl-C or SIGTERM
-        _interrupted(stop, callbacks)
-    train_seconds = time.perf_counter() - start
-    fit = {k: _float(v) for k, v in trainer.callback_metrics.items()}  # read before test() resets them
 
-    best = checkpoint.best_model_path if checkpoint is not None else ""
-    rank, world_size = trainer.global_rank, trainer.world_size
-    if world_size > 1:
-        _release_process_group()
-    if rank != 0:  # another rank of a DDP run: rank 0 tests and writes the results
-        return {}
-    test = {}
-    test_start = time.perf_counter()
-    # the report's eval/ comes from this test's predictions; shards name no image files to show
+def _test(
+    cfg: DictConfig,
+    trainer: L.Trainer,
+    module: ClassificationModule,
+    datamodule: SplitFolderDataModule,
+    checkpoint: ModelCheckpoint | None,
+    best: str,
+) -> tuple[dict[str, Any], TestPredictions | None]:
+    """The test split's metrics for the best (else last) checkpoint, and its predictions where the report
+    page will be written from them (shards name no image files to show)."""
+    if not datamodule.has_test:
+        return {}, None
     streaming = isinstance(datamodule, StreamingDataModule)
     keep = bool(cfg.get("report")) and checkpoint is not None and not streaming
-    predictions = TestPredictions() if keep and datamodule.has_test else None
-    if datamodule.has_test:
-        tested = best or (_last(checkpoint) if checkpoint is not None else "")  # the file eval.json names
-        results = _tester(trainer, cfg, predictions).test(
-            module, datamodule=datamodule, ckpt_path=tested or None, verbose=False, weights_only=True
-        )
-        test = results[0] if results else {}
-    seconds = {
-        "startup": round(startup, 2),  # the command's start to the task: imports, Hydra, the config check
-        "data": round(data_seconds, 2),  # config check, data check, decode cache
-        "train": round(train_seconds, 2),
-        "test": round(time.perf_counter() - test_start, 2),
-    }
+    predictions = TestPredictions() if keep else None
+    tested = best or (_last(checkpoint) if checkpoint is not None else "")  # the file eval.json names
+    results = _tester(trainer, cfg, predictions).test(
+        module, datamodule=datamodule, ckpt_path=tested or None, verbose=False, weights_only=True
+    )
+    return (results[0] if results else {}), predictions
 
-    metrics = {
-        "best_val_top1": fit.get("fit/best_score") if best and checkpoint.monitor else None,
-        "best_epoch": _epoch_of(best) if best and checkpoint.monitor else None,
+
+def _metrics(
+    cfg: DictConfig,
+    fit: dict[str, float | None],
+    test: dict[str, Any],
+    checkpoint: ModelCheckpoint | None,
+    best: str,
+    module: ClassificationModule,
+    datamodule: SplitFolderDataModule,
+    run_dir: Path,
+    clock: dict[str, float],
+) -> dict[str, Any]:
+    """metrics.json: the fit's and the test's results, the checkpoints, where the time went."""
+    monitored = bool(best and checkpoint is not None and checkpoint.monitor)
+    return {
+        "best_val_top1": fit.get("fit/best_score") if monitored else None,
+        "best_epoch": _epoch_of(best) if monitored else None,
         "final_val_top1": fit.get("val/top1"),
         "test_top1": _float(test.get("test/top1")),
         "test_top5": _float(test.get("test/top5")),
@@ -219,18 +265,12 @@ def _train(cfg: DictConfig, extra: list[Callback]) -> dict[str, Any]:
         "data": datamodule.location,
         "epochs": int(fit["fit/epochs"]),
         "global_step": int(fit["fit/global_step"]),
-        "train_seconds": round(train_seconds, 1),
-        "seconds": seconds,
+        "train_seconds": round(clock["train"], 1),
+        "seconds": {  # startup: the command's start to the task (imports, Hydra, the config check)
+            key: round(clock[key], 2) for key in ("startup", "data", "train", "test")
+        },
         "train_images_per_second": _round(fit.get("fit/images_per_second")),
     }
-    run_dir.mkdir(parents=True, exist_ok=True)
-    write_json(run_dir / "metrics.json", metrics)
-    _log_hparams(trainer.loggers, cfg, metrics)
-    print_summary(metrics, run_dir)
-    page = write_run_report(cfg, run_dir, metrics, predictions, datamodule) if cfg.get("report") else None
-    if page is not None:
-        Console().print(f"-> {page}", soft_wrap=True)
-    return metrics
 
 
 def write_run_report(
