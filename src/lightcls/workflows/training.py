@@ -5,12 +5,13 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
 import lightning as L
 import torch
+import yaml
 from hydra.core.hydra_config import HydraConfig
 from hydra.errors import InstantiationException
 from hydra.types import RunMode
@@ -24,7 +25,7 @@ from rich.table import Table
 
 from lightcls.ckpt import best_of_sweep, check_resume
 from lightcls.ckpt.io import AtomicCheckpointIO, remove_partial_saves
-from lightcls.config import STARTED_AT, compose, quote
+from lightcls.config import STARTED_AT, compose, config_dir, quote
 from lightcls.config.checks import check_devices, check_kinds, check_max_epochs, trainer_devices
 from lightcls.config.rundir import check_run_dir, requeued
 from lightcls.config.values import check_values
@@ -134,6 +135,68 @@ def _train(cfg: DictConfig, extra: list[Callback]) -> dict[str, Any]:
     return metrics
 
 
+def settings_line(
+    cfg: DictConfig, given: Sequence[str] = (), choices: Mapping[str, Any] | None = None
+) -> str:
+    """The run's effective optimizer, lr, weight decay, schedule and batch size, each followed by where it
+    came from when not from the command line (`given`: its overrides; `choices`: Hydra's group choices),
+    e.g. `optimizer adamw, lr 0.001, wd 0.05 (model=resnet18's default); schedule cosine over 10 epochs
+    (the default); batch 32 (data=digits)`."""
+    choices = dict(choices or {})
+    keys = {o.lstrip("+~").split("=", 1)[0] for o in given}
+    model, recipe = cfg.model.name, choices.get("experiment")
+    picked = choices.get("optimizer") or str(cfg.optimizer.get("_target_", "?")).rsplit(".", 1)[-1].lower()
+
+    def origin(key: str, default: str) -> str | None:
+        if key in keys:
+            return None
+        return f"experiment={recipe}" if recipe else default
+
+    optimizer = origin(
+        "optimizer", f"model={model}'s default" if picked != _default_choice("optimizer") else "the default"
+    )
+    own = f"optimizer={picked}'s default" if "optimizer" in keys else optimizer
+    lr_node = cfg.optimizer._get_node("lr")
+    lr_from = f"model={model}'s SGD lr" if lr_node is not None and lr_node._is_interpolation() else own
+    schedule = choices.get("scheduler") or "none"
+    epochs = cfg.trainer.get("max_epochs")
+    warmup = (cfg.scheduler or {}).get("warmup_epochs") or 0
+    fields = [
+        (f"optimizer {picked}", optimizer),
+        (
+            f"lr {cfg.optimizer.get('lr'):g}",
+            origin("optimizer.lr", lr_from if "model.sgd_lr" not in keys else None),
+        ),
+        (f"wd {cfg.optimizer.get('weight_decay', 0):g}", origin("optimizer.weight_decay", own)),
+        (
+            f"schedule {schedule} over {epochs} epochs" + (f", warmup {warmup:g}" if warmup else ""),
+            origin("scheduler", "the default"),
+        ),
+        (f"batch {cfg.data.batch_size}", origin("data.batch_size", f"data={choices.get('data', '?')}")),
+    ]
+    parts, pending = [], []
+    for i, (text, source) in enumerate(fields):
+        pending.append(text)
+        if i + 1 == len(fields) or fields[i + 1][1] != source or i == 2:  # the optimizer's part ends at wd
+            parts.append(", ".join(pending) + (f" ({source})" if source else ""))
+            pending = []
+    return "; ".join(parts)
+
+
+def _default_choice(group: str) -> str | None:
+    """The option the train config's defaults list picks for `group`."""
+    defaults = yaml.safe_load((config_dir() / "train.yaml").read_text(encoding="utf-8"))["defaults"]
+    return next((d[group] for d in defaults if isinstance(d, dict) and group in d), None)
+
+
+def _run_settings() -> tuple[list[str], dict[str, Any]]:
+    """The command line's overrides and Hydra's group choices (none for a run started from Python)."""
+    if not HydraConfig.initialized():
+        return [], {}
+    hydra_cfg = HydraConfig.get()
+    return list(hydra_cfg.overrides.task), dict(hydra_cfg.runtime.choices)
+
+
 def _prepared_data(cfg: DictConfig, run_dir: Path) -> SplitFolderDataModule:
     """The run's DataModule, its data checked and cached; the run is seeded after that, so a run that
     builds the cache repeats exactly."""
@@ -151,6 +214,7 @@ def _prepared_data(cfg: DictConfig, run_dir: Path) -> SplitFolderDataModule:
         run_dir,
     )
     partial = len(datamodule.layout.splits["train"]) % datamodule.batch_size
+    log.info(settings_line(cfg, *_run_settings()))
     if cfg.model.get("compile") and not cfg.data.get("drop_last") and partial:
         log.warning(
             "model.compile=true with a partial last batch: compile builds the model again every epoch "
