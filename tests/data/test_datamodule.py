@@ -11,6 +11,7 @@ from PIL import Image
 from torchvision.transforms import v2
 
 from lightcls.data import SplitFolderDataModule, read_layout
+from lightcls.data.datamodule import DeviceWork
 from lightcls.data.decode import load_image
 from lightcls.errors import LightclsError
 
@@ -135,6 +136,7 @@ def test_gpu_augmentation_is_inert_on_the_cpu_and_per_image_steps_use_workers(
     )
     trainer.fit(module, datamodule=dm)
     assert dm.device_steps == [] and dm.datasets["train"].augment == [crop]  # the loader augments
+    assert module.preprocessor.work == DeviceWork()  # nothing left to the device on a CPU
     assert dm.train_dataloader().num_workers == 0  # every step batched: one gather + crop a batch
     per_image = SplitFolderDataModule(
         digits_root,

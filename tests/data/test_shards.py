@@ -19,6 +19,7 @@ from PIL import Image
 
 from helpers import compose_train, one_line_error, run_cli
 from lightcls.data import Preprocess, StreamingDataModule, read_layout
+from lightcls.data.datamodule import DeviceWork
 from lightcls.data.shards import (
     MANIFEST,
     Manifest,
@@ -347,6 +348,7 @@ def test_device_decode_gives_the_loaders_pixels_and_is_inert_on_a_cpu(tmp_path: 
         device_decode=True,
     )
     data.setup("fit")  # no GPU: the loader decodes, as without the switch
+    assert data.device_work() == DeviceWork()
     batch, _ = next(iter(data.train_dataloader()))
     assert isinstance(batch, torch.Tensor) and batch.dtype == torch.uint8 and batch.shape == (9, 3, 48, 48)
     assert one_line_error(

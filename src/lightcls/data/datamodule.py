@@ -5,7 +5,8 @@ from __future__ import annotations
 import inspect
 import logging
 import os
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
 from functools import cached_property
 from pathlib import Path
 from typing import Any
@@ -32,6 +33,15 @@ SPLITS = ("train", "val", "test")
 #: The splits each Lightning stage uses.
 BALANCE = ("none", "sampler", "loss")
 STAGES = {"fit": ("train", "val"), "validate": ("val",), "test": ("test",), "predict": ("test",)}
+
+
+@dataclass(frozen=True)
+class DeviceWork:
+    """The training-batch work a DataModule leaves to the device, after the transfer: `decode` (encoded
+    images and the device to a uint8 batch, augmented there), else `steps` (batched augment steps)."""
+
+    steps: list[Callable[[torch.Tensor], torch.Tensor]] = field(default_factory=list)
+    decode: Callable[[Sequence[bytes], torch.device], torch.Tensor] | None = None
 
 
 class SplitFolderDataModule(L.LightningDataModule):
@@ -255,11 +265,9 @@ class SplitFolderDataModule(L.LightningDataModule):
             drop_last=self.drop_last and split == "train",
         )
 
-    def augment_on_device(self, images: torch.Tensor) -> torch.Tensor:
-        """A training batch after `device_steps` (the module calls it after the transfer)."""
-        for step in self.device_steps:
-            images = step(images)
-        return images
+    def device_work(self) -> DeviceWork:
+        """What the model's batch preprocessor does to training batches on the device (after `setup`)."""
+        return DeviceWork(steps=list(self.device_steps))
 
     def class_counts(self) -> list[int]:
         """Training images per class (index i: label i)."""

@@ -11,7 +11,7 @@ from typing import Any
 
 import torch
 
-from lightcls.data.datamodule import SplitFolderDataModule
+from lightcls.data.datamodule import DeviceWork, SplitFolderDataModule
 from lightcls.data.layout import Layout
 from lightcls.data.shards import Manifest, ShardDataset, ShardLoader, decode_images, is_url
 from lightcls.errors import LightclsError
@@ -71,17 +71,22 @@ class StreamingDataModule(SplitFolderDataModule):
 
     def setup(self, stage: str | None = None) -> None:
         """As the split-folder DataModule; with `device_decode` in a GPU fit, the loader sends the training
-        images encoded and `decode_on_device` decodes and augments them after the transfer."""
+        images encoded and the model's batch preprocessor decodes and augments them after the transfer."""
         trainer = getattr(self, "trainer", None)
         on_gpu = trainer is not None and trainer.strategy.root_device.type == "cuda"
         self.decode_device = stage == "fit" and on_gpu and self.device_decode
         super().setup(stage)
         if self.decode_device:
-            self.device_steps = []  # decode_on_device runs every augment step
+            self.device_steps = []  # the device decode runs every augment step
             log.info("decoding training JPEGs on %s", trainer.strategy.root_device)
 
-    def decode_on_device(self, encoded: Sequence[bytes], device: torch.device) -> torch.Tensor:
-        """A training batch's images, decoded, resized and augmented on `device` (the module calls it)."""
+    def device_work(self) -> DeviceWork:
+        """With `device_decode` in a GPU fit: decode, resize and augment training batches on the device."""
+        if not self.decode_device:
+            return super().device_work()
+        return DeviceWork(decode=self._decode_on_device)
+
+    def _decode_on_device(self, encoded: Sequence[bytes], device: torch.device) -> torch.Tensor:
         return decode_images(encoded, self.preprocess, self.augment, device)
 
     def prepare_data(self) -> None:

@@ -16,12 +16,14 @@ from torchmetrics.classification import MulticlassAccuracy, MulticlassConfusionM
 from torchvision.transforms import v2
 
 from lightcls.ckpt import read_checkpoint
+from lightcls.data import SplitFolderDataModule
 from lightcls.data.preprocess import Preprocess
 from lightcls.errors import LightclsError
 from lightcls.evaluation import confusion_matrix_figure
 from lightcls.evaluation.fonts import figure_fonts
 from lightcls.models import build_model
 from lightcls.training.optim import build_optimizer, build_schedule, continued_schedule
+from lightcls.training.preprocessor import BatchPreprocessor
 from lightcls.training.records import EpochRecorder
 
 log = logging.getLogger(__name__)
@@ -73,7 +75,7 @@ class ClassificationModule(L.LightningModule):
         self.val_metrics = MetricCollection(topk, prefix="val/")
         self.test_metrics = self.val_metrics.clone(prefix="test/")
         self.test_confusion = MulticlassConfusionMatrix(num_classes)
-        self._channels_last = False
+        self.preprocessor = BatchPreprocessor(self.preprocess, self.mix)
         self._recorder = EpochRecorder()
         self._epoch_lrs: list[float] = []
         self._lrs_epoch = 0  # the 1-based epoch that trained at _epoch_lrs
@@ -110,31 +112,24 @@ class ClassificationModule(L.LightningModule):
         so channels_last applies to eager runs only.
         """
         options = self.hparams["model"]
-        self._channels_last = (
+        self.preprocessor.channels_last = (
             bool(options.get("channels_last")) and not options.get("compile") and self.device.type == "cuda"
         )
-        if self._channels_last:
+        if self.preprocessor.channels_last:
             self.net.to(memory_format=torch.channels_last)
         if options.get("compile"):
             self.net.compile()  # in place: state_dict keys stay those of the plain backbone
 
+    def setup(self, stage: str) -> None:
+        """Take the DataModule's device work for training batches (none when fit on plain loaders)."""
+        datamodule = self.trainer.datamodule if self._trainer is not None else None
+        if stage == "fit" and isinstance(datamodule, SplitFolderDataModule):
+            self.preprocessor.work = datamodule.device_work()
+
     def on_after_batch_transfer(self, batch: Any, dataloader_idx: int) -> Any:
-        """Normalize the uint8 images on the device (and make them channels_last where the model is); in
-        training, first the DataModule's on-device augmentation, then MixUp/CutMix (adding soft targets)."""
-        images, *rest = batch if isinstance(batch, (tuple, list)) else (batch,)
+        """The batch preprocessor, on the device: the model's input (and soft targets under MixUp/CutMix)."""
         training = self._trainer is not None and self.trainer.training
-        datamodule = self.trainer.datamodule if training else None
-        if not isinstance(images, torch.Tensor) and hasattr(datamodule, "decode_on_device"):  # device_decode
-            images = datamodule.decode_on_device(images, rest[0].device)
-        if getattr(datamodule, "device_steps", None):
-            images = datamodule.augment_on_device(images)
-        images = self.preprocess.normalize(images)
-        if training and self.mix is not None and rest:
-            mixed, soft = self.mix(images, rest[0])
-            images, rest = mixed, [rest[0], soft]
-        if self._channels_last:
-            images = images.contiguous(memory_format=torch.channels_last)
-        return (images, *rest) if rest else images
+        return self.preprocessor(batch, training)
 
     def training_step(self, batch: tuple[torch.Tensor, ...], batch_idx: int) -> torch.Tensor:
         x, y, *soft = batch
