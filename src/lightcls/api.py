@@ -242,7 +242,7 @@ class Classifier:
         outputs: str | Path = "outputs",
         overrides: Sequence[str] = (),
     ) -> dict[str, Any]:
-        """`lightcls-eval` on this classifier's checkpoint (its own data set, or `data`); the report."""
+        """`lightcls-eval` on this classifier's checkpoint (its own data set, or `data`); its metrics."""
         from lightcls.tasks.evaluate import evaluate
 
         args = [f"ckpt_path={quote(Path(str(self._require_checkpoint())).resolve())}", f"split={split}"]

@@ -81,15 +81,15 @@ def _parse(argv: list[str], defaults: type, keys: str, usage: str) -> DictConfig
 
 
 def check(argv: list[str]) -> int:
-    """Check the data set named by `data.root=...`; print the report; 1 when training would be wrong."""
+    """Check the data set named by `data.root=...`; print the findings; 1 when training would be wrong."""
     cfg = _parse(argv, CheckArgs, KEYS, USAGE)
     if not cfg.data.root:
         raise LightclsError(f"data.root is required; {USAGE}")
-    from lightcls.data.check import check_dataset, print_report  # torch: after the arguments are sound
+    from lightcls.data.check import check_dataset, print_findings  # torch: after the arguments are sound
 
-    report = check_dataset(cfg.data.root, cfg.data.val_fraction, cfg.data.split_seed, cache=cfg.cache)
-    print_report(report)
-    return 0 if report.ok else 1
+    findings = check_dataset(cfg.data.root, cfg.data.val_fraction, cfg.data.split_seed, cache=cfg.cache)
+    print_findings(findings)
+    return 0 if findings.ok else 1
 
 
 def split(argv: list[str]) -> int:

@@ -35,7 +35,7 @@ SHOWN = 3
 
 
 @dataclass
-class Report:
+class Findings:
     """What a check found: per-split stats, errors (training would be wrong) and warnings."""
 
     layout: Layout
@@ -61,7 +61,7 @@ def check_dataset(
     seed: int = 0,
     cache: bool = True,
     lists: Mapping[str, str | Path | None] | None = None,
-) -> Report:
+) -> Findings:
     """Read the layout at `root` and check every file (decodable, leakage, duplicates, counts)."""
     layout = read_layout(root, val_fraction, seed, lists)
     cache_path = layout.root / CACHE_FILE
@@ -82,9 +82,9 @@ def check_dataset(
     read = len(todo)
     if cache:
         _save_cache(cache_path, files)
-    report = Report(layout, files, read=read)
-    _find_problems(report)
-    return report
+    findings = Findings(layout, files, read=read)
+    _find_problems(findings)
+    return findings
 
 
 def checked_layout(
@@ -97,21 +97,21 @@ def checked_layout(
     """The layout training uses: checked (cached); broken images fail the run or are skipped; leaks warned."""
     if on_broken not in ON_BROKEN:
         raise LightclsError(f"data.on_broken must be one of {', '.join(ON_BROKEN)}, got {on_broken!r}")
-    report = check_dataset(root, val_fraction, seed, lists=lists)
-    for line in report.leaks[:SHOWN]:
-        log.warning("%s (see lightcls-data check data.root=%s)", line, report.layout.root)
-    if len(report.leaks) > SHOWN:
-        log.warning("and %d more images in more than one split", len(report.leaks) - SHOWN)
-    broken = report.broken()
+    findings = check_dataset(root, val_fraction, seed, lists=lists)
+    for line in findings.leaks[:SHOWN]:
+        log.warning("%s (see lightcls-data check data.root=%s)", line, findings.layout.root)
+    if len(findings.leaks) > SHOWN:
+        log.warning("and %d more images in more than one split", len(findings.leaks) - SHOWN)
+    broken = findings.broken()
     if not broken:
-        return report.layout
-    layout = report.layout
+        return findings.layout
+    layout = findings.layout
     if on_broken == "fail":
-        lines = [report.files[str(p)]["error"] for p in broken]
+        lines = [findings.files[str(p)]["error"] for p in broken]
         more = f"; and {len(lines) - SHOWN} more" if len(lines) > SHOWN else ""
         raise LightclsError(
             f"{len(broken)} broken image(s) in {layout.root}: {'; '.join(lines[:SHOWN])}{more}; "
-            f"run `lightcls-data check data.root={layout.root}` for the full report, "
+            f"run `lightcls-data check data.root={layout.root}` for the full list, "
             "or set data.on_broken=skip to train without them"
         )
     log.warning(
@@ -147,12 +147,12 @@ def _inspect(path: Path) -> dict[str, Any]:
     return {"sha1": digest, **info}
 
 
-def _find_problems(report: Report) -> None:
-    layout, files = report.layout, report.files
+def _find_problems(findings: Findings) -> None:
+    layout, files = findings.layout, findings.files
     for samples in layout.splits.values():
         for path, _ in samples:
             if files[str(path)].get("error"):
-                report.errors.append(files[str(path)]["error"])
+                findings.errors.append(files[str(path)]["error"])
     where: dict[str, list[tuple[str, Path]]] = defaultdict(list)
     for split, samples in layout.splits.items():
         for path, _ in samples:
@@ -161,27 +161,27 @@ def _find_problems(report: Report) -> None:
         splits = sorted({s for s, _ in copies})
         if len(splits) > 1:
             names = ", ".join(f"{p} ({s})" for s, p in copies)
-            report.leaks.append(f"leakage: the same image is in {' and '.join(splits)}: {names}")
-            report.errors.append(report.leaks[-1])
+            findings.leaks.append(f"leakage: the same image is in {' and '.join(splits)}: {names}")
+            findings.errors.append(findings.leaks[-1])
         for split in splits:
             same = [p for s, p in copies if s == split]
             if len(same) > 1:
-                report.warnings.append(f"duplicates in {split}: {', '.join(map(str, same))}")
+                findings.warnings.append(f"duplicates in {split}: {', '.join(map(str, same))}")
     if not layout.has("val"):
-        report.warnings.append("no val split: training runs without validation and keeps last.ckpt only")
+        findings.warnings.append("no val split: training runs without validation and keeps last.ckpt only")
     counts = Counter(label for _, label in layout.splits["train"])
     low, high = min(counts.values()), max(counts.values())
     if high > IMBALANCE * low:
         rare = [layout.classes[c] for c, n in counts.items() if n == low]
-        report.warnings.append(
+        findings.warnings.append(
             f"imbalanced training split: {high} images in the largest class, {low} in {', '.join(rare)}"
         )
 
 
-def print_report(report: Report, console: Console | None = None) -> None:
+def print_findings(findings: Findings, console: Console | None = None) -> None:
     """A table per split (images and sizes per class, modes seen), then the errors and warnings."""
     console = console or Console()
-    layout = report.layout
+    layout = findings.layout
     for split, samples in layout.splits.items():
         if not samples:
             continue
@@ -190,7 +190,7 @@ def print_report(report: Report, console: Console | None = None) -> None:
             table.add_column(column)
         by_class: dict[int, list[dict[str, Any]]] = defaultdict(list)
         for path, label in samples:
-            by_class[label].append(report.files[str(path)])
+            by_class[label].append(findings.files[str(path)])
         for label, name in enumerate(layout.classes):
             infos = by_class.get(label, [])
             good = [i for i in infos if not i.get("error")]
@@ -201,12 +201,12 @@ def print_report(report: Report, console: Console | None = None) -> None:
             modes = ", ".join(sorted({i["mode"] for i in good}))
             table.add_row(name, str(len(infos)), str(len(infos) - len(good)), shown or "-", modes or "-")
         console.print(table)
-    for line in report.errors:
+    for line in findings.errors:
         console.print(f"[red]error:[/red] {line}", highlight=False, soft_wrap=True)
-    for line in report.warnings:
+    for line in findings.warnings:
         console.print(f"[yellow]warning:[/yellow] {line}", highlight=False, soft_wrap=True)
-    verdict = "ok" if report.ok else f"{len(report.errors)} problem(s): training would be wrong"
-    console.print(f"checked {len(report.files)} images ({report.read} read, the rest cached): {verdict}")
+    verdict = "ok" if findings.ok else f"{len(findings.errors)} problem(s): training would be wrong"
+    console.print(f"checked {len(findings.files)} images ({findings.read} read, the rest cached): {verdict}")
 
 
 def _load_cache(path: Path) -> dict[str, dict[str, Any]]:

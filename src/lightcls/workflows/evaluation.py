@@ -20,10 +20,10 @@ from lightcls.config.values import check_values
 from lightcls.data import SplitFolderDataModule
 from lightcls.data.shards import Manifest, has_manifest
 from lightcls.errors import LightclsError
-from lightcls.evaluation import classification_report, plot_confusion_matrix, write_report
+from lightcls.evaluation import classification_metrics, plot_confusion_matrix, write_metrics
 from lightcls.evaluation.annotate import annotate
 from lightcls.evaluation.gallery import find_mistakes, write_gallery
-from lightcls.evaluation.report import AVERAGES, check_report_options
+from lightcls.evaluation.metrics import AVERAGES, check_metric_options
 from lightcls.inference import load_predictor
 from lightcls.training import ClassificationModule
 from lightcls.training.callbacks import TestPredictions
@@ -41,7 +41,7 @@ def check_eval(cfg: DictConfig) -> None:
     check_values(cfg, "eval")
     if cfg.split not in SPLITS:
         raise LightclsError(f"split={cfg.split}: unknown split; choose one of {', '.join(SPLITS)}")
-    check_report_options(list(cfg.topk), str(cfg.average))
+    check_metric_options(list(cfg.topk), str(cfg.average))
     check_kinds(cfg, ("save_predictions", "save_scores", "gallery_right", "report"), ("gallery",))
     if not best_of_sweep(Path(str(cfg.ckpt_path)).expanduser()).exists():
         raise LightclsError(f"ckpt_path={cfg.ckpt_path}: no such file")
@@ -52,7 +52,7 @@ def evaluate_checkpoint(cfg: DictConfig) -> dict[str, Any]:
 
     A `.ckpt`'s images go through the DataModule the checkpoint was trained with (its saved settings, the
     data check included) and `trainer.test`, as at the end of training; an exported `.onnx` or TorchScript
-    model runs in its own runtime over the same DataModule. The report comes from those predictions.
+    model runs in its own runtime over the same DataModule. The metrics come from those predictions.
     """
     check_eval(cfg)
     ckpt = best_of_sweep(Path(str(cfg.ckpt_path)).expanduser())  # a sweep dir: its best run's
@@ -79,9 +79,9 @@ def evaluate_checkpoint(cfg: DictConfig) -> dict[str, Any]:
             probs, target = _predict_exported(predictor, datamodule, cfg.split)
         else:
             probs, target = _predict_split(module, datamodule, cfg)
-    report = write_evaluation(cfg, ckpt, model_name, datamodule, probs, target)
-    print_report(report, Path(cfg.paths.output_dir).resolve())
-    return report
+    metrics = write_evaluation(cfg, ckpt, model_name, datamodule, probs, target)
+    print_metrics(metrics, Path(cfg.paths.output_dir).resolve())
+    return metrics
 
 
 def write_evaluation(
@@ -93,17 +93,17 @@ def write_evaluation(
     target: torch.Tensor,
     samples: list[tuple[Path, int]] | None = None,
 ) -> dict[str, Any]:
-    """The report of the predictions of `samples` (default: all of `cfg.split`, in its order) and the files
+    """The metrics of the predictions of `samples` (default: all of `cfg.split`, in its order) and the files
     eval writes (eval.json, confusion matrix, gallery, predictions.csv, ...) in `cfg.paths.output_dir`."""
     samples = datamodule.layout.splits[cfg.split] if samples is None else samples
     classes = datamodule.classes
-    report = {
+    metrics = {
         "ckpt": str(ckpt.resolve()),
         "model": model_name,
         "data": str(datamodule.layout.root),
         "split": cfg.split,
         "classes": classes,
-        **classification_report(probs, target, classes, list(cfg.topk), str(cfg.average)),
+        **classification_metrics(probs, target, classes, list(cfg.topk), str(cfg.average)),
     }
     out_dir = Path(cfg.paths.output_dir).resolve()
     out_dir.mkdir(parents=True, exist_ok=True)
@@ -111,16 +111,16 @@ def write_evaluation(
     if cfg.gallery:
         mistakes = find_mistakes(samples, probs, classes, root, right=bool(cfg.gallery_right))
         write_gallery(mistakes, root, out_dir / "gallery", int(cfg.gallery))
-        report["confused_pairs"] = mistakes["confused_pairs"][:10]
-    write_report(report, out_dir, list(dict.fromkeys(["json", *cfg.formats])))
-    plot_confusion_matrix(report["confusion_matrix"], classes, out_dir / "confusion_matrix.png")
+        metrics["confused_pairs"] = mistakes["confused_pairs"][:10]
+    write_metrics(metrics, out_dir, list(dict.fromkeys(["json", *cfg.formats])))
+    plot_confusion_matrix(metrics["confusion_matrix"], classes, out_dir / "confusion_matrix.png")
     if cfg.save_predictions:
         _write_predictions(samples, probs, classes, root, out_dir / "predictions.csv")
     if cfg.save_scores:
         _write_scores(samples, probs, classes, root, out_dir / "scores.csv")
     if cfg.show_dir:
         _show(samples, probs, classes, Path(str(cfg.show_dir)).expanduser())
-    return report
+    return metrics
 
 
 def _predict_exported(
@@ -230,26 +230,26 @@ def _write_predictions(
             )
 
 
-def print_report(report: dict[str, Any], out_dir: Path) -> None:
+def print_metrics(metrics: dict[str, Any], out_dir: Path) -> None:
     """The per-class table and the averages, as mmpretrain's test tool prints them."""
     table = Table(
-        title=f"lightcls eval: {report['model']} on {Path(report['data']).name}/{report['split']} "
-        f"({report['num_images']} images)"
+        title=f"lightcls eval: {metrics['model']} on {Path(metrics['data']).name}/{metrics['split']} "
+        f"({metrics['num_images']} images)"
     )
     for column in ("class", "precision", "recall", "f1", "support"):
         table.add_column(column, justify="left" if column == "class" else "right")
-    for row in report["per_class"]:
+    for row in metrics["per_class"]:
         table.add_row(
             row["class"], *(f"{row[k]:.4f}" for k in ("precision", "recall", "f1")), str(row["support"])
         )
     table.add_section()
     for mode in AVERAGES:
-        row = report[mode]
+        row = metrics[mode]
         table.add_row(
             f"{mode} avg", *(f"{row[k]:.4f}" for k in ("precision", "recall", "f1")), str(row["support"])
         )
     Console().print(table)
-    tops = [(k, v) for k, v in report.items() if k.startswith("top") and k[3:].isdigit()]
+    tops = [(k, v) for k, v in metrics.items() if k.startswith("top") and k[3:].isdigit()]
     shown = "  ".join(
         f"{k} {'-' if v is None else f'{v:.4f}'}" for k, v in sorted(tops, key=lambda t: int(t[0][3:]))
     )

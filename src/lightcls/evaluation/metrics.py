@@ -25,7 +25,7 @@ FORMATS = ("json", "yaml", "csv")
 AVERAGES = ("macro", "weighted", "micro")
 
 
-def check_report_options(topk: Sequence[int], average: str) -> None:
+def check_metric_options(topk: Sequence[int], average: str) -> None:
     """`topk` whole numbers >= 1 and a known `average`, or a one-line LightclsError."""
     if average not in AVERAGES:
         raise LightclsError(f"average={average}: choose one of {', '.join(AVERAGES)}")
@@ -34,7 +34,7 @@ def check_report_options(topk: Sequence[int], average: str) -> None:
         raise LightclsError(f"topk: each k must be a whole number >= 1, got {bad[0]!r}")
 
 
-def classification_report(
+def classification_metrics(
     probs: torch.Tensor,
     target: torch.Tensor,
     classes: Sequence[str],
@@ -45,15 +45,15 @@ def classification_report(
     precision/recall/F1/support, their macro, weighted and micro averages (`average` is also reported as the
     headline `precision`, `recall`, `f1`) and the confusion matrix (rows: true class, columns: predicted)."""
     n = len(classes)
-    check_report_options(topk, average)
+    check_metric_options(topk, average)
     kw: dict[str, Any] = {"num_classes": n}
-    report: dict[str, Any] = {"num_images": int(target.numel())}
+    metrics: dict[str, Any] = {"num_images": int(target.numel())}
     for k in sorted({1, *topk}):
         accuracy = (
             multiclass_accuracy(probs, target, average="micro", top_k=k, **kw) if k < n or k == 1 else None
         )
-        report[f"top{k}"] = None if accuracy is None else float(accuracy)
-    report.setdefault("top5", None)
+        metrics[f"top{k}"] = None if accuracy is None else float(accuracy)
+    metrics.setdefault("top5", None)
     scores = {
         "precision": multiclass_precision,
         "recall": multiclass_recall,
@@ -61,7 +61,7 @@ def classification_report(
     }
     support = torch.bincount(target, minlength=n)
     per_class = {name: fn(probs, target, average="none", **kw) for name, fn in scores.items()}
-    report["per_class"] = [
+    metrics["per_class"] = [
         {
             "label": i,
             "class": classes[i],
@@ -71,16 +71,16 @@ def classification_report(
         for i in range(n)
     ]
     for mode in AVERAGES:
-        report[mode] = {name: float(fn(probs, target, average=mode, **kw)) for name, fn in scores.items()}
-        report[mode]["support"] = int(support.sum())
-    report["average"] = average
-    report.update({name: report[average][name] for name in scores})
-    report["confusion_matrix"] = multiclass_confusion_matrix(probs, target, **kw).tolist()
-    return report
+        metrics[mode] = {name: float(fn(probs, target, average=mode, **kw)) for name, fn in scores.items()}
+        metrics[mode]["support"] = int(support.sum())
+    metrics["average"] = average
+    metrics.update({name: metrics[average][name] for name in scores})
+    metrics["confusion_matrix"] = multiclass_confusion_matrix(probs, target, **kw).tolist()
+    return metrics
 
 
-def write_report(report: dict[str, Any], out_dir: Path, formats: Sequence[str]) -> list[Path]:
-    """Write `report` as eval.json / eval.yaml / eval.csv (per-class rows plus the averages)."""
+def write_metrics(metrics: dict[str, Any], out_dir: Path, formats: Sequence[str]) -> list[Path]:
+    """Write `metrics` as eval.json / eval.yaml / eval.csv (per-class rows plus the averages)."""
     unknown = [f for f in formats if f not in FORMATS]
     if unknown:
         raise LightclsError(f"formats: unknown format {unknown[0]!r}; choose from {', '.join(FORMATS)}")
@@ -88,23 +88,23 @@ def write_report(report: dict[str, Any], out_dir: Path, formats: Sequence[str]) 
     for fmt in formats:
         path = out_dir / f"eval.{fmt}"
         if fmt == "json":
-            write_json(path, report)
+            write_json(path, metrics)
         elif fmt == "yaml":
             import yaml
 
-            path.write_text(yaml.safe_dump(report, sort_keys=False), encoding="utf-8")
+            path.write_text(yaml.safe_dump(metrics, sort_keys=False), encoding="utf-8")
         else:
-            _write_csv(report, path)
+            _write_csv(metrics, path)
         written.append(path)
     return written
 
 
-def _write_csv(report: dict[str, Any], path: Path) -> None:
+def _write_csv(metrics: dict[str, Any], path: Path) -> None:
     fields = ["class", "label", "precision", "recall", "f1", "support"]
     with path.open("w", newline="", encoding="utf-8") as f:
         writer = csv.DictWriter(f, fieldnames=fields, extrasaction="ignore")
         writer.writeheader()
-        writer.writerows(report["per_class"])
+        writer.writerows(metrics["per_class"])
         for mode in AVERAGES:
-            writer.writerow({"class": f"{mode} avg", "label": "", **report[mode]})
-        writer.writerow({"class": "top1", "precision": report["top1"], "support": report["num_images"]})
+            writer.writerow({"class": f"{mode} avg", "label": "", **metrics[mode]})
+        writer.writerow({"class": "top1", "precision": metrics["top1"], "support": metrics["num_images"]})

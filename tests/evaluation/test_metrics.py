@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 import torch
 
-from lightcls.evaluation import classification_report
+from lightcls.evaluation import classification_metrics
 
 
 def _onehot_probs(preds: list[int], num_classes: int) -> torch.Tensor:
@@ -17,7 +17,7 @@ def _onehot_probs(preds: list[int], num_classes: int) -> torch.Tensor:
 def test_report_matches_hand_computation() -> None:
     target = torch.tensor([0, 0, 0, 1, 1, 2])
     probs = _onehot_probs([0, 0, 1, 1, 2, 2], 3)
-    report = classification_report(probs, target, ["a", "b", "c"])
+    report = classification_metrics(probs, target, ["a", "b", "c"])
 
     # class a: tp 2 fp 0 fn 1; b: tp 1 fp 1 fn 1; c: tp 1 fp 1 fn 0
     expected = {"a": (1.0, 2 / 3, 0.8, 3), "b": (0.5, 0.5, 0.5, 2), "c": (0.5, 1.0, 2 / 3, 1)}
@@ -43,6 +43,6 @@ def test_top5_counts_the_true_class_among_the_five_best() -> None:
     probs = torch.tensor(
         [[0.30, 0.25, 0.15, 0.10, 0.08, 0.07, 0.05], [0.30, 0.25, 0.15, 0.10, 0.08, 0.07, 0.05]]
     )
-    report = classification_report(probs, torch.tensor([1, 5]), list("abcdefg"))
+    report = classification_metrics(probs, torch.tensor([1, 5]), list("abcdefg"))
     assert report["top1"] == 0.0
     assert report["top5"] == pytest.approx(0.5)
