@@ -284,7 +284,7 @@ def test_a_broken_image_fails_the_run_before_training(make_split_folder, tmp_pat
     cfg = compose_train([*SMALL, f"data.root={root}", "trainer.max_epochs=1"], tmp_path / "run")
     assert one_line_error(train, cfg) == (
         f"1 broken image(s) in {root}: {broken}: cannot decode image (Truncated File Read); "
-        f"run `lightcls-data check data.root={root}` for the full report, "
+        f"run `lightcls-data check data.root={root}` for the full list, "
         "or set data.on_broken=skip to train without them"
     )
     assert not (tmp_path / "run" / "checkpoints").exists()
