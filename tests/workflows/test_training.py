@@ -27,3 +27,11 @@ def test_the_start_of_run_line_names_each_setting_and_its_source() -> None:
         "optimizer sgd; lr 0.01 (model=resnet50's SGD lr); wd 0.0001 (optimizer=sgd's default); "
         "schedule warmup_cosine over 10 epochs, warmup 1; batch 64 (data=digits)"
     )
+
+
+def test_a_run_started_from_python_names_values_without_guessing_their_source() -> None:
+    from helpers import compose_train
+
+    assert settings_line(compose_train(["model=resnet18", "data.batch_size=16"])) == (
+        "optimizer adamw, lr 0.001, wd 0.05; schedule CosineAnnealingLR over 10 epochs, batch 16"
+    )

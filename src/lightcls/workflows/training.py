@@ -142,13 +142,14 @@ def settings_line(
     came from when not from the command line (`given`: its overrides; `choices`: Hydra's group choices),
     e.g. `optimizer adamw, lr 0.001, wd 0.05 (model=resnet18's default); schedule cosine over 10 epochs
     (the default); batch 32 (data=digits)`."""
+    known = choices is not None  # without Hydra's choices (a run started from Python): values only
     choices = dict(choices or {})
     keys = {o.lstrip("+~").split("=", 1)[0] for o in given}
     model, recipe = cfg.model.name, choices.get("experiment")
     picked = choices.get("optimizer") or str(cfg.optimizer.get("_target_", "?")).rsplit(".", 1)[-1].lower()
 
-    def origin(key: str, default: str) -> str | None:
-        if key in keys:
+    def origin(key: str, default: str | None) -> str | None:
+        if key in keys or not known:
             return None
         return f"experiment={recipe}" if recipe else default
 
@@ -158,7 +159,8 @@ def settings_line(
     own = f"optimizer={picked}'s default" if "optimizer" in keys else optimizer
     lr_node = cfg.optimizer._get_node("lr")
     lr_from = f"model={model}'s SGD lr" if lr_node is not None and lr_node._is_interpolation() else own
-    schedule = choices.get("scheduler") or "none"
+    target = str(OmegaConf.select(cfg, "scheduler.schedule._target_", default="") or "")
+    schedule = choices.get("scheduler") or (target.rsplit(".", 1)[-1] if target else "none")
     epochs = cfg.trainer.get("max_epochs")
     warmup = (cfg.scheduler or {}).get("warmup_epochs") or 0
     fields = [
@@ -189,10 +191,11 @@ def _default_choice(group: str) -> str | None:
     return next((d[group] for d in defaults if isinstance(d, dict) and group in d), None)
 
 
-def _run_settings() -> tuple[list[str], dict[str, Any]]:
-    """The command line's overrides and Hydra's group choices (none for a run started from Python)."""
+def _run_settings() -> tuple[list[str], dict[str, Any] | None]:
+    """The command line's overrides and Hydra's group choices; a run started from Python has neither, and
+    its line names no sources."""
     if not HydraConfig.initialized():
-        return [], {}
+        return [], None
     hydra_cfg = HydraConfig.get()
     return list(hydra_cfg.overrides.task), dict(hydra_cfg.runtime.choices)
 
