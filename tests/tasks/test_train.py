@@ -545,3 +545,13 @@ def test_the_run_that_builds_the_decode_cache_repeats_exactly(make_split_folder,
         weights.append(torch.load(last, map_location="cpu", weights_only=True)["state_dict"])
     assert list(root.glob(".lightcls_cache/*.npy"))
     assert all(torch.equal(weights[0][k], weights[1][k]) for k in weights[0])
+
+
+def test_validation_every_other_epoch_still_saves_last_ckpt_every_epoch(make_split_folder, tmp_path) -> None:
+    run = tmp_path / "run"
+    args = [*SMALL, f"data.root={make_split_folder()}", "trainer.max_epochs=3"]
+    train(compose_train([*args, "trainer.check_val_every_n_epoch=2"], run))  # no + needed
+    rows = _epochs_csv(run)
+    assert [(r["epoch"], bool(r["val_top1"])) for r in rows] == [("1", False), ("2", True), ("3", False)]
+    state = torch.load(run / "checkpoints" / "last.ckpt", map_location="cpu", weights_only=True)
+    assert (state["epoch"], state["global_step"]) == (2, 3)

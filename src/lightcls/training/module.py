@@ -81,6 +81,7 @@ class ClassificationModule(L.LightningModule):
         self._lrs_epoch = 0  # the 1-based epoch that trained at _epoch_lrs
         self._resumed_lrs: list[float] = []
         self._resumed_lrs_epoch = 0
+        self._validated_epoch = -1  # the last epoch whose validation ran (every N epochs: not each one)
 
     @classmethod
     def from_checkpoint(cls, path: str | Path, what: str = "ckpt_path") -> ClassificationModule:
@@ -190,7 +191,7 @@ class ClassificationModule(L.LightningModule):
         self.log("train/top1", top1, sync_dist=True)
         if not self.trainer.is_global_zero or self.trainer.sanity_checking:
             return
-        metrics = self.trainer.callback_metrics
+        metrics = self.trainer.callback_metrics if self._validated_epoch == self.current_epoch else {}
         values = {
             "epoch": self.current_epoch + 1,
             "train_loss": float(loss),
@@ -216,6 +217,10 @@ class ClassificationModule(L.LightningModule):
 
     def validation_step(self, batch: tuple[torch.Tensor, torch.Tensor], batch_idx: int) -> None:
         self._eval_step(batch, self.val_metrics, "val")
+
+    def on_validation_epoch_end(self) -> None:
+        if not self.trainer.sanity_checking:
+            self._validated_epoch = self.current_epoch
 
     def test_step(self, batch: tuple[torch.Tensor, torch.Tensor], batch_idx: int) -> torch.Tensor:
         """The batch's logits (a TestPredictions callback keeps them), after updating the test metrics."""
