@@ -337,7 +337,7 @@ class Classifier:
                 annotate(Path(result["file"]), result, folder / Path(result["file"]).stem)
 
     def _check_num_classes(self, cfg: Any) -> None:
-        from lightcls.workflows.training import build_datamodule
+        from lightcls.workflows.build import build_datamodule
 
         found = len(build_datamodule(cfg).classes)
         if found != self.num_classes:

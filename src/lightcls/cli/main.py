@@ -104,11 +104,11 @@ def share_machine(cfg: DictConfig) -> None:
             trainer.devices = [hydra_cfg.job.num % gpus]
 
 
-def _checked_run_dir(config_name: str, check: str | None, argv: list[str]) -> list[str]:
+def _checked_run_dir(config_name: str, check: str, argv: list[str]) -> list[str]:
     """The command line composed and checked once (`check`: a `module:function` on the composed config),
     then the overrides that give the command its run dir."""
     with _user_mistakes():
-        checks = (lambda cfg: _load(check)(cfg)) if check else None  # imported after composition
+        checks = lambda cfg: _load(check)(cfg)  # noqa: E731 - imported after composition
         checked = check_command(config_name, argv, checks)
         if checked is None:
             return []
@@ -134,12 +134,11 @@ def _load(target: str) -> Callable[..., Any]:
     return getattr(importlib.import_module(module_name), function)
 
 
-def command(
-    config_name: str, task: str, check: str | None = None, objective: str | None = None
-) -> Callable[[], Any]:
-    """A console command: the command line is composed and checked once (`check`, a `module:function`
-    on the composed config), given its run dir, then Hydra runs the `task` function on it and returns
-    its result (or the result's `objective` key: what a Hydra sweeper optimizes)."""
+def command(config_name: str, task: str, objective: str | None = None) -> Callable[[], Any]:
+    """A console command: the command line is composed and checked once (lightcls.workflows.checks'
+    `check_<config_name>`), given its run dir, then Hydra runs the `task` function on it and returns its
+    result (or the result's `objective` key: what a Hydra sweeper optimizes)."""
+    check = f"lightcls.workflows.checks:check_{config_name}"
 
     @hydra.main(version_base="1.3", config_path=CONFIG_DIR, config_name=config_name)
     def main(cfg: DictConfig) -> Any:
@@ -161,21 +160,16 @@ def command(
 
 
 #: `lightcls-train` / `python train.py [overrides]`
-train = command(
-    "train",
-    "lightcls.tasks.train:train",
-    check="lightcls.tasks.train:check_command",
-    objective="best_val_top1",
-)
+train = command("train", "lightcls.tasks.train:train", objective="best_val_top1")
 #: `lightcls-eval ckpt_path=... [data=NAME data.root=...] [split=val|test]`
-evaluate = command("eval", "lightcls.tasks.evaluate:evaluate", check="lightcls.tasks.evaluate:check_command")
+evaluate = command("eval", "lightcls.tasks.evaluate:evaluate")
 #: `lightcls-predict ckpt_path=model.ckpt|model.onnx input=IMG_OR_DIR [topk=3] [save_dir=...]`
 predict = command("predict", "lightcls.tasks.predict:predict")
 #: `lightcls-export ckpt_path=... format=onnx|torchscript [dynamic_batch=true]`
-export = command("export", "lightcls.tasks.export:export", check="lightcls.tasks.export:check_command")
+export = command("export", "lightcls.tasks.export:export")
 #: `lightcls-info ckpt_path=...` or `lightcls-info model=NAME`: parameters, FLOPs, classes, input
 info = command("info", "lightcls.tasks.info:info")
 #: `lightcls-search [search=lr_batch] [train overrides]`: an Optuna study of training runs, pruned early
-search = command("search", "lightcls.tasks.search:search", check="lightcls.tasks.search:check_command")
+search = command("search", "lightcls.tasks.search:search")
 #: `lightcls-explain ckpt_path=... input=IMG_OR_DIR [method=gradcam] [target=pred|CLASS] [layer=NAME]`
 explain = command("explain", "lightcls.tasks.explain:explain_images")

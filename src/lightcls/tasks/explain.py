@@ -10,11 +10,11 @@ from omegaconf import DictConfig
 from rich.console import Console
 
 from lightcls.ckpt import best_of_sweep
-from lightcls.config.values import check_values
 from lightcls.errors import LightclsError
 from lightcls.files import write_json
 from lightcls.inference import CheckpointPredictor, check_some_read, collect_inputs, decode_files
 from lightcls.inference.explain import explain, save_picture
+from lightcls.workflows.checks import check_explain
 
 log = logging.getLogger(__name__)
 
@@ -22,7 +22,7 @@ log = logging.getLogger(__name__)
 def explain_images(cfg: DictConfig) -> dict[str, Any]:
     """CAMs of `cfg.input` for `cfg.ckpt_path`: one picture per image in `<save_dir>/cam/`, and
     explanations.json (file, class explained, top-k, the heat map's peak); returns that summary."""
-    check_values(cfg, "explain")
+    check_explain(cfg)
     ckpt = best_of_sweep(Path(str(cfg.ckpt_path)).expanduser())
     if ckpt.suffix.lower() in (".onnx", ".pt"):
         raise LightclsError(f"ckpt_path={ckpt}: an exported model has no gradients to map; give its .ckpt")

@@ -11,28 +11,22 @@ from omegaconf import DictConfig
 from rich.console import Console
 
 from lightcls.ckpt import data_provenance, read_checkpoint
-from lightcls.config.checks import check_kinds
-from lightcls.config.values import check_values
 from lightcls.data.layout import read_layout
 from lightcls.data.shards import Manifest, has_manifest
 from lightcls.errors import LightclsError
 from lightcls.inference import CheckpointPredictor, collect_inputs, load_predictor
 from lightcls.inference.export import FORMATS, export_model
+from lightcls.workflows.checks import check_export
+
+#: the checks `lightcls-export` runs on its command line before any run dir
+check_command = check_export
 
 log = logging.getLogger(__name__)
 
 
-def check_command(cfg: DictConfig) -> None:
-    """The export options, before the checkpoint is loaded or a run dir made."""
-    check_values(cfg, "export")
-    if cfg.format not in FORMATS:
-        raise LightclsError(f"format={cfg.format}: choose one of {', '.join(FORMATS)}")
-    check_kinds(cfg, ("fp16", "dynamic_batch"), ("parity_images",))
-
-
 def export(cfg: DictConfig) -> dict[str, Any]:
     """Export `cfg.ckpt_path` as `cfg.format`; return the files written and the parity figures."""
-    check_command(cfg)
+    check_export(cfg)
     source = CheckpointPredictor(str(cfg.ckpt_path))
     out_dir = Path(str(cfg.save_dir or cfg.paths.output_dir)).expanduser().resolve()
     path, sidecar = export_model(

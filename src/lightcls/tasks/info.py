@@ -13,13 +13,13 @@ from rich.console import Console
 from rich.table import Table
 
 from lightcls.ckpt import DATA_KEY, DIGEST_KEY, read_checkpoint
-from lightcls.config.values import check_values
 from lightcls.errors import LightclsError
 from lightcls.files import write_json
 from lightcls.inference import contract
 from lightcls.models import build_model
 from lightcls.models.size import count
 from lightcls.training import ClassificationModule
+from lightcls.workflows.checks import check_info
 
 #: What a published checkpoint keeps (Lightning still loads it; training state is dropped).
 PUBLISHED_KEYS = (
@@ -37,7 +37,7 @@ PUBLISHED_KEYS = (
 
 def info(cfg: DictConfig) -> dict[str, Any]:
     """Facts about `cfg.ckpt_path` or `cfg.model.name`; optionally publish the checkpoint; return them."""
-    check_values(cfg, "info")
+    check_info(cfg)
     out_dir = Path(str(cfg.save_dir or cfg.paths.output_dir)).expanduser().resolve()
     if cfg.ckpt_path:
         ckpt = read_checkpoint(cfg.ckpt_path)

@@ -12,17 +12,17 @@ from omegaconf import DictConfig
 from rich.console import Console
 from rich.table import Table
 
-from lightcls.config.values import check_values
 from lightcls.evaluation.annotate import annotate
 from lightcls.files import write_json
 from lightcls.inference import check_some_read, collect_inputs, load_predictor, predict_files
+from lightcls.workflows.checks import check_predict
 
 log = logging.getLogger(__name__)
 
 
 def predict(cfg: DictConfig) -> dict[str, Any]:
     """Classify `cfg.input` with `cfg.ckpt_path`; write predictions.json (and csv); return the results."""
-    check_values(cfg, "predict")
+    check_predict(cfg)
     files, skipped = collect_inputs(Path(str(cfg.input)).expanduser())
     predictor = load_predictor(str(cfg.ckpt_path), device=str(cfg.device), provider=cfg.provider)
     results, unreadable = predict_files(predictor, files, int(cfg.batch_size), int(cfg.topk))

@@ -15,32 +15,19 @@ from typing import Any
 
 from hydra.core.hydra_config import HydraConfig
 from hydra.utils import instantiate
-from omegaconf import DictConfig, OmegaConf
+from omegaconf import DictConfig
 
 from lightcls.config import compose
-from lightcls.config.values import check_values
-from lightcls.errors import LightclsError, one_line
+from lightcls.errors import LightclsError
 from lightcls.evaluation.runs import print_summary, write_summary
+from lightcls.workflows.checks import check_search, check_train, search_space
 from lightcls.workflows.runlog import python_run
-from lightcls.workflows.training import check_command as check_train_command
 from lightcls.workflows.training import run_training
 
+#: the checks `lightcls-search` runs on its command line before any run dir
+check_command = check_search
+
 log = logging.getLogger(__name__)
-SUGGEST = ("float", "int", "categorical")
-
-
-def check_command(cfg: DictConfig) -> None:
-    """The search settings and the train config (each range's ends are checked when the search starts)."""
-    spec = cfg.search
-    check_values(cfg, "search")
-    if spec.direction not in ("maximize", "minimize"):
-        raise LightclsError(f"search.direction={spec.direction}: choose maximize or minimize")
-    space = _space(spec.space)
-    if not space:
-        raise LightclsError("search.space is empty: give at least one key to search")
-    for key, entry in space.items():
-        _check_space_entry(key, entry)
-    check_train_command(cfg)
 
 
 def search(cfg: DictConfig, overrides: Sequence[str] | None = None) -> dict[str, Any]:
@@ -54,10 +41,12 @@ def search(cfg: DictConfig, overrides: Sequence[str] | None = None) -> dict[str,
     from optuna.trial import TrialState
 
     spec = cfg.search
-    check_command(cfg)
+    check_search(cfg)
     base = _train_overrides(overrides)
-    for corner in _corners(_space(spec.space)):  # a value no trial could train with fails now, in one line
-        check_train_command(compose("train", [*base, *corner]))
+    for corner in _corners(
+        search_space(spec.space)
+    ):  # a value no trial could train with fails now, in one line
+        check_train(compose("train", [*base, *corner]))
     study_dir = Path(str(cfg.paths.output_dir)).resolve()
     optuna.logging.set_verbosity(optuna.logging.WARNING)  # its per-trial INFO lines repeat our table
     study = optuna.create_study(
@@ -76,7 +65,7 @@ def search(cfg: DictConfig, overrides: Sequence[str] | None = None) -> dict[str,
         callbacks=[MaxTrialsCallback(int(spec.n_trials), states=done)],
         gc_after_trial=True,
     )
-    rows = [_row(t, _space(spec.space)) for t in study.trials]
+    rows = [_row(t, search_space(spec.space)) for t in study.trials]
     rows.sort(
         key=lambda r: (r["value"] is None, -(r["value"] or 0) if spec.direction == "maximize" else r["value"])
     )
@@ -95,7 +84,7 @@ def _trial(trial: Any, spec: DictConfig, base: list[str], study_dir: Path) -> fl
     """One training run with the sampled values; pruned (optuna.TrialPruned) when the pruner says so."""
     import optuna
 
-    sampled = {key: _suggest(trial, key, entry) for key, entry in _space(spec.space).items()}
+    sampled = {key: _suggest(trial, key, entry) for key, entry in search_space(spec.space).items()}
     overrides = [*base, *(f"{key}={value}" for key, value in sampled.items())]
     cfg = compose("train", [*overrides, "report=false"])  # many runs: lightcls-report writes the best's
     run_dir = study_dir / f"trial_{trial.number:03d}"
@@ -137,42 +126,11 @@ def _pruning_callback(trial: Any, monitor: str) -> Any:
     return StopWhenPruned(trial, monitor=monitor)
 
 
-def _space(node: Any, prefix: str = "") -> dict[str, dict[str, Any]]:
-    """The search space as dotted train keys -> suggest arguments (a node holding `suggest` is a key)."""
-    if not isinstance(node, DictConfig | dict):
-        return {prefix.rstrip("."): {"suggest": None, "value": node}} if prefix else {}
-    if "suggest" in node:
-        return {prefix.rstrip("."): dict(OmegaConf.to_container(node, resolve=True))}
-    found: dict[str, dict[str, Any]] = {}
-    for key in node:
-        found.update(_space(node[key], f"{prefix}{key}."))
-    return found
-
-
 def _suggest(trial: Any, key: str, entry: dict[str, Any]) -> Any:
     """`trial.suggest_<kind>(key, ...)` with the entry's arguments."""
     args = dict(entry)
     kind = args.pop("suggest")
     return getattr(trial, f"suggest_{kind}")(key, **args)
-
-
-def _check_space_entry(key: str, entry: dict[str, Any]) -> None:
-    if entry.get("suggest") not in SUGGEST:
-        raise LightclsError(
-            f"search.space.{key}: give suggest: {'|'.join(SUGGEST)} with its arguments "
-            "(low, high[, log, step]; or choices)"
-        )
-    needed = ("choices",) if entry["suggest"] == "categorical" else ("low", "high")
-    missing = [name for name in needed if name not in entry]
-    if missing:
-        raise LightclsError(f"search.space.{key}: suggest: {entry['suggest']} needs {', '.join(missing)}")
-    from optuna import distributions  # its own checks: low <= high, log needs low > 0, choices not empty
-
-    kind = {"float": "FloatDistribution", "int": "IntDistribution", "categorical": "CategoricalDistribution"}
-    try:
-        getattr(distributions, kind[entry["suggest"]])(**{k: v for k, v in entry.items() if k != "suggest"})
-    except (TypeError, ValueError) as err:
-        raise LightclsError(f"search.space.{key}: {one_line(str(err))}") from None
 
 
 def _corners(space: dict[str, dict[str, Any]]) -> list[list[str]]:

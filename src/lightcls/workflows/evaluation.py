@@ -15,36 +15,23 @@ from rich.console import Console
 from rich.table import Table
 
 from lightcls.ckpt import best_of_sweep, data_provenance, read_checkpoint
-from lightcls.config.checks import check_kinds
-from lightcls.config.values import check_values
 from lightcls.data import SplitFolderDataModule
 from lightcls.data.shards import Manifest, has_manifest
 from lightcls.errors import LightclsError
 from lightcls.evaluation import classification_metrics, plot_confusion_matrix, write_metrics
 from lightcls.evaluation.annotate import annotate
 from lightcls.evaluation.gallery import find_mistakes, write_gallery
-from lightcls.evaluation.metrics import AVERAGES, check_metric_options
+from lightcls.evaluation.metrics import AVERAGES
 from lightcls.inference import load_predictor
 from lightcls.training import ClassificationModule
 from lightcls.training.callbacks import TestPredictions
 from lightcls.training.quiet import quiet
+from lightcls.workflows.checks import check_eval
 
 log = logging.getLogger(__name__)
-SPLITS = ("val", "test")
 #: a training run's eval/: no page of its own (the run's report.html is it), no scores.csv (every image's
 #: probability for every class: 50,000 x 1,000 is a 400 MB file; lightcls-eval writes it)
 END_EVAL = ("report=false", "save_scores=false")
-
-
-def check_eval(cfg: DictConfig) -> None:
-    """The eval options a run would otherwise refuse only after loading the model (before any run dir)."""
-    check_values(cfg, "eval")
-    if cfg.split not in SPLITS:
-        raise LightclsError(f"split={cfg.split}: unknown split; choose one of {', '.join(SPLITS)}")
-    check_metric_options(list(cfg.topk), str(cfg.average))
-    check_kinds(cfg, ("save_predictions", "save_scores", "gallery_right", "report"), ("gallery",))
-    if not best_of_sweep(Path(str(cfg.ckpt_path)).expanduser()).exists():
-        raise LightclsError(f"ckpt_path={cfg.ckpt_path}: no such file")
 
 
 def evaluate_checkpoint(cfg: DictConfig) -> dict[str, Any]:

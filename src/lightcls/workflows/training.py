@@ -13,7 +13,6 @@ import lightning as L
 import torch
 import yaml
 from hydra.core.hydra_config import HydraConfig
-from hydra.errors import InstantiationException
 from hydra.types import RunMode
 from hydra.utils import instantiate
 from lightning.pytorch.callbacks import Callback, LearningRateMonitor, ModelCheckpoint, WeightAveraging
@@ -26,11 +25,9 @@ from rich.table import Table
 from lightcls.ckpt import best_of_sweep, check_resume
 from lightcls.ckpt.io import AtomicCheckpointIO, remove_partial_saves
 from lightcls.config import STARTED_AT, compose, config_dir, quote
-from lightcls.config.checks import check_devices, check_kinds, check_max_epochs, trainer_devices
 from lightcls.config.rundir import check_run_dir, requeued
-from lightcls.config.values import check_values
 from lightcls.data import SplitFolderDataModule, StreamingDataModule
-from lightcls.errors import Interrupted, LightclsError, one_line
+from lightcls.errors import Interrupted, one_line
 from lightcls.files import write_json
 from lightcls.models import load_pretrained
 from lightcls.training import ClassificationModule
@@ -42,46 +39,13 @@ from lightcls.training.callbacks import (
     TestPredictions,
     TrainThroughput,
 )
-from lightcls.training.module import build_mix
-from lightcls.training.optim import check_optimization
 from lightcls.training.quiet import quiet
+from lightcls.workflows.build import build_datamodule, mix_alphas, plain
+from lightcls.workflows.checks import check_train_values
 from lightcls.workflows.evaluation import END_EVAL, write_evaluation
 from lightcls.workflows.page import build_report
 
 log = logging.getLogger(__name__)
-
-
-def check_config(cfg: DictConfig) -> None:
-    """The train config's values that would fail late, deep in torch, or start too many processes."""
-    check_values(cfg, "train")
-    check_optimization(_plain(cfg.optimizer), _plain(cfg.scheduler))
-    check_kinds(cfg, [key for key in ("lr_find", "report", "verbose", "overwrite") if key in cfg])
-    build_mix(_mix(cfg), 2)
-    check_max_epochs(cfg.trainer.get("max_epochs"))
-    check_devices(cfg.trainer.get("accelerator", "auto"), trainer_devices(cfg))
-
-
-def check_command(cfg: DictConfig) -> None:
-    """Before a command-line run: the DataModule's own argument checks too (the task builds it first)."""
-    build_datamodule(cfg)
-    check_config(cfg)
-    for key in ("ckpt_path", "model.pretrained"):
-        value = OmegaConf.select(cfg, key)
-        if isinstance(value, str) and not best_of_sweep(Path(value).expanduser()).exists():
-            raise LightclsError(f"{key}={value}: no such file")
-
-
-def build_datamodule(cfg: DictConfig) -> SplitFolderDataModule:
-    """The DataModule of `cfg.data`; its own argument checks are one-line LightclsErrors."""
-    size = cfg.data.get("image_size")
-    if isinstance(size, bool) or not isinstance(size, int) or size < 1:
-        raise LightclsError(
-            f"data.image_size must be a whole number >= 1 (the side of a square input), got {size}"
-        )
-    try:
-        return instantiate(cfg.data)
-    except InstantiationException as err:
-        raise err.__cause__ if isinstance(err.__cause__, LightclsError) else err from None
 
 
 def run_training(cfg: DictConfig, callbacks: Sequence[Callback] = ()) -> dict[str, Any]:
@@ -96,7 +60,7 @@ def run_training(cfg: DictConfig, callbacks: Sequence[Callback] = ()) -> dict[st
 def _train(cfg: DictConfig, extra: list[Callback]) -> dict[str, Any]:
     """Build -> fit -> test -> write."""
     clock = {"startup": _seconds_since_process_start(), "start": time.perf_counter()}
-    check_config(cfg)
+    check_train_values(cfg)
     run_dir = Path(cfg.paths.output_dir).resolve()
     resume = resume_from(cfg, run_dir)
     check_run_dir(run_dir, resume, bool(cfg.get("overwrite")))
@@ -233,13 +197,13 @@ def _build_module(
     if resume:
         check_resume(resume, cfg.model.name, datamodule.classes, datamodule.preprocess.channels)
     module = ClassificationModule(
-        model=_plain(cfg.model),
+        model=plain(cfg.model),
         classes=datamodule.classes,
         preprocess=datamodule.preprocess.to_dict(),
-        optimizer=_plain(cfg.optimizer),
-        scheduler=_plain(cfg.scheduler),
+        optimizer=plain(cfg.optimizer),
+        scheduler=plain(cfg.scheduler),
         label_smoothing=cfg.get("label_smoothing", 0.0),
-        mix=_mix(cfg),
+        mix=mix_alphas(cfg),
         class_weights=datamodule.class_weights() if datamodule.balance == "loss" else None,
     )
     params = sum(p.numel() for p in module.net.parameters())
@@ -395,11 +359,6 @@ def find_lr(trainer: L.Trainer, module: ClassificationModule, datamodule: SplitF
     return float(chosen)
 
 
-def _mix(cfg: DictConfig) -> dict[str, float]:
-    """The run's MixUp/CutMix alphas."""
-    return {"mixup": cfg.get("mixup", 0.0), "cutmix": cfg.get("cutmix", 0.0)}
-
-
 def resume_from(cfg: DictConfig, run_dir: Path) -> str | None:
     """The checkpoint fit continues from: `ckpt_path` (a sweep or search dir: its best run's last.ckpt), or,
     for a cluster job started again in its own run dir (a requeue), that dir's last.ckpt."""
@@ -424,7 +383,7 @@ def _log_hparams(loggers: list, cfg: DictConfig, metrics: dict[str, Any]) -> Non
     board = [lg for lg in loggers if isinstance(lg, TensorBoardLogger)]
     if not board:
         return
-    chosen = {k: _plain(cfg[k]) for k in ("model", "data", "optimizer", "scheduler") if k in cfg}
+    chosen = {k: plain(cfg[k]) for k in ("model", "data", "optimizer", "scheduler") if k in cfg}
     params = {f"{group}.{key}": value for group, node in chosen.items() for key, value in _flat(node).items()}
     params.update({"seed": cfg.seed, "trainer.max_epochs": cfg.trainer.max_epochs})
     params = {k: v if isinstance(v, (int, float, str, bool)) else str(v) for k, v in params.items()}
@@ -522,11 +481,6 @@ def _sweep_safe(cfg: DictConfig) -> dict[str, Any]:
         return {}
     log.warning("trainer.strategy=ddp inside a multirun: using ddp_spawn so ranks stay in this job")
     return {"strategy": "ddp_spawn"}
-
-
-def _plain(node: Any) -> Any:
-    """A config node as resolved plain Python data (what a checkpoint can hold safely)."""
-    return OmegaConf.to_container(node, resolve=True) if isinstance(node, DictConfig) else node
 
 
 def _last(checkpoint: ModelCheckpoint) -> str:

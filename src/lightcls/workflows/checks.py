@@ -1,0 +1,127 @@
+"""What is checked before each command runs, in one place: the values its rules name
+(lightcls.config.values), then what needs the objects a run builds (the DataModule's arguments, the optimizer
+and schedule, MixUp/CutMix, the devices, the files named, the search space). A mistake is one LightclsError.
+
+The command line runs `check_<command>` on every composed variant before Hydra makes a run dir; each task
+runs it again as it starts (the Python API and sweep jobs come in there).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from omegaconf import DictConfig, OmegaConf
+
+from lightcls.ckpt import best_of_sweep
+from lightcls.config.checks import check_devices, check_kinds, check_max_epochs, trainer_devices
+from lightcls.config.values import check_values
+from lightcls.errors import LightclsError, one_line
+from lightcls.evaluation.metrics import check_metric_options
+from lightcls.inference.export import FORMATS
+from lightcls.training.module import build_mix
+from lightcls.training.optim import check_optimization
+from lightcls.workflows.build import build_datamodule, mix_alphas, plain
+
+SPLITS = ("val", "test")
+SUGGEST = ("float", "int", "categorical")
+
+
+def check_train_values(cfg: DictConfig) -> None:
+    """The train config's values that would fail late, deep in torch, or start too many processes (the
+    training run checks them again as it starts)."""
+    check_values(cfg, "train")
+    check_optimization(plain(cfg.optimizer), plain(cfg.scheduler))
+    check_kinds(cfg, [key for key in ("lr_find", "report", "verbose", "overwrite") if key in cfg])
+    build_mix(mix_alphas(cfg), 2)
+    check_max_epochs(cfg.trainer.get("max_epochs"))
+    check_devices(cfg.trainer.get("accelerator", "auto"), trainer_devices(cfg))
+
+
+def check_train(cfg: DictConfig) -> None:
+    """`lightcls-train`: the values, the DataModule's own argument checks, and the files it names."""
+    build_datamodule(cfg)
+    check_train_values(cfg)
+    for key in ("ckpt_path", "model.pretrained"):
+        value = OmegaConf.select(cfg, key)
+        if isinstance(value, str) and not best_of_sweep(Path(value).expanduser()).exists():
+            raise LightclsError(f"{key}={value}: no such file")
+
+
+def check_search(cfg: DictConfig) -> None:
+    """The search settings and the train config (each range's ends are checked when the search starts)."""
+    spec = cfg.search
+    check_values(cfg, "search")
+    if spec.direction not in ("maximize", "minimize"):
+        raise LightclsError(f"search.direction={spec.direction}: choose maximize or minimize")
+    space = search_space(spec.space)
+    if not space:
+        raise LightclsError("search.space is empty: give at least one key to search")
+    for key, entry in space.items():
+        _check_space_entry(key, entry)
+    check_train(cfg)
+
+
+def check_eval(cfg: DictConfig) -> None:
+    """The eval options a run would otherwise refuse only after loading the model (before any run dir)."""
+    check_values(cfg, "eval")
+    if cfg.split not in SPLITS:
+        raise LightclsError(f"split={cfg.split}: unknown split; choose one of {', '.join(SPLITS)}")
+    check_metric_options(list(cfg.topk), str(cfg.average))
+    check_kinds(cfg, ("save_predictions", "save_scores", "gallery_right", "report"), ("gallery",))
+    if not best_of_sweep(Path(str(cfg.ckpt_path)).expanduser()).exists():
+        raise LightclsError(f"ckpt_path={cfg.ckpt_path}: no such file")
+
+
+def check_export(cfg: DictConfig) -> None:
+    """`lightcls-export`: the options, before the checkpoint is loaded or a run dir made."""
+    check_values(cfg, "export")
+    if cfg.format not in FORMATS:
+        raise LightclsError(f"format={cfg.format}: choose one of {', '.join(FORMATS)}")
+    check_kinds(cfg, ("fp16", "dynamic_batch"), ("parity_images",))
+
+
+def check_predict(cfg: DictConfig) -> None:
+    """`lightcls-predict`: its values."""
+    check_values(cfg, "predict")
+
+
+def check_explain(cfg: DictConfig) -> None:
+    """`lightcls-explain`: its values."""
+    check_values(cfg, "explain")
+
+
+def check_info(cfg: DictConfig) -> None:
+    """`lightcls-info`: its values."""
+    check_values(cfg, "info")
+
+
+def search_space(node: Any, prefix: str = "") -> dict[str, dict[str, Any]]:
+    """The search space as dotted train keys -> suggest arguments (a node holding `suggest` is a key)."""
+    if not isinstance(node, DictConfig | dict):
+        return {prefix.rstrip("."): {"suggest": None, "value": node}} if prefix else {}
+    if "suggest" in node:
+        return {prefix.rstrip("."): dict(OmegaConf.to_container(node, resolve=True))}
+    found: dict[str, dict[str, Any]] = {}
+    for key in node:
+        found.update(search_space(node[key], f"{prefix}{key}."))
+    return found
+
+
+def _check_space_entry(key: str, entry: dict[str, Any]) -> None:
+    if entry.get("suggest") not in SUGGEST:
+        raise LightclsError(
+            f"search.space.{key}: give suggest: {'|'.join(SUGGEST)} with its arguments "
+            "(low, high[, log, step]; or choices)"
+        )
+    needed = ("choices",) if entry["suggest"] == "categorical" else ("low", "high")
+    missing = [name for name in needed if name not in entry]
+    if missing:
+        raise LightclsError(f"search.space.{key}: suggest: {entry['suggest']} needs {', '.join(missing)}")
+    from optuna import distributions  # its own checks: low <= high, log needs low > 0, choices not empty
+
+    kind = {"float": "FloatDistribution", "int": "IntDistribution", "categorical": "CategoricalDistribution"}
+    try:
+        getattr(distributions, kind[entry["suggest"]])(**{k: v for k, v in entry.items() if k != "suggest"})
+    except (TypeError, ValueError) as err:
+        raise LightclsError(f"search.space.{key}: {one_line(str(err))}") from None
