@@ -11,10 +11,17 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+import yaml
+
+from lightcls.ckpt import read_checkpoint
 from lightcls.config import compose, quote
+from lightcls.data.decode import load_image
 from lightcls.errors import LightclsError
 from lightcls.evaluation.gallery import safe_name
 from lightcls.files import read_json
+from lightcls.inference.explain import explain, save_picture
+from lightcls.models.size import count
+from lightcls.training import ClassificationModule
 from lightcls.workflows.evaluation import END_EVAL, evaluate_checkpoint
 
 log = logging.getLogger(__name__)
@@ -144,10 +151,6 @@ def _cams(evaluation: dict[str, Any], worst: list[dict[str, Any]], method: str) 
     except ImportError:
         log.info("no Grad-CAM in the report: pip install 'lightcls[explain]'")
         return {}
-    from lightcls.data.decode import load_image
-    from lightcls.inference.explain import explain, save_picture
-    from lightcls.training import ClassificationModule
-
     module = ClassificationModule.from_checkpoint(evaluation["ckpt"])
     root = Path(evaluation["data"])
     images = [load_image(root / item["file"], module.preprocess.channels) for item in worst]
@@ -208,9 +211,6 @@ def _model(ckpt: str | None) -> dict[str, str]:
     """Parameters and FLOPs of the checkpoint's network at its input size."""
     if not ckpt or Path(ckpt).suffix != ".ckpt":
         return {}
-    from lightcls.models.size import count
-    from lightcls.training import ClassificationModule
-
     module = ClassificationModule.from_checkpoint(ckpt)
     pre = module.preprocess
     facts = count(module.net, pre.channels, pre.image_size)
@@ -248,10 +248,6 @@ def _settings(run: Path, ckpt: str | None) -> str:
     if config.is_file():
         return config.read_text(encoding="utf-8")
     if ckpt and Path(ckpt).suffix == ".ckpt":
-        import yaml
-
-        from lightcls.ckpt import read_checkpoint
-
         return yaml.safe_dump(dict(read_checkpoint(ckpt)["hyper_parameters"]), sort_keys=False)
     return "(no .hydra/config.yaml in this run dir)"
 
