@@ -151,3 +151,20 @@ def test_gpu_augmentation_is_inert_on_the_cpu_and_per_image_steps_use_workers(
     per_image.setup("fit")
     assert per_image.train_dataloader().num_workers == min(os.cpu_count(), 8)
     assert per_image.val_dataloader().num_workers == 0
+
+
+def test_a_flip_where_data_hflip_says_mirrors_change_the_class_is_one_line(digits_root: Path) -> None:
+    from helpers import compose_train, one_line_error
+    from lightcls.workflows.build import build_datamodule
+
+    base = [f"data.root={digits_root}"]  # digits: data.hflip=0 (a flipped 2 is not a 2)
+    assert [type(s).__name__ for s in build_datamodule(compose_train([*base, "augment=light"])).augment] == [
+        "RandomResizedCrop",
+        "RandomHorizontalFlip",  # the recipe's flip takes p=data.hflip: never flips here
+    ]
+    flip = "data.augment=[{_target_: torchvision.transforms.v2.RandomHorizontalFlip, p: 0.5}]"
+    assert one_line_error(build_datamodule, compose_train([*base, flip])) == (
+        "data.augment flips images left-right (p=0.5) but data.hflip=0 says a mirrored image changes its "
+        "class here; remove the flip, or set data.hflip=P if mirrors are fine"
+    )
+    assert build_datamodule(compose_train([*base, flip, "data.hflip=0.5"])).augment

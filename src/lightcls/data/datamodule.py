@@ -77,8 +77,8 @@ class SplitFolderDataModule(L.LightningDataModule):
             split's images instead of its folder (PaddleClas's train_list.txt, mmpretrain's ann_file).
         drop_last: leave out each epoch's last, partial training batch (steady shapes: with
             model.compile=true a partial batch recompiles the model every epoch).
-        hflip: the probability of a left-right flip that `augment` recipes use (0 where a mirrored image
-            changes its class, as for digits).
+        hflip: the probability of a left-right flip that `augment` recipes use; 0 says a mirrored image
+            changes its class (digits): an `augment` list that flips anyway is refused.
         device_augment: when training on a GPU and every `augment` step draws per image
             (lightcls.data.augment), augment batches on the device after the transfer; no effect on a CPU.
         balance: class imbalance help: "none", "sampler" (draw training images with class-balanced
@@ -147,6 +147,13 @@ class SplitFolderDataModule(L.LightningDataModule):
         self.batch_size = batch_size
         self.num_workers = num_workers
         self.augment = list(augment)
+        flips = [step for step in self.augment if _flip_probability(step)]
+        if hflip == 0 and flips:
+            raise LightclsError(
+                f"data.augment flips images left-right (p={_flip_probability(flips[0]):g}) but data.hflip=0 "
+                "says a mirrored image changes its class here; remove the flip, or set data.hflip=P if "
+                "mirrors are fine"
+            )
         self.builtin = builtin
         self.val_fraction = float(val_fraction)
         self.split_seed = split_seed
@@ -345,3 +352,10 @@ class SplitFolderDataModule(L.LightningDataModule):
         if self.num_workers == "auto":
             return 0 if serial else min(cpus, 8)
         return min(self.num_workers, cpus)
+
+
+def _flip_probability(step: Any) -> float:
+    """The chance `step` mirrors an image left-right (torchvision's or lightcls's flip; 0 for others)."""
+    if type(step).__name__ != "RandomHorizontalFlip":
+        return 0.0
+    return float(getattr(step, "p", 0.0))
