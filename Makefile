@@ -23,7 +23,7 @@ train: $(STAMP)  ## default run: lenet on the embedded digits set (make train AR
 	$(PY) train.py $(ARGS)
 
 test: $(STAMP)  ## the whole suite (CI runs this), two workers: many tests wait on single-threaded imports
-	$(PY) -m pytest -q -n 2 --durations=10 $(ARGS)
+	$(PY) -m pytest -q -n 2 --dist worksteal --durations=10 $(ARGS)
 
 test-fast: $(STAMP)  ## skip the @pytest.mark.slow runs
 	$(PY) -m pytest -q -m "not slow" $(ARGS)

@@ -3,33 +3,55 @@
 from __future__ import annotations
 
 import json
+import shutil
 from collections.abc import Callable
 from pathlib import Path
 
 import pytest
+from filelock import FileLock
 
 from helpers import compose_train
 from lightcls.data.digits import write_digits
 
 
 @pytest.fixture(scope="session")
-def digits_root(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """scikit-learn's digits written once in the split-folder layout."""
-    return write_digits(tmp_path_factory.mktemp("data") / "digits")
+def shared_dir(tmp_path_factory: pytest.TempPathFactory, worker_id: str) -> Path:
+    """A folder every xdist worker of this session sees (the session's own base dir without xdist)."""
+    base = tmp_path_factory.getbasetemp()
+    return base if worker_id == "master" else base.parent
+
+
+def once(shared: Path, name: str, build: Callable[[Path], None]) -> Path:
+    """`shared/name`, made by `build` once a session: the first worker builds it, the others wait for it."""
+    target = shared / name
+    with FileLock(shared / f"{name}.lock"):
+        done = shared / f"{name}.done"
+        if not done.exists():
+            shutil.rmtree(target, ignore_errors=True)
+            build(target)
+            done.touch()
+    return target
 
 
 @pytest.fixture(scope="session")
-def trained_run(digits_root: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """A run dir of lenet trained 3 epochs on digits (checkpoints, metrics.json, tensorboard)."""
-    from lightcls.tasks import train
+def digits_root(shared_dir: Path) -> Path:
+    """scikit-learn's digits written once in the split-folder layout."""
+    return once(shared_dir, "digits", write_digits)
 
-    run_dir = tmp_path_factory.mktemp("trained_run")
-    cfg = compose_train(
-        [f"data.root={digits_root}", "trainer.max_epochs=3", "trainer=cpu", "seed=0"], run_dir
-    )
-    train(cfg)
-    assert json.loads((run_dir / "metrics.json").read_text())["best_val_top1"] > 0.5
-    return run_dir
+
+@pytest.fixture(scope="session")
+def trained_run(digits_root: Path, shared_dir: Path) -> Path:
+    """A run dir of lenet trained 3 epochs on digits (checkpoints, metrics.json, tensorboard): tests copy
+    what they change."""
+
+    def build(run_dir: Path) -> None:
+        from lightcls.tasks import train
+
+        overrides = [f"data.root={digits_root}", "trainer.max_epochs=3", "trainer=cpu", "seed=0"]
+        train(compose_train(overrides, run_dir))
+        assert json.loads((run_dir / "metrics.json").read_text())["best_val_top1"] > 0.5
+
+    return once(shared_dir, "trained_run", build)
 
 
 @pytest.fixture

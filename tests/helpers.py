@@ -122,6 +122,29 @@ def _entry_command(entry: str, args: list[str], cwd: Path) -> list[str]:
     return [sys.executable, "-c", f"from lightcls.cli.main import {entry}; {entry}()", *args]
 
 
+def refused_in_process(
+    entry: str, args: list[str], capsys: pytest.CaptureFixture
+) -> subprocess.CompletedProcess:
+    """`lightcls-<entry> ARGS` run in this process, for a mistake its checks refuse before Hydra runs
+    anything (no run dir, no task): the exit code and output a user sees, as `run_entry` returns them."""
+    from unittest import mock
+
+    from lightcls.cli import main
+
+    def too_far(*_: object) -> None:
+        raise AssertionError(f"lightcls-{entry} {' '.join(args)}: its checks passed, Hydra would run it")
+
+    capsys.readouterr()
+    with (
+        mock.patch.object(sys, "argv", [f"lightcls-{entry}", *args]),
+        mock.patch.object(main, "run_dir_overrides", too_far),
+        pytest.raises(SystemExit) as stop,
+    ):
+        getattr(main, entry)()
+    out, err = capsys.readouterr()
+    return subprocess.CompletedProcess([entry, *args], stop.value.code, out, err)
+
+
 def run_data(args: list[str], cwd: Path) -> subprocess.CompletedProcess:
     """`lightcls-data ARGS` (the module behind the console script) in a subprocess."""
     cmd = [sys.executable, "-m", "lightcls.cli.data", *args]

@@ -15,38 +15,37 @@ import psutil
 import pytest
 from lightning.fabric.utilities.exceptions import MisconfigurationException
 
-from helpers import TINY, assert_refused, run_cli, start_cli
+from helpers import TINY, assert_refused, compose_train, refused_in_process, run_cli, start_cli
 from lightcls.cli.main import run_task
+from lightcls.tasks import train
 
 MODELS = "convnext_tiny, efficientnet_b0, lenet, mobilenet_v2, mobilenet_v3_small, resnet18, resnet50"
 
 
-@pytest.mark.slow
 def test_unknown_model_is_refused_before_any_run_dir(tmp_path: Path) -> None:
     out = tmp_path / "out"
-    result = run_cli(["model=resnet81", f"paths.outputs_root={out}"], tmp_path, timeout=120)
+    result = run_cli(["model=resnet81", f"paths.outputs_root={out}"], tmp_path, timeout=120)  # the shell
     assert_refused(result, f"unknown model 'resnet81' (did you mean resnet18?); choose one of: {MODELS}")
     assert not out.exists()
 
 
-@pytest.mark.slow
-def test_a_bad_value_is_the_optimizers_own_error_before_any_run_dir(tmp_path: Path) -> None:
+def test_a_bad_value_is_the_optimizers_own_error_before_any_run_dir(tmp_path: Path, capsys) -> None:
     out = tmp_path / "out"
-    result = run_cli(["optimizer.lr=-0.1", f"paths.outputs_root={out}"], tmp_path, timeout=120)
+    result = refused_in_process("train", ["optimizer.lr=-0.1", f"paths.outputs_root={out}"], capsys)
     assert_refused(result, "optimizer.lr=-0.1: Invalid learning rate: -0.1")
     assert not out.exists()
 
 
-@pytest.mark.slow
-def test_a_mistake_found_by_the_task_is_one_line(tmp_path: Path) -> None:
-    result = run_cli(["data=hand_gray", f"paths.outputs_root={tmp_path}/out"], tmp_path)
+def test_a_mistake_found_by_the_task_is_one_line(tmp_path: Path, capsys) -> None:
     root = tmp_path / "data" / "hand_gray"
-    assert_refused(
-        result,
-        f"data set not found at {root}: expected {root}/classes.txt, "
+    with pytest.raises(SystemExit) as stop:  # as the command runs the task: one line, exit code 2
+        run_task(train, compose_train(["data=hand_gray", f"data.root={root}"], tmp_path / "run"))
+    assert stop.value.code == 2
+    assert capsys.readouterr().err == (
+        f"error: data set not found at {root}: expected {root}/classes.txt, "
         f"{root}/training_set/<class>/*.png, {root}/val_set/<class>/..., "
         "optional test_set/, val.txt, test.txt (or train/ val/ test/, or plain class folders); "
-        "or set data.root=/path/to/hand_gray",
+        "or set data.root=/path/to/hand_gray\n"
     )
 
 
@@ -111,23 +110,52 @@ def test_a_default_run_is_quiet_and_logs_one_line_per_epoch(digits_root: Path, t
 
 
 @pytest.mark.slow
-def test_the_joblib_launcher_runs_jobs_at_once_on_their_share_of_the_cores(
+def test_a_joblib_sweep_runs_its_jobs_at_once_each_in_its_dir_and_continues_its_best(
     digits_root: Path, tmp_path: Path
 ) -> None:
-    args = ["-m", "hydra/launcher=joblib", TINY, f"data.root={digits_root}", "optimizer.lr=0.1,0.05"]
+    args = ["-m", "hydra/launcher=joblib", TINY, f"data.root={digits_root}", "logger=none"]
+    args += ["optimizer.lr=0.1,0.01", "data.batch_size=16,32"]
     args += ["hydra.launcher.n_jobs=2", "data.num_workers=1"]  # DataLoader workers inside joblib's workers
     result = run_cli([*args, f"paths.outputs_root={tmp_path}"], tmp_path)
     assert result.returncode == 0, result.stderr[-2000:]
     (sweep,) = (tmp_path / "train" / "multiruns").iterdir()
-    rows = json.loads((sweep / "summary.json").read_text())
-    assert sorted(row["optimizer.lr"] for row in rows) == ["0.05", "0.1"]
+    assert sorted(p.name for p in sweep.iterdir() if p.is_dir()) == ["0", "1", "2", "3"]
+    rows = list(csv.DictReader((sweep / "summary.csv").open()))  # written at the end of the multirun
+    assert sorted((row["optimizer.lr"], row["data.batch_size"]) for row in rows) == [
+        ("0.01", "16"),
+        ("0.01", "32"),
+        ("0.1", "16"),
+        ("0.1", "32"),
+    ]
+    best = [float(row["best_val_top1"]) for row in rows]
+    assert best == sorted(best, reverse=True) and "best first" in result.stdout
+    cores = os.cpu_count() or 1  # two jobs at once on this machine's cores: each takes its share
+    jobs, threads = min(2, cores), max(1, cores // 2)
     for row in rows:
-        metrics = json.loads((Path(row["run_dir"]) / "metrics.json").read_text())
-        assert metrics["best_val_top1"] == row["best_val_top1"] and metrics["epochs"] == 1
-        log = (Path(row["run_dir"]) / "train.log").read_text()
-        cores = os.cpu_count() or 1  # two jobs at once on this machine's cores: each takes its share
-        jobs, threads = min(2, cores), max(1, cores // 2)
+        run_dir = Path(row["run_dir"])
+        metrics = json.loads((run_dir / "metrics.json").read_text())
+        assert metrics["best_val_top1"] == float(row["best_val_top1"]) and metrics["epochs"] == 1
+        assert (run_dir / "checkpoints" / "last.ckpt").is_file()
+        given = (run_dir / ".hydra" / "overrides.yaml").read_text()
+        assert (
+            f"optimizer.lr={row['optimizer.lr']}" in given and f"batch_size={row['data.batch_size']}" in given
+        )
+        log = (run_dir / "train.log").read_text()
         assert f"joblib launcher, {jobs} jobs at once: this job uses {threads} of {cores}" in log
+
+    # ckpt_path=<sweep dir> continues the best job, from its last.ckpt, in its own run dir
+    best_job = Path(rows[0]["run_dir"])
+    before = json.loads((best_job / "metrics.json").read_text())
+    again = [f"data.root={digits_root}", "trainer=cpu", TINY, "logger=none", f"paths.outputs_root={tmp_path}"]
+    more = run_cli([f"ckpt_path={sweep}", "trainer.max_epochs=2", *again], tmp_path)
+    assert more.returncode == 0, more.stderr[-2000:]
+    after = json.loads((best_job / "metrics.json").read_text())
+    assert (after["epochs"], after["global_step"]) == (2, 2 * before["global_step"])
+    assert not (tmp_path / "train" / "runs").exists()  # no new run dir
+
+    from lightcls.workflows.page import build_report  # lightcls-report <sweep dir>: its best run's page
+
+    assert build_report(sweep) == best_job / "report.html" and (best_job / "eval" / "eval.json").is_file()
 
 
 def test_the_slurm_launcher_config_composes_over_submitits(tmp_path: Path) -> None:
@@ -143,13 +171,17 @@ def test_the_slurm_launcher_config_composes_over_submitits(tmp_path: Path) -> No
 
 
 @pytest.mark.slow
-def test_a_requeued_cluster_job_continues_from_its_own_last_ckpt(digits_root: Path, tmp_path: Path) -> None:
+def test_a_requeued_cluster_job_continues_from_its_own_last_ckpt_and_a_failed_job_is_summarized(
+    digits_root: Path, tmp_path: Path
+) -> None:
     """A 2-job sweep through submitit (its local executor). SLURM (and submitit's local controller) send
     USR2 before a time limit or on preemption: submitit requeues the job with the same overrides, and the
-    job continues in its run dir from last.ckpt."""
-    args = ["-m", "hydra/launcher=submitit_local", f"data.root={digits_root}", "trainer=cpu", "logger=none"]
-    args += ["trainer.max_epochs=8", "trainer.limit_train_batches=5", "trainer.limit_val_batches=1"]
-    args += ["optimizer.lr=0.05,0.1", f"paths.outputs_root={tmp_path}"]
+    job continues in its run dir from last.ckpt. The other job fails (no data set at its root): the sweep
+    still ends with its summary, that job's reason in its dir, and exit code 1."""
+    missing = tmp_path / "missing"
+    args = ["-m", "hydra/launcher=submitit_local", f"data.root={digits_root},{missing}", "data.builtin=null"]
+    args += ["trainer=cpu", "logger=none", "trainer.max_epochs=8", "trainer.limit_train_batches=5"]
+    args += ["trainer.limit_val_batches=1", f"paths.outputs_root={tmp_path}"]
     sweep = start_cli(args, tmp_path)
     deadline, saved = time.monotonic() + 180, []
     while not saved and time.monotonic() < deadline and sweep.poll() is None:
@@ -164,7 +196,9 @@ def test_a_requeued_cluster_job_continues_from_its_own_last_ckpt(digits_root: Pa
     ]
     job.send_signal(signal.SIGUSR2)
     _, err = sweep.communicate(timeout=300)
-    assert sweep.returncode == 0, err[-2000:]
+    reason = f"data set not found at {missing}: expected {missing}/classes.txt"
+    assert sweep.returncode == 1 and "Traceback" not in err, err[-2000:]
+    assert err.strip().splitlines()[-1].startswith(f"error: 1 of 2 jobs failed (1: {reason}")
 
     log = (run_dir / "train.log").read_text()
     assert "a requeued job: continuing from this run dir's own" in log
@@ -172,13 +206,16 @@ def test_a_requeued_cluster_job_continues_from_its_own_last_ckpt(digits_root: Pa
     assert epochs.count(1) == 1 and sorted(set(epochs)) == list(range(1, 9))  # continued, not restarted
     metrics = json.loads((run_dir / "metrics.json").read_text())
     assert metrics["epochs"] == 8 and metrics["global_step"] == 8 * 5  # 5 of the 20 batches an epoch
-    rows = json.loads((run_dir.parent / "summary.json").read_text())  # the sweep ended as a sweep
-    assert (
-        sorted(row["optimizer.lr"] for row in rows) == ["0.05", "0.1"]
-        and (run_dir.parent / ".submitit").is_dir()
+    sweep_dir = run_dir.parent
+    assert (sweep_dir / ".submitit").is_dir() and (sweep_dir / "1" / "failed.txt").read_text().startswith(
+        reason
     )
-    other = json.loads((run_dir.parent / "1" / "metrics.json").read_text())
-    assert other["epochs"] == 8 and "a requeued job:" not in (run_dir.parent / "1" / "train.log").read_text()
+    rows = json.loads((sweep_dir / "summary.json").read_text())  # the sweep ended as a sweep
+    assert [(Path(r["run_dir"]).name, r["best_val_top1"] is not None) for r in rows] == [
+        ("0", True),
+        ("1", False),
+    ]
+    assert rows[1]["failed"].startswith(reason) and "failed" not in rows[0]
 
 
 def _writes(process: psutil.Process, path: Path) -> bool:
@@ -187,27 +224,6 @@ def _writes(process: psutil.Process, path: Path) -> bool:
         return any(Path(f.path) == path for f in process.open_files())
     except psutil.Error:
         return False
-
-
-@pytest.mark.slow
-def test_a_sweep_with_a_failing_job_runs_the_others_and_still_writes_its_summary(
-    make_split_folder, tmp_path: Path
-) -> None:
-    root = make_split_folder()
-    args = ["-m", "data=folder", "data.image_size=16", f"data.root={root},{tmp_path / 'missing'}", TINY]
-    result = run_cli([*args, "logger=none", f"paths.outputs_root={tmp_path}"], tmp_path)
-    assert result.returncode == 1 and "Traceback" not in result.stderr
-    (sweep,) = (tmp_path / "train" / "multiruns").iterdir()
-    missing = tmp_path / "missing"
-    reason = f"data set not found at {missing}: expected {missing}/classes.txt"
-    assert (sweep / "1" / "failed.txt").read_text().startswith(reason)
-    rows = json.loads((sweep / "summary.json").read_text())
-    assert [(Path(r["run_dir"]).name, r["best_val_top1"] is not None) for r in rows] == [
-        ("0", True),
-        ("1", False),
-    ]
-    assert rows[1]["failed"].startswith(reason) and "failed" not in rows[0]
-    assert result.stderr.strip().splitlines()[-1].startswith(f"error: 1 of 2 jobs failed (1: {reason}")
 
 
 def test_ctrl_c_and_a_full_disk_outside_training_are_one_line(capsys, tmp_path: Path) -> None:

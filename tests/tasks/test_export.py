@@ -168,11 +168,11 @@ def test_unknown_format_is_one_line(trained_run: Path, tmp_path: Path) -> None:
 
 
 def test_a_switch_that_is_not_true_or_false_is_refused_before_any_run_dir(
-    trained_run: Path, tmp_path: Path
+    trained_run: Path, tmp_path: Path, capsys: pytest.CaptureFixture
 ) -> None:
-    from helpers import assert_refused
+    from helpers import assert_refused, refused_in_process
 
-    ckpt = trained_run / "checkpoints" / "last.ckpt"
-    result = run_entry("export", [f"ckpt_path={ckpt}", "fp16=maybe"], tmp_path)
+    args = [f"ckpt_path={trained_run / 'checkpoints' / 'last.ckpt'}", "fp16=maybe"]
+    result = refused_in_process("export", [*args, f"paths.outputs_root={tmp_path}/outputs"], capsys)
     assert_refused(result, "fp16=maybe: give true or false")
     assert not (tmp_path / "outputs").exists()

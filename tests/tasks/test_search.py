@@ -11,7 +11,7 @@ import optuna
 import pytest
 import yaml
 
-from helpers import TINY, assert_refused, compose_task, one_line_error, run_entry, start_entry
+from helpers import TINY, assert_refused, compose_task, one_line_error, refused_in_process, start_entry
 from lightcls.ckpt import best_of_sweep
 from lightcls.tasks.search import search
 
@@ -48,8 +48,9 @@ def test_a_search_prunes_poor_trials_and_summarizes_the_study(digits_root: Path,
     assert best_of_sweep(tmp_path) == Path(best["best_ckpt"])  # ckpt_path=<search dir>: its best trial
 
 
-def test_search_mistakes_are_one_line_before_any_trial(tmp_path: Path) -> None:
-    result = run_entry("search", ["search.space.optimizer.lr=0.1"], tmp_path)
+def test_search_mistakes_are_one_line_before_any_trial(tmp_path: Path, capsys) -> None:
+    args = ["search.space.optimizer.lr=0.1", f"paths.outputs_root={tmp_path}/outputs"]
+    result = refused_in_process("search", args, capsys)
     assert_refused(
         result,
         "search.space.optimizer.lr: give suggest: float|int|categorical with its arguments "
