@@ -145,10 +145,23 @@ def refused_in_process(
     return subprocess.CompletedProcess([entry, *args], stop.value.code, out, err)
 
 
-def run_data(args: list[str], cwd: Path) -> subprocess.CompletedProcess:
-    """`lightcls-data ARGS` (the module behind the console script) in a subprocess."""
-    cmd = [sys.executable, "-m", "lightcls.cli.data", *args]
-    return subprocess.run(cmd, cwd=cwd, env=_env(), capture_output=True, text=True, timeout=120)
+def run_data(
+    args: list[str], cwd: Path, capsys: pytest.CaptureFixture, monkeypatch: pytest.MonkeyPatch
+) -> subprocess.CompletedProcess:
+    """`lightcls-data ARGS` (the function behind the console script) run in this process from `cwd`: its
+    exit code and output, as a subprocess would give them."""
+    from lightcls.cli.data import main
+
+    monkeypatch.chdir(cwd)
+    monkeypatch.setenv("COLUMNS", "200")
+    capsys.readouterr()
+    try:
+        main(args)
+        code = 0
+    except SystemExit as stop:
+        code = stop.code
+    out, err = capsys.readouterr()
+    return subprocess.CompletedProcess(["lightcls-data", *args], code, out, err)
 
 
 def assert_refused(result: subprocess.CompletedProcess, message: str) -> None:

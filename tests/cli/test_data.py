@@ -1,4 +1,4 @@
-"""lightcls-data as a user runs it: check and split on the command line, mistakes in one line."""
+"""lightcls-data as a user runs it (its entry point, in this process): check and split, mistakes in one line."""
 
 from __future__ import annotations
 
@@ -12,8 +12,9 @@ from lightcls.data import read_layout
 from lightcls.errors import LightclsError
 
 
-@pytest.mark.slow
-def test_truncated_jpeg_leak_and_duplicates_are_reported(make_split_folder, tmp_path: Path) -> None:
+def test_truncated_jpeg_leak_and_duplicates_are_reported(
+    make_split_folder, tmp_path: Path, capsys, monkeypatch
+) -> None:
     root = make_split_folder()
     broken = root / "training_set" / "rock" / "broken.jpg"
     Image.new("RGB", (64, 64), (200, 10, 10)).save(broken)
@@ -24,7 +25,7 @@ def test_truncated_jpeg_leak_and_duplicates_are_reported(make_split_folder, tmp_
     dup = root / "training_set" / "scissors" / "copy.png"
     dup.write_bytes((root / "training_set" / "scissors" / "scissors01.png").read_bytes())
 
-    result = run_data(["check", f"data.root={root}"], cwd=tmp_path)
+    result = run_data(["check", f"data.root={root}"], tmp_path, capsys, monkeypatch)
 
     assert result.returncode == 1
     out = " ".join(result.stdout.split())
@@ -38,12 +39,13 @@ def test_truncated_jpeg_leak_and_duplicates_are_reported(make_split_folder, tmp_
     assert "2 problem(s): training would be wrong" in out
 
 
-@pytest.mark.slow
-def test_missing_class_folder_is_an_error_line(make_split_folder, tmp_path: Path) -> None:
+def test_missing_class_folder_is_an_error_line(
+    make_split_folder, tmp_path: Path, capsys, monkeypatch
+) -> None:
     root = make_split_folder()
     (root / "training_set" / "lizard").mkdir()
     Image.new("L", (8, 8)).save(root / "training_set" / "lizard" / "a.png")
-    result = run_data(["check", f"data.root={root}"], cwd=tmp_path)
+    result = run_data(["check", f"data.root={root}"], tmp_path, capsys, monkeypatch)
     assert result.returncode == 2 and "Traceback" not in result.stderr
     assert result.stderr.strip() == (
         f"error: {root / 'training_set' / 'lizard'}: folder is not a class named in {root / 'classes.txt'} "
@@ -62,11 +64,13 @@ def test_a_mistyped_argument_is_one_line_naming_the_key(tmp_path: Path) -> None:
     )
 
 
-@pytest.mark.slow
-def test_cli_writes_the_layout_and_refuses_a_bad_key_in_one_line(tmp_path: Path) -> None:
+def test_cli_writes_the_layout_and_refuses_a_bad_key_in_one_line(tmp_path: Path, capsys, monkeypatch) -> None:
     src = make_classes(tmp_path / "animals")
     result = run_data(
-        ["split", f"SRC={src}", "DST=out", "val=0.2", "test=0.1", "seed=1", "mode=link"], tmp_path
+        ["split", f"SRC={src}", "DST=out", "val=0.2", "test=0.1", "seed=1", "mode=link"],
+        tmp_path,
+        capsys,
+        monkeypatch,
     )
     assert result.returncode == 0, result.stderr
     assert "│ total │    26 │   7 │    4 │" in result.stdout
@@ -76,21 +80,21 @@ def test_cli_writes_the_layout_and_refuses_a_bad_key_in_one_line(tmp_path: Path)
     layout = read_layout(tmp_path / "out")
     assert layout.classes == ["bird", "cat", "dog"] and len(layout.splits["train"]) == 26
 
-    bad = run_data(["split", f"SRC={src}", "DST=out2", "ratio=0.2"], tmp_path)
+    bad = run_data(["split", f"SRC={src}", "DST=out2", "ratio=0.2"], tmp_path, capsys, monkeypatch)
     assert bad.returncode == 2
     assert bad.stderr.splitlines() == [
         "error: unknown argument 'ratio=0.2'; valid keys: SRC, DST, val, test, seed, mode"
     ]
     assert "Traceback" not in bad.stderr + bad.stdout and not (tmp_path / "out2").exists()
 
-    again = run_data(["split", f"SRC={src}", "DST=out"], tmp_path)
+    again = run_data(["split", f"SRC={src}", "DST=out"], tmp_path, capsys, monkeypatch)
     assert again.returncode == 2 and "Traceback" not in again.stderr
     assert again.stderr.splitlines() == [
         f"error: DST {(tmp_path / 'out').resolve()} exists and is not empty; "
         "refusing to overwrite it (give a new one)"
     ]
 
-    usage = run_data([], tmp_path)
+    usage = run_data([], tmp_path, capsys, monkeypatch)
     assert usage.returncode == 2
     assert (
         "lightcls-data check data.root=PATH" in usage.stderr and "lightcls-data split SRC=DIR" in usage.stderr

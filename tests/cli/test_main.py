@@ -60,23 +60,6 @@ def test_multiline_lightning_errors_print_as_one_line(capsys) -> None:
 
 
 @pytest.mark.slow
-def test_ddp_inside_a_multirun_stays_in_its_job_dir(digits_root: Path, tmp_path: Path) -> None:
-    result = run_cli(
-        ["-m", "trainer=ddp_cpu", TINY, f"data.root={digits_root}", f"paths.outputs_root={tmp_path}"],
-        tmp_path,
-    )
-    assert result.returncode == 0, result.stderr[-2000:]
-    assert "using ddp_spawn" in result.stdout + result.stderr
-    (sweep,) = (tmp_path / "train" / "multiruns").iterdir()  # no second sweep launched by rank 1
-    assert sorted(p.name for p in sweep.iterdir() if p.is_dir()) == ["0"]
-    metrics = json.loads((sweep / "0" / "metrics.json").read_text())  # handed back from the spawned ranks
-    assert metrics["epochs"] == 1 and metrics["global_step"] == 3 and metrics["best_epoch"] == 1
-    assert metrics["best_val_top1"] is not None and metrics["last_ckpt"] == "checkpoints/last.ckpt"
-    assert metrics["test_images"] == 270  # the digits test split, each image once
-    assert not (tmp_path / "train" / "runs").exists()
-
-
-@pytest.mark.slow
 def test_a_default_run_is_quiet_and_logs_one_line_per_epoch(digits_root: Path, tmp_path: Path) -> None:
     result = run_cli(
         [f"data.root={digits_root}", "trainer=cpu", "trainer.max_epochs=2", f"paths.outputs_root={tmp_path}"],

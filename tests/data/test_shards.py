@@ -295,22 +295,21 @@ def test_pack_on_the_command_line(make_split_folder, tmp_path: Path, capsys) -> 
 
 
 @pytest.mark.slow
-def test_ddp_on_two_cpu_processes_splits_each_epoch_between_the_ranks(packed: Path, tmp_path: Path) -> None:
-    run = tmp_path / "run"
-    args = [
-        *on_shards(packed),
-        "trainer=ddp_cpu",
-        "trainer.max_epochs=1",
-        "data.batch_size=64",
-        "data.num_workers=0",
-        "logger=none",
-        f"hydra.run.dir={run}",
-    ]
-    result = run_cli(args, tmp_path)
+def test_ddp_inside_a_multirun_splits_each_epoch_between_the_ranks_and_stays_in_its_job_dir(
+    packed: Path, tmp_path: Path
+) -> None:
+    args = ["-m", *on_shards(packed), "trainer=ddp_cpu", "trainer.max_epochs=1", "data.batch_size=64"]
+    result = run_cli([*args, "data.num_workers=0", "logger=none", f"paths.outputs_root={tmp_path}"], tmp_path)
     assert result.returncode == 0, result.stderr[-2000:]
-    metrics = json.loads((run / "metrics.json").read_text())
+    assert "using ddp_spawn" in result.stdout + result.stderr
+    (sweep,) = (tmp_path / "train" / "multiruns").iterdir()  # no second sweep launched by rank 1
+    assert sorted(p.name for p in sweep.iterdir() if p.is_dir()) == ["0"]
+    metrics = json.loads((sweep / "0" / "metrics.json").read_text())  # handed back from the spawned ranks
+    assert metrics["epochs"] == 1 and metrics["best_epoch"] == 1 and metrics["best_val_top1"] is not None
     assert metrics["global_step"] == 10  # 1257 images: 629 a rank (one repeated), 10 batches of 64
     assert metrics["test_images"] == 270 and metrics["test_top1"] > 0.3  # rank 0 tests every image once
+    assert metrics["last_ckpt"] == "checkpoints/last.ckpt"
+    assert not (tmp_path / "train" / "runs").exists()
 
 
 def test_device_decode_gives_the_loaders_pixels_and_is_inert_on_a_cpu(tmp_path: Path) -> None:
