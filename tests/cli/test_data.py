@@ -1,4 +1,4 @@
-"""lightcls-data as a user runs it (its entry point, in this process): check and split, mistakes in one line."""
+"""lightcls-data as a user runs it (its entry point, in-process): check and split, mistakes in one line."""
 
 from __future__ import annotations
 
