@@ -12,7 +12,7 @@ import pytest
 import torch
 from onnx import numpy_helper
 
-from helpers import compose_task, one_line_error, run_entry
+from helpers import compose_task, one_line_error, quoted
 from lightcls.data.decode import load_image
 from lightcls.data.preprocess import Preprocess
 from lightcls.inference import CheckpointPredictor
@@ -87,16 +87,14 @@ def _predict(model: Path, images: Path, out: Path) -> list[dict]:
     return predict(compose_task("predict", overrides, out))["results"]
 
 
-@pytest.mark.slow
 def test_torchscript_export_loads_and_agrees(
-    trained_run: Path, some_images: list[Path], tmp_path: Path
+    trained_run: Path, some_images: list[Path], tmp_path: Path, capsys
 ) -> None:
     ckpt = trained_run / "checkpoints" / "last.ckpt"
-    args = [f"ckpt_path={ckpt}", "format=torchscript", f"save_dir={tmp_path}/ts", "name=digits_lenet"]
-    result = run_entry("export", [*args, f"paths.outputs_root={tmp_path}/outputs"], tmp_path)
-    assert result.returncode == 0, result.stderr
-    assert "parity on 8 real images: max abs logit diff" in result.stdout
-    assert "same top-1 True" in result.stdout
+    args = [f"ckpt_path={quoted(ckpt)}", "format=torchscript", f"save_dir={tmp_path}/ts", "name=digits_lenet"]
+    export(compose_task("export", args, tmp_path / "run"))
+    shown = capsys.readouterr().out
+    assert "parity on 8 real images: max abs logit diff" in shown and "same top-1 True" in shown
 
     scripted = torch.jit.load(str(tmp_path / "ts" / "digits_lenet.pt"))
     contract = json.loads((tmp_path / "ts" / "digits_lenet.json").read_text())

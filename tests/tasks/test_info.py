@@ -5,10 +5,9 @@ from __future__ import annotations
 import hashlib
 from pathlib import Path
 
-import pytest
 import torch
 
-from helpers import compose_task, one_line_error, quoted, run_entry
+from helpers import compose_task, one_line_error, quoted
 from lightcls.inference import CheckpointPredictor
 from lightcls.tasks import evaluate, info
 
@@ -20,12 +19,11 @@ def test_named_backbone_counts(tmp_path: Path) -> None:
     assert facts["flops"] == 2 * facts["macs"]
 
 
-@pytest.mark.slow
-def test_checkpoint_facts_and_publish(trained_run: Path, digits_root: Path, tmp_path: Path) -> None:
+def test_checkpoint_facts_and_publish(trained_run: Path, digits_root: Path, tmp_path: Path, capsys) -> None:
     ckpt = trained_run / "checkpoints" / "last.ckpt"
-    result = run_entry("info", [f"ckpt_path={ckpt}", "publish=true", f"save_dir={tmp_path}/pub"], tmp_path)
-    assert result.returncode == 0, result.stderr
-    assert "61,706" in result.stdout and "1 x 32 x 32" in result.stdout
+    info(compose_task("info", [f"ckpt_path={quoted(ckpt)}", "publish=true", f"save_dir={tmp_path}/pub"]))
+    shown = capsys.readouterr().out
+    assert "61,706" in shown and "1 x 32 x 32" in shown
     (published,) = (tmp_path / "pub").glob("last-*.ckpt")
     assert published.stem == f"last-{hashlib.sha256(published.read_bytes()).hexdigest()[:8]}"
     slim = torch.load(published, weights_only=True)

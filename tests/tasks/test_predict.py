@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from helpers import compose_task, one_line_error, quoted, run_entry
+from helpers import compose_task, one_line_error, quoted
 from lightcls.models import build_model
 from lightcls.tasks import predict
 
@@ -57,7 +57,9 @@ def test_one_image_and_a_list_file(trained_run: Path, digits_root: Path, tmp_pat
 
 
 @pytest.mark.slow
-def test_command_skips_what_is_not_an_image(trained_run: Path, digits_root: Path, tmp_path: Path) -> None:
+def test_command_skips_what_is_not_an_image(
+    trained_run: Path, digits_root: Path, tmp_path: Path, capsys
+) -> None:
     folder = tmp_path / "mixed"
     (folder / "nested").mkdir(parents=True)
     for name, dest in (("three", folder), ("eight", folder / "nested")):
@@ -73,19 +75,16 @@ def test_command_skips_what_is_not_an_image(trained_run: Path, digits_root: Path
         f"sort_into={tmp_path}/sorted",
         "annotate=true",
     ]
-    result = run_entry(
-        "predict", [*args, f"paths.outputs_root={tmp_path}/outputs", "formats=[json,csv]"], tmp_path
-    )
-
-    assert result.returncode == 0, result.stderr
+    predict(compose_task("predict", [*args, "formats=[json,csv]"], tmp_path / "run"))
+    shown = capsys.readouterr().out
     summary = json.loads((tmp_path / "out" / "predictions.json").read_text())
     assert len(summary["results"]) == 4
     assert summary["skipped"] == [
         {"file": str(folder / "notes.md"), "reason": "not an image file"},
         {"file": str(folder / "broken.png"), "reason": "cannot decode image"},
     ]
-    assert f"skipped {folder / 'broken.png'}: cannot decode image" in result.stdout
-    assert "lightcls predict: 4 images" in result.stdout
+    assert f"skipped {folder / 'broken.png'}: cannot decode image" in shown
+    assert "lightcls predict: 4 images" in shown
     assert len(list((tmp_path / "out" / "annotated").glob("*.png"))) == 4
     sorted_files = sorted(p.name for p in (tmp_path / "sorted").rglob("*.png"))
     assert len(sorted_files) == 4
