@@ -131,13 +131,13 @@ def refused_in_process(
 
     from lightcls.cli import main
 
-    def too_far(*_: object) -> None:
+    def too_far(*_: object, **__: object) -> None:
         raise AssertionError(f"lightcls-{entry} {' '.join(args)}: its checks passed, Hydra would run it")
 
     capsys.readouterr()
     with (
         mock.patch.object(sys, "argv", [f"lightcls-{entry}", *args]),
-        mock.patch.object(main, "run_dir_overrides", too_far),
+        mock.patch.object(sys.modules["hydra.main"], "_run_hydra", too_far),
         pytest.raises(SystemExit) as stop,
     ):
         getattr(main, entry)()

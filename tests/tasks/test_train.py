@@ -26,6 +26,7 @@ from helpers import (
     free_port,
     one_line_error,
     quoted,
+    refused_in_process,
     run_cli,
     start_cli,
 )
@@ -455,13 +456,13 @@ def test_last_ckpt_is_every_epoch_when_val_never_improves_and_a_crash_resumes_th
 
 
 def test_a_run_dir_holding_another_runs_results_is_refused(
-    trained_run: Path, make_split_folder, tmp_path: Path
+    trained_run: Path, make_split_folder, tmp_path: Path, capsys
 ) -> None:
     run = tmp_path / "run"
     shutil.copytree(trained_run, run)
     (run / ".hydra").mkdir(exist_ok=True)
     (run / ".hydra" / "config.yaml").write_text("the first run's\n")
-    refused = run_cli([f"hydra.run.dir={run}", "trainer.max_epochs=1"], tmp_path)  # Hydra writes nothing
+    refused = refused_in_process("train", [f"hydra.run.dir={run}", "trainer.max_epochs=1"], capsys)
     assert_refused(
         refused,
         f"run dir {run} holds another run's results (metrics.json, metrics.csv, checkpoints/); resume that "
