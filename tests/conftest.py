@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import shutil
 from collections.abc import Callable
 from pathlib import Path
@@ -12,6 +13,18 @@ from filelock import FileLock
 
 from helpers import compose_train
 from lightcls.data.digits import write_digits
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    """Each xdist worker, and every process its tests start, computes on its share of the cores: two
+    workers of two threads each on two cores oversubscribe them and run several times slower."""
+    workers = int(os.environ.get("PYTEST_XDIST_WORKER_COUNT", "0"))
+    if workers > 1:
+        import torch
+
+        threads = max(1, (os.cpu_count() or 1) // workers)
+        os.environ["OMP_NUM_THREADS"] = str(threads)
+        torch.set_num_threads(threads)
 
 
 @pytest.fixture(scope="session")
