@@ -126,19 +126,20 @@ def _value(value) -> str:
 def test_every_key_in_the_readme_config_table_overrides_without_plus(tmp_path) -> None:
     keys = _readme_config_keys()
     assert {"data.cache_dir", "data.val_fraction", "model.pretrained", "trainer.max_epochs"} <= set(keys)
-    bases = {}  # one composition per set of added options, not per key
+    by_options: dict[tuple[str, ...], list[str]] = {}  # one composition per set of added options
     for key in keys:
         # a key of an added callback (callbacks.ema.decay) is there once the table's option adds it
         name = key.split(".")[1] if key.startswith("callbacks.") else ""
         added = (
             [f"callbacks=[default,{name}]"] if (config_dir() / "callbacks" / f"{name}.yaml").is_file() else []
         )
-        if tuple(added) not in bases:
-            bases[tuple(added)] = compose_train(added, tmp_path)
-        base = bases[tuple(added)]
-        value = _value(OmegaConf.select(base, key, throw_on_missing=False))
-        cfg = compose_train([*added, f"{key}={value}"], tmp_path)  # an unknown key would be refused
-        assert _value(OmegaConf.select(cfg, key, throw_on_missing=False)) == value, key
+        by_options.setdefault(tuple(added), []).append(key)
+    for added, group in by_options.items():
+        base = compose_train(list(added), tmp_path)
+        values = {key: _value(OmegaConf.select(base, key, throw_on_missing=False)) for key in group}
+        cfg = compose_train([*added, *(f"{k}={v}" for k, v in values.items())], tmp_path)  # unknown: refused
+        for key, value in values.items():
+            assert _value(OmegaConf.select(cfg, key, throw_on_missing=False)) == value, key
 
 
 def test_the_issue_command_line_composes(tmp_path) -> None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import csv
 import json
+import multiprocessing
 import os
 import signal
 import subprocess
@@ -73,12 +74,12 @@ def test_sigterm_mid_epoch_saves_and_resume_continues(digits_root: Path, tmp_pat
     assert 0 < float(row["epoch_seconds"]) <= float(row["elapsed_seconds"])
 
 
-WRITER = """
-import sys, torch
-from lightcls.ckpt.io import AtomicCheckpointIO
-state = {"state_dict": {"w": torch.full((64, 1024, 1024), 2.0)}, "global_step": 2}  # 256 MiB
-AtomicCheckpointIO().save_checkpoint(state, sys.argv[1])
-"""
+def _write_big(path: Path) -> None:
+    """Save a 256 MiB checkpoint at `path` (in a process of its own, to be killed mid-write)."""
+    from lightcls.ckpt.io import AtomicCheckpointIO
+
+    state = {"state_dict": {"w": torch.full((64, 1024, 1024), 2.0)}, "global_step": 2}
+    AtomicCheckpointIO().save_checkpoint(state, path)
 
 
 @pytest.mark.slow
@@ -88,17 +89,20 @@ def test_kill_during_save_leaves_previous_checkpoint(tmp_path: Path) -> None:
     last = tmp_path / "checkpoints" / "last.ckpt"
     AtomicCheckpointIO().save_checkpoint({"state_dict": {"w": torch.ones(3)}, "global_step": 1}, last)
     before = last.read_bytes()
-    proc = subprocess.Popen([sys.executable, "-c", WRITER, str(last)], cwd=tmp_path)
+    proc = multiprocessing.get_context("fork").Process(
+        target=_write_big, args=(last,)
+    )  # no imports to wait on
+    proc.start()
     deadline = time.monotonic() + 60
     while not list(last.parent.glob("last.ckpt.tmp-*")):
-        assert proc.poll() is None and time.monotonic() < deadline, "the save ended before the kill"
+        assert proc.is_alive() and time.monotonic() < deadline, "the save ended before the kill"
         time.sleep(0.001)
     while list(last.parent.glob("last.ckpt.tmp-*"))[0].stat().st_size == 0:
         time.sleep(0.001)
     proc.kill()  # SIGKILL while the new checkpoint is half written
-    proc.wait()
+    proc.join()
 
-    assert proc.returncode == -signal.SIGKILL
+    assert proc.exitcode == -signal.SIGKILL
     assert last.read_bytes() == before
     assert list(last.parent.glob("last.ckpt.tmp-*"))
     remove_partial_saves(last.parent)  # as the next training run starts
