@@ -73,7 +73,7 @@ def test_a_default_run_is_quiet_and_logs_one_line_per_epoch(digits_root: Path, t
     logged = [x for x in console.splitlines() if x.startswith("[20")]
     assert all("][lightcls." in x for x in logged), logged  # no other library's INFO lines
     (run_dir,) = (tmp_path / "train" / "runs").iterdir()
-    settings = "optimizer sgd (the default); lr 0.05 (model=lenet's SGD lr); wd 0.0001 (the default); "
+    settings = "optimizer sgd, lr 0.05, wd 0.0001 (the default); "
     assert settings + "schedule cosine over 2 epochs (the default); batch 64 (data=digits)" in console
     lines = [x for x in (run_dir / "train.log").read_text().splitlines() if "[Epoch " in x]
     assert len(lines) == 2 and all("| val loss" in x for x in lines)

@@ -121,8 +121,9 @@ def settings_line(
         "optimizer", f"model={model}'s default" if picked != _default_choice("optimizer") else "the default"
     )
     own = f"optimizer={picked}'s default" if "optimizer" in keys else optimizer
-    lr_node = cfg.optimizer._get_node("lr")
-    lr_from = f"model={model}'s SGD lr" if lr_node is not None and lr_node._is_interpolation() else own
+    special = choices.get("model_optimizer")  # conf/model_optimizer/<model>_<optimizer>.yaml, where it exists
+    has_own = special is not None and (config_dir() / "model_optimizer" / f"{special}.yaml").is_file()
+    lr_from = f"model={model}'s {picked} lr" if has_own else own
     target = str(OmegaConf.select(cfg, "scheduler.schedule._target_", default="") or "")
     schedule = choices.get("scheduler") or (target.rsplit(".", 1)[-1] if target else "none")
     epochs = cfg.trainer.get("max_epochs")
@@ -131,7 +132,7 @@ def settings_line(
         (f"optimizer {picked}", optimizer),
         (
             f"lr {cfg.optimizer.get('lr'):g}",
-            origin("optimizer.lr", lr_from if "model.sgd_lr" not in keys else None),
+            origin("optimizer.lr", lr_from),
         ),
         (f"wd {cfg.optimizer.get('weight_decay', 0):g}", origin("optimizer.weight_decay", own)),
         (
