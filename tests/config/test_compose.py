@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import inspect
 import re
 from pathlib import Path
 
@@ -14,7 +13,7 @@ from omegaconf import DictConfig, ListConfig, OmegaConf
 
 from helpers import compose_train
 from lightcls.config import config_dir
-from lightcls.data import SplitFolderDataModule
+from lightcls.data import ImageDataModule, SplitFolderDataModule, StreamingDataModule
 from lightcls.models import list_models
 from lightcls.training import ClassificationModule
 
@@ -149,10 +148,18 @@ def test_the_issue_command_line_composes(tmp_path) -> None:
     assert off.callbacks.lr_monitor is None and off.callbacks.model_checkpoint is not None
 
 
-def test_every_datamodule_argument_is_declared_in_the_base_data_config() -> None:
-    declared = set(OmegaConf.load(config_dir() / "base" / "data.yaml")) - {"_target_"}
-    arguments = set(inspect.signature(SplitFolderDataModule.__init__).parameters) - {"self"}
-    assert declared == arguments
+@pytest.mark.parametrize(
+    ("base", "datamodule"),
+    [
+        ("base/data", ImageDataModule),
+        ("base/folder", SplitFolderDataModule),
+        ("data/streaming", StreamingDataModule),
+    ],
+)
+def test_every_datamodule_argument_is_declared_in_its_data_config_and_no_other(base: str, datamodule) -> None:
+    with initialize_config_dir(config_dir=str(config_dir()), version_base="1.3"):
+        declared = set(compose(base)[base.split("/")[0]]) - {"_target_"}  # the group is its package
+    assert declared == datamodule.arguments()
 
 
 def test_debug_options_set_the_trainer(tmp_path) -> None:

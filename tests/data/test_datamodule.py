@@ -11,7 +11,7 @@ from PIL import Image
 from torchvision.transforms import v2
 
 from lightcls.data import SplitFolderDataModule, read_layout
-from lightcls.data.datamodule import DeviceWork
+from lightcls.data.base import DeviceWork
 from lightcls.data.decode import load_image
 from lightcls.errors import LightclsError
 

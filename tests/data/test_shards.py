@@ -18,8 +18,9 @@ from lightning.fabric.utilities.apply_func import move_data_to_device
 from PIL import Image
 
 from helpers import compose_train, one_line_error, run_cli
+from lightcls.config.checks import check_command
 from lightcls.data import Preprocess, StreamingDataModule, read_layout
-from lightcls.data.datamodule import DeviceWork
+from lightcls.data.base import DeviceWork
 from lightcls.data.shards import (
     MANIFEST,
     Manifest,
@@ -292,6 +293,18 @@ def test_pack_on_the_command_line(make_split_folder, tmp_path: Path, capsys) -> 
     assert one_line_error(pack, src, "s3x://bucket/set") == "s3x://bucket/set: Protocol not known: s3x"
     refused = one_line_error(pack, src, str(src))
     assert refused == f"DST={src}: exists and is not a shard folder; choose a new or empty folder"
+
+
+def test_the_epoch_order_follows_the_runs_seed_and_folder_keys_are_not_keys_of_shards(packed: Path) -> None:
+    def first_labels(seed: int) -> torch.Tensor:
+        data = StreamingDataModule(str(packed), 32, 1, [0.5], [0.5], batch_size=64, num_workers=0)
+        torch.manual_seed(seed)  # a run seeds after building its DataModule (Lightning again on each rank)
+        data.setup("fit")
+        return next(iter(data.train_dataloader()))[1]
+
+    assert torch.equal(first_labels(0), first_labels(0)) and not torch.equal(first_labels(0), first_labels(1))
+    message = one_line_error(check_command, "train", [*on_shards(packed), "data.cache=false"])
+    assert message.startswith("unknown key 'data.cache'")
 
 
 @pytest.mark.slow

@@ -5,7 +5,7 @@ from __future__ import annotations
 import torch
 from torchvision.transforms import v2
 
-from lightcls.data.datamodule import DeviceWork
+from lightcls.data.base import DeviceWork
 from lightcls.data.preprocess import Preprocess
 from lightcls.training.preprocessor import BatchPreprocessor
 

@@ -52,13 +52,16 @@ RULES: dict[str, dict[str, str]] = {
     "export": {"opset": "int:1?", "parity_atol": "number:>=0", "parity_rtol": "number:>=0"},
     "info": {"publish": "flag"},
 }
+_ABSENT = object()
 _DEVICE = re.compile(r"^(cpu|gpu|cuda|auto|cuda:\d+)$")
 
 
 def check_values(cfg: DictConfig, command: str) -> None:
     """Every value `RULES[command]` names, as its rule says (a LightclsError naming the first that is not)."""
     for key, rule in RULES.get(command, {}).items():
-        value = OmegaConf.select(cfg, key, default=None, throw_on_missing=False)
+        value = OmegaConf.select(cfg, key, default=_ABSENT, throw_on_missing=False)
+        if value is _ABSENT:  # a key of another choice (data.split_seed of a folder, not of shards)
+            continue
         if isinstance(value, (DictConfig, ListConfig)):
             value = OmegaConf.to_container(value)
         problem = broken(value, rule)

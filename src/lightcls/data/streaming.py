@@ -11,7 +11,7 @@ from typing import Any
 
 import torch
 
-from lightcls.data.datamodule import DeviceWork, SplitFolderDataModule
+from lightcls.data.base import DeviceWork, ImageDataModule
 from lightcls.data.layout import Layout
 from lightcls.data.shards import Manifest, ShardDataset, ShardLoader, decode_images, is_url
 from lightcls.errors import LightclsError
@@ -21,30 +21,38 @@ log = logging.getLogger(__name__)
 warnings.filterwarnings("ignore", message=r"Your `IterableDataset` has `__len__` defined")
 
 
-class StreamingDataModule(SplitFolderDataModule):
+class StreamingDataModule(ImageDataModule):
     """Loaders of uint8 image batches from shards at `root` (a folder, or an fsspec URL such as
     s3://bucket/set, which needs that file system's fsspec package, e.g. s3fs).
 
-    The same arguments, classes, labels and preprocessing contract as the split-folder DataModule (the
-    packing made no other choice); the folder-only ones (cache, lists, val_fraction, on_broken) have no
-    effect. Each epoch's order is drawn from the run's seed and the epoch, each DDP rank reads its own
-    part, and a run resumed from a mid-epoch checkpoint goes on where it stopped.
+    Classes, labels and images are the packed split folder's; it takes the arguments every data source
+    takes (lightcls.data.base.ImageDataModule) and `device_decode`: on a GPU, send training JPEGs encoded
+    and decode them there. Each epoch's order is drawn from the run's seed and the epoch, each DDP rank
+    reads its own part, and a run resumed from a mid-epoch checkpoint goes on where it stopped.
     """
 
-    def __init__(self, root: str, device_decode: bool = False, **kwargs: Any) -> None:
-        url = is_url(root)
-        super().__init__(root, **kwargs)
+    def __init__(
+        self,
+        root: str,
+        image_size: int,
+        channels: int,
+        mean: Sequence[float],
+        std: Sequence[float],
+        device_decode: bool = False,
+        **common: Any,
+    ) -> None:
         if not isinstance(device_decode, bool):
             raise LightclsError(f"data.device_decode must be true or false, got {device_decode!r}")
-        self.hparams["device_decode"] = self.device_decode = device_decode
+        if common.get("balance") == "sampler":
+            raise LightclsError("data.balance=sampler: not with data=streaming; use data.balance=loss")
+        super().__init__(root, image_size, channels, mean, std, **common)
+        self.device_decode = device_decode
         #: training batches arrive as encoded images and are decoded on the device (set up for a GPU fit)
         self.decode_device = False
-        if url:
-            self.hparams["root"] = str(root)
-        self.location = str(root) if url else str(self.root.resolve())
-        if self.balance == "sampler":
-            raise LightclsError("data.balance=sampler: not with data=streaming; use data.balance=loss")
-        self.seed = torch.initial_seed()  # the run's seed (seed_everything ran first): the same on every rank
+        if is_url(root):
+            self.hparams["root"] = self.location = str(root)
+        #: the seed of each epoch's order: the run's (taken as the first split is set up), on every rank
+        self.seed: int | None = None
 
     @cached_property
     def manifest(self) -> Manifest:
@@ -100,6 +108,8 @@ class StreamingDataModule(SplitFolderDataModule):
         """`split`'s dataset: this rank's share of the split's shards."""
         if split in self.datasets:
             return
+        if self.seed is None:  # seeded by now: seed_everything, and Lightning's again on each DDP rank
+            self.seed = torch.initial_seed()
         trainer = getattr(self, "trainer", None)
         rank, world = (trainer.global_rank, trainer.world_size) if trainer is not None else (0, 1)
         self.datasets[split] = ShardDataset(
@@ -133,6 +143,3 @@ class StreamingDataModule(SplitFolderDataModule):
         an end-of-epoch checkpoint the iterator is made before `current_epoch` moves on)."""
         trainer = getattr(self, "trainer", None)
         return trainer.fit_loop.epoch_progress.current.processed if trainer is not None else 0
-
-    def _cached_splits(self) -> list[str]:
-        return []

@@ -16,7 +16,7 @@ from torchmetrics.classification import MulticlassAccuracy, MulticlassConfusionM
 from torchvision.transforms import v2
 
 from lightcls.ckpt import read_checkpoint
-from lightcls.data import SplitFolderDataModule
+from lightcls.data import ImageDataModule
 from lightcls.data.preprocess import Preprocess
 from lightcls.errors import LightclsError
 from lightcls.evaluation import confusion_matrix_figure
@@ -124,7 +124,7 @@ class ClassificationModule(L.LightningModule):
     def setup(self, stage: str) -> None:
         """Take the DataModule's device work for training batches (none when fit on plain loaders)."""
         datamodule = self.trainer.datamodule if self._trainer is not None else None
-        if stage == "fit" and isinstance(datamodule, SplitFolderDataModule):
+        if stage == "fit" and isinstance(datamodule, ImageDataModule):
             self.preprocessor.work = datamodule.device_work()
 
     def on_after_batch_transfer(self, batch: Any, dataloader_idx: int) -> Any:

@@ -12,7 +12,7 @@ from typing import Any
 import torch
 from torchvision.transforms import v2
 
-from lightcls.data.datamodule import DeviceWork
+from lightcls.data.base import DeviceWork
 from lightcls.data.preprocess import Preprocess
 
 

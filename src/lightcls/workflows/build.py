@@ -8,11 +8,11 @@ from hydra.errors import InstantiationException
 from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf
 
-from lightcls.data import SplitFolderDataModule
+from lightcls.data import ImageDataModule
 from lightcls.errors import LightclsError
 
 
-def build_datamodule(cfg: DictConfig) -> SplitFolderDataModule:
+def build_datamodule(cfg: DictConfig) -> ImageDataModule:
     """The DataModule of `cfg.data`; its own argument checks are one-line LightclsErrors."""
     size = cfg.data.get("image_size")
     if isinstance(size, bool) or not isinstance(size, int) or size < 1:

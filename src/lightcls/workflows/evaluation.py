@@ -15,7 +15,7 @@ from rich.console import Console
 from rich.table import Table
 
 from lightcls.ckpt import best_of_sweep, data_provenance, read_checkpoint
-from lightcls.data import SplitFolderDataModule
+from lightcls.data import ImageDataModule, SplitFolderDataModule
 from lightcls.data.shards import Manifest, has_manifest
 from lightcls.errors import LightclsError
 from lightcls.evaluation import classification_metrics, plot_confusion_matrix, write_metrics
@@ -75,7 +75,7 @@ def write_evaluation(
     cfg: DictConfig,
     ckpt: Path,
     model_name: str,
-    datamodule: SplitFolderDataModule,
+    datamodule: ImageDataModule,
     probs: torch.Tensor,
     target: torch.Tensor,
     samples: list[tuple[Path, int]] | None = None,
@@ -111,7 +111,7 @@ def write_evaluation(
 
 
 def _predict_exported(
-    predictor: Any, datamodule: SplitFolderDataModule, split: str
+    predictor: Any, datamodule: ImageDataModule, split: str
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """Probabilities and labels of `split` from an exported model, batch by batch of the split's loader."""
     probs, targets = [], []
@@ -146,7 +146,7 @@ def _show(samples: list[tuple[Path, int]], probs: torch.Tensor, classes: list[st
 
 
 def _predict_split(
-    module: ClassificationModule, datamodule: SplitFolderDataModule, cfg: DictConfig
+    module: ClassificationModule, datamodule: ImageDataModule, cfg: DictConfig
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """Probabilities and labels of `cfg.split`, from `trainer.test` on one device."""
     trainer = L.Trainer(

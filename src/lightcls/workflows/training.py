@@ -26,7 +26,7 @@ from lightcls.ckpt import best_of_sweep, check_resume
 from lightcls.ckpt.io import AtomicCheckpointIO, remove_partial_saves
 from lightcls.config import STARTED_AT, compose, config_dir, quote
 from lightcls.config.rundir import check_run_dir, requeued
-from lightcls.data import SplitFolderDataModule, StreamingDataModule
+from lightcls.data import ImageDataModule, StreamingDataModule
 from lightcls.errors import Interrupted, one_line
 from lightcls.files import write_json
 from lightcls.models import load_pretrained
@@ -165,7 +165,7 @@ def _run_settings() -> tuple[list[str], dict[str, Any] | None]:
     return list(hydra_cfg.overrides.task), dict(hydra_cfg.runtime.choices)
 
 
-def _prepared_data(cfg: DictConfig, run_dir: Path) -> SplitFolderDataModule:
+def _prepared_data(cfg: DictConfig, run_dir: Path) -> ImageDataModule:
     """The run's DataModule, its data checked and cached; the run is seeded after that, so a run that
     builds the cache repeats exactly."""
     datamodule = build_datamodule(cfg)
@@ -191,9 +191,7 @@ def _prepared_data(cfg: DictConfig, run_dir: Path) -> SplitFolderDataModule:
     return datamodule
 
 
-def _build_module(
-    cfg: DictConfig, datamodule: SplitFolderDataModule, resume: str | None
-) -> ClassificationModule:
+def _build_module(cfg: DictConfig, datamodule: ImageDataModule, resume: str | None) -> ClassificationModule:
     """The LightningModule of the config and the data (a resumed checkpoint checked against both)."""
     if resume:
         check_resume(resume, cfg.model.name, datamodule.classes, datamodule.preprocess.channels)
@@ -216,7 +214,7 @@ def _build_module(
 
 
 def _build_trainer(
-    cfg: DictConfig, datamodule: SplitFolderDataModule, extra: list[Callback]
+    cfg: DictConfig, datamodule: ImageDataModule, extra: list[Callback]
 ) -> tuple[L.Trainer, ModelCheckpoint | None]:
     """The Trainer of `cfg.trainer` with the config's callbacks and loggers, and its checkpoint callback.
     What the config cannot know (no val split, no logger, callbacks=none) is adapted here, in one log line
@@ -252,7 +250,7 @@ def _test(
     cfg: DictConfig,
     trainer: L.Trainer,
     module: ClassificationModule,
-    datamodule: SplitFolderDataModule,
+    datamodule: ImageDataModule,
     checkpoint: ModelCheckpoint | None,
     best: str,
 ) -> tuple[dict[str, Any], TestPredictions | None]:
@@ -277,7 +275,7 @@ def _metrics(
     checkpoint: ModelCheckpoint | None,
     best: str,
     module: ClassificationModule,
-    datamodule: SplitFolderDataModule,
+    datamodule: ImageDataModule,
     run_dir: Path,
     clock: dict[str, float],
 ) -> dict[str, Any]:
@@ -310,7 +308,7 @@ def write_run_report(
     run_dir: Path,
     metrics: dict[str, Any],
     predictions: TestPredictions | None,
-    datamodule: SplitFolderDataModule,
+    datamodule: ImageDataModule,
 ) -> Path | None:
     """report.html at the end of training, or None (a warning) where it cannot be written: the run's results
     stand. Its eval/ (as `lightcls-eval` writes it) comes from the run's own test of the best (else last)
@@ -340,7 +338,7 @@ def write_run_report(
         return None
 
 
-def find_lr(trainer: L.Trainer, module: ClassificationModule, datamodule: SplitFolderDataModule) -> float:
+def find_lr(trainer: L.Trainer, module: ClassificationModule, datamodule: ImageDataModule) -> float:
     """Lightning's learning-rate range test: set the module's `optimizer.lr` to its suggestion, and say so."""
     from lightning.pytorch.tuner import Tuner
 
