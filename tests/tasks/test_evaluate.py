@@ -92,15 +92,22 @@ def test_topk_average_show_dir_and_scores(trained_run: Path, tmp_path: Path) -> 
     assert sum(float(p) for p in rows[1][2:]) == pytest.approx(1.0, abs=1e-4)
 
 
+@pytest.fixture(scope="module")
+def last_ckpt_report(trained_run: Path, tmp_path_factory: pytest.TempPathFactory) -> dict:
+    """lightcls-eval of the session run's last.ckpt."""
+    ckpt = trained_run / "checkpoints" / "last.ckpt"
+    return evaluate(compose_task("eval", [f"ckpt_path={quoted(ckpt)}"], tmp_path_factory.mktemp("ckpt_eval")))
+
+
 @pytest.mark.parametrize("how", [["format=onnx"], ["format=torchscript"], ["format=onnx", "fp16=true"]])
 def test_an_exported_model_is_evaluated_through_the_same_report(
-    trained_run: Path, tmp_path: Path, how: list[str]
+    trained_run: Path, last_ckpt_report: dict, tmp_path: Path, how: list[str]
 ) -> None:
     ckpt = trained_run / "checkpoints" / "last.ckpt"
     exported = export(compose_task("export", [f"ckpt_path={quoted(ckpt)}", *how], tmp_path / "x"))
     assert Path(exported["model"]).suffix == (".pt" if "format=torchscript" in how else ".onnx")
     report = evaluate(compose_task("eval", [f"ckpt_path={exported['model']}"], tmp_path / "exported"))
-    ckpt_report = evaluate(compose_task("eval", [f"ckpt_path={quoted(ckpt)}"], tmp_path / "ckpt"))
+    ckpt_report = last_ckpt_report
     assert report["num_images"] == ckpt_report["num_images"] == 270  # its data set, from model.json
     assert report["top1"] == pytest.approx(ckpt_report["top1"], abs=1 / 270)
 

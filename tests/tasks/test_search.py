@@ -20,7 +20,7 @@ def test_a_search_prunes_poor_trials_and_summarizes_the_study(digits_root: Path,
     overrides = [
         f"data.root={digits_root}",
         TINY,
-        "trainer.max_epochs=3",
+        "trainer.max_epochs=2",
         "search.space.optimizer.lr.low=1e-6",
         "search.n_trials=5",  # the median pruner starts after 2
     ]
@@ -40,9 +40,9 @@ def test_a_search_prunes_poor_trials_and_summarizes_the_study(digits_root: Path,
             and f"data.batch_size={row['data.batch_size']}" in given
         )
         if row["state"] == "complete":
-            assert row["value"] == metrics["best_val_top1"] and metrics["epochs"] == 3
+            assert row["value"] == metrics["best_val_top1"] and metrics["epochs"] == 2
         else:  # stopped by the pruner before its last epoch
-            assert row["state"] == "pruned" and metrics["epochs"] < 3
+            assert row["state"] == "pruned" and metrics["epochs"] < 2
 
     best = json.loads((tmp_path / "best.json").read_text())
     assert best["best_val_top1"] == values[0] == rows[0]["value"]
@@ -74,7 +74,7 @@ def test_search_mistakes_are_one_line_before_any_trial(tmp_path: Path, capsys) -
 @pytest.mark.slow
 def test_two_processes_share_one_study_through_sqlite(digits_root: Path, tmp_path: Path) -> None:
     storage = f"sqlite:///{tmp_path / 'study.db'}"
-    args = [f"data.root={digits_root}", TINY, "trainer.max_epochs=2", f"search.storage={storage}"]
+    args = [f"data.root={digits_root}", TINY, f"search.storage={storage}"]  # trials of one tiny epoch
     args += ["search.study_name=shared", "search.n_trials=4"]
     (tmp_path / "b").mkdir()
     other = start_entry("search", args, tmp_path / "b")  # another process (on another machine, alike)
