@@ -97,21 +97,16 @@ def test_a_joblib_sweep_runs_its_jobs_at_once_each_in_its_dir_and_continues_its_
     digits_root: Path, tmp_path: Path
 ) -> None:
     args = ["-m", "hydra/launcher=joblib", TINY, f"data.root={digits_root}", "logger=none"]
-    args += ["optimizer.lr=0.1,0.01", "data.batch_size=16,32"]
+    args += ["optimizer.lr=0.1,0.01"]
     args += ["hydra.launcher.n_jobs=2", "data.num_workers=1"]  # DataLoader workers inside joblib's workers
     result = run_cli([*args, f"paths.outputs_root={tmp_path}"], tmp_path)
     assert result.returncode == 0, result.stderr[-2000:]
     (sweep,) = (tmp_path / "train" / "multiruns").iterdir()
-    assert sorted(p.name for p in sweep.iterdir() if p.is_dir()) == ["0", "1", "2", "3"]
+    assert sorted(p.name for p in sweep.iterdir() if p.is_dir()) == ["0", "1"]
     rows = list(csv.DictReader((sweep / "summary.csv").open()))  # written at the end of the multirun
-    assert sorted((row["optimizer.lr"], row["data.batch_size"]) for row in rows) == [
-        ("0.01", "16"),
-        ("0.01", "32"),
-        ("0.1", "16"),
-        ("0.1", "32"),
-    ]
+    assert sorted(row["optimizer.lr"] for row in rows) == ["0.01", "0.1"]
     best = [float(row["best_val_top1"]) for row in rows]
-    assert best == sorted(best, reverse=True) and "best first" in result.stdout
+    assert best == sorted(best, reverse=True) and "best first" in " ".join(result.stdout.split())
     cores = os.cpu_count() or 1  # two jobs at once on this machine's cores: each takes its share
     jobs, threads = min(2, cores), max(1, cores // 2)
     for row in rows:
@@ -120,9 +115,7 @@ def test_a_joblib_sweep_runs_its_jobs_at_once_each_in_its_dir_and_continues_its_
         assert metrics["best_val_top1"] == float(row["best_val_top1"]) and metrics["epochs"] == 1
         assert (run_dir / "checkpoints" / "last.ckpt").is_file()
         given = (run_dir / ".hydra" / "overrides.yaml").read_text()
-        assert (
-            f"optimizer.lr={row['optimizer.lr']}" in given and f"batch_size={row['data.batch_size']}" in given
-        )
+        assert f"optimizer.lr={row['optimizer.lr']}" in given
         log = (run_dir / "train.log").read_text()
         assert f"joblib launcher, {jobs} jobs at once: this job uses {threads} of {cores}" in log
 

@@ -60,12 +60,14 @@ def _wrong(rule: str) -> list[str]:
 
 def _cases(every_value: bool = True) -> list[tuple[str, str, str, str]]:
     """(command, key, rule, wrong value); without `every_value`, one wrong value for each RULES key (the
-    rule's own function is checked on every value) and every value for the keys checked elsewhere."""
+    rule's own function is checked on every value), and for the keys checked elsewhere a wrong type and
+    a value out of range."""
     cases = []
     for command in ("train", "search", "eval", "predict", "explain", "export", "info"):
         elsewhere = CHECKED_ELSEWHERE.get(command, {})
         for key, rule in {**RULES.get(command, {}), **elsewhere}.items():
-            values = _wrong(rule) if every_value or key in elsewhere else _wrong(rule)[-1:]
+            wrong = _wrong(rule)
+            values = wrong if every_value else [wrong[0], wrong[-1]] if key in elsewhere else wrong[-1:]
             cases += [(command, key, rule, value) for value in values]
     return cases
 
