@@ -12,8 +12,8 @@ from helpers import compose_train, one_line_error
 from lightcls.config.checks import check_command, check_devices
 from lightcls.errors import LightclsError
 from lightcls.tasks import train
-from lightcls.tasks.evaluate import check_command as check_eval_command
-from lightcls.tasks.train import check_command as check_train_command
+from lightcls.workflows.checks import check_eval as check_eval_command
+from lightcls.workflows.checks import check_train as check_train_command
 
 MODELS = "convnext_tiny, efficientnet_b0, lenet, mobilenet_v2, mobilenet_v3_small, resnet18, resnet50"
 

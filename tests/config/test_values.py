@@ -7,10 +7,7 @@ import pytest
 from helpers import one_line_error
 from lightcls.config.checks import check_command
 from lightcls.config.values import RULES, broken
-from lightcls.tasks.evaluate import check_command as check_eval
-from lightcls.tasks.export import check_command as check_export
-from lightcls.tasks.search import check_command as check_search
-from lightcls.tasks.train import check_command as check_train
+from lightcls.workflows.checks import check_eval, check_export, check_search, check_train
 
 #: values checked by the object or command that uses them (the DataModule, the optimizer, Lightning...)
 CHECKED_ELSEWHERE = {

@@ -9,12 +9,8 @@ from typing import Any
 from omegaconf import DictConfig
 from rich.console import Console
 
-from lightcls.workflows.checks import check_eval
 from lightcls.workflows.evaluation import evaluate_checkpoint
 from lightcls.workflows.page import build_report
-
-#: the checks `lightcls-eval` runs on its command line before any run dir
-check_command = check_eval
 
 
 def evaluate(cfg: DictConfig) -> dict[str, Any]:

@@ -18,9 +18,6 @@ from lightcls.inference import CheckpointPredictor, collect_inputs, load_predict
 from lightcls.inference.export import FORMATS, export_model
 from lightcls.workflows.checks import check_export
 
-#: the checks `lightcls-export` runs on its command line before any run dir
-check_command = check_export
-
 log = logging.getLogger(__name__)
 
 

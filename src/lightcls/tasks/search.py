@@ -24,9 +24,6 @@ from lightcls.workflows.checks import check_search, check_train, search_space
 from lightcls.workflows.runlog import python_run
 from lightcls.workflows.training import run_training
 
-#: the checks `lightcls-search` runs on its command line before any run dir
-check_command = check_search
-
 log = logging.getLogger(__name__)
 
 

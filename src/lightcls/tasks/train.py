@@ -8,10 +8,7 @@ from typing import Any
 from lightning.pytorch.callbacks import Callback
 from omegaconf import DictConfig
 
-from lightcls.workflows.checks import check_train as check_command
 from lightcls.workflows.training import run_training
-
-__all__ = ["check_command", "train"]
 
 
 def train(cfg: DictConfig, callbacks: Sequence[Callback] = ()) -> dict[str, Any]:
