@@ -61,6 +61,7 @@ def trained_run(digits_root: Path, shared_dir: Path) -> Path:
         from lightcls.tasks import train
 
         overrides = [f"data.root={digits_root}", "trainer.max_epochs=3", "trainer=cpu", "seed=0"]
+        overrides.append("logger=tensorboard")  # the default run's logger: tests read its events
         train(compose_train(overrides, run_dir))
         assert json.loads((run_dir / "metrics.json").read_text())["best_val_top1"] > 0.5
 

@@ -24,6 +24,8 @@ TINY = "debug=limit"
 SMALL_TRAIN = ["data=folder", "data.image_size=16", "data.num_workers=0", "trainer=cpu", "logger=none"]
 #: the tasks whose runs end with report.html (on by default)
 REPORTING = ("train", "search", "eval", "evaluate")
+#: the configs that train (a logger group)
+TRAINING = ("train", "search")
 
 
 def no_report(overrides: list[str]) -> list[str]:
@@ -37,10 +39,14 @@ def compose_task(
     name: str, overrides: list[str], run_dir: Path | None = None, report: bool = False
 ) -> DictConfig:
     """The `name` config as its command composes it, writing into `run_dir` (report.html off unless
-    `report` or the overrides say)."""
+    `report` or the overrides say; without the page, whose curves it keeps, a training run's TensorBoard
+    logger is off too unless the overrides choose one: about half a second a run)."""
     extra = [f"paths.output_dir={quoted(run_dir)}"] if run_dir is not None else []
     if name in REPORTING and not report:
         overrides = no_report(overrides)
+    page = report or "report=true" in overrides
+    if name in TRAINING and not page and not any(o.lstrip("+~").startswith("logger") for o in overrides):
+        overrides = [*overrides, "logger=none"]
     return compose(name, [*overrides, *extra])
 
 
