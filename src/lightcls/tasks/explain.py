@@ -41,27 +41,14 @@ def explain_images(cfg: DictConfig) -> dict[str, Any]:
         )
         for file, item in zip(chunk, explanations, strict=True):
             picture = save_picture(item, out_dir / "cam" / f"{file.parent.name}__{file.stem}.png")
-            peak = divmod(int(item.cam.argmax()), item.cam.shape[1])
-            results.append(
-                {
-                    "file": str(file),
-                    "picture": str(picture),
-                    "target": item.target,
-                    "topk": [{"class": c, "score": s} for c, s in item.topk],
-                    "peak_yx": list(peak),
-                    "flat": item.flat,
-                }
-            )
+            results.append(_result(file, picture, item))
     check_some_read(cfg.input, files, read, skipped)
     flat = sum(r["flat"] for r in results)
     if flat:
         log.warning(
             "%d of %d %s maps are flat (no region of layer %s raises the class score): try method=eigencam "
             "(no gradients) or another layer=",
-            flat,
-            len(results),
-            cfg.method,
-            layer,
+            *(flat, len(results), cfg.method, layer),
         )
     summary = {
         "ckpt": str(ckpt),
@@ -78,3 +65,15 @@ def explain_images(cfg: DictConfig) -> dict[str, Any]:
     for item in skipped:
         Console().print(f"skipped {item['file']}: {item['reason']}", soft_wrap=True)
     return summary
+
+
+def _result(file: Path, picture: Path, item: Any) -> dict[str, Any]:
+    """One image's entry of explanations.json: its picture, the class explained, top-k and the map's peak."""
+    return {
+        "file": str(file),
+        "picture": str(picture),
+        "target": item.target,
+        "topk": [{"class": c, "score": s} for c, s in item.topk],
+        "peak_yx": list(divmod(int(item.cam.argmax()), item.cam.shape[1])),
+        "flat": item.flat,
+    }
