@@ -102,6 +102,11 @@ def test_unknown_option_in_the_other_commands() -> None:
             "use +scheduler.schedule.stepsize=... to add a new key",
         ),
         ("sed=1", "unknown key 'sed' (did you mean seed?); use +sed=... to add a new key"),
+        (
+            "model.sgd_lr=0.1",
+            "model.sgd_lr is no longer a key: set optimizer.lr=... (a model's own SGD lr is in "
+            "conf/model_optimizer/<model>_sgd.yaml)",
+        ),
     ],
 )
 def test_misspelled_key(override: str, message: str) -> None:

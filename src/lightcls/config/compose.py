@@ -65,6 +65,12 @@ def quote(value: Any) -> str:
     return '"' + str(value).replace("\\", "\\\\").replace('"', '\\"') + '"'
 
 
+#: keys of earlier versions, and where their setting is now
+MOVED = {
+    "model.sgd_lr": "set optimizer.lr=... (a model's own SGD lr is in conf/model_optimizer/<model>_sgd.yaml)",
+}
+
+
 def _composition_error(err: HydraException, config_name: str, overrides: Sequence[str]) -> str:
     """Hydra's composition error as one line: the unknown option or key, the valid choices."""
     if isinstance(err, MissingConfigException) and err.missing_cfg_file and err.options is not None:
@@ -73,6 +79,8 @@ def _composition_error(err: HydraException, config_name: str, overrides: Sequenc
             choices = f"; choose one of: {', '.join(err.options)}" if err.options else ""
             return f"unknown {group} {name!r}{did_you_mean(name, err.options)}{choices}"
     found = _COULD_NOT_OVERRIDE.match(str(err))
+    if found and found.group(1) in MOVED:
+        return f"{found.group(1)} is no longer a key: {MOVED[found.group(1)]}"
     if found:
         key = found.group(1)
         hint = _did_you_mean_key(key, config_name, overrides)
