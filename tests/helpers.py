@@ -151,6 +151,28 @@ def refused_in_process(
     return subprocess.CompletedProcess([entry, *args], stop.value.code, out, err)
 
 
+def hydra_argv(entry: str, args: list[str]) -> list[str]:
+    """The command line `lightcls-<entry> ARGS` hands to Hydra once its checks pass, with the run dir it
+    chose (`hydra.run.dir=...`), found in this process: Hydra itself does not run."""
+    from unittest import mock
+
+    from lightcls.cli import main
+
+    class Handed(Exception):
+        pass
+
+    def hand(*_: object, **__: object) -> None:
+        raise Handed(list(sys.argv[1:]))
+
+    with (
+        mock.patch.object(sys, "argv", [f"lightcls-{entry}", *args]),
+        mock.patch.object(sys.modules["hydra.main"], "_run_hydra", hand),
+        pytest.raises(Handed) as handed,
+    ):
+        getattr(main, entry)()
+    return handed.value.args[0]
+
+
 def run_data(
     args: list[str], cwd: Path, capsys: pytest.CaptureFixture, monkeypatch: pytest.MonkeyPatch
 ) -> subprocess.CompletedProcess:

@@ -15,7 +15,7 @@ import psutil
 import pytest
 from lightning.fabric.utilities.exceptions import MisconfigurationException
 
-from helpers import TINY, assert_refused, compose_train, refused_in_process, run_cli, start_cli
+from helpers import TINY, assert_refused, compose_train, hydra_argv, refused_in_process, run_cli, start_cli
 from lightcls.cli.main import run_task
 from lightcls.tasks import train
 
@@ -123,8 +123,9 @@ def test_a_joblib_sweep_runs_its_jobs_at_once_each_in_its_dir_and_continues_its_
     best_job = Path(rows[0]["run_dir"])
     before = json.loads((best_job / "metrics.json").read_text())
     again = [f"data.root={digits_root}", "trainer=cpu", TINY, "logger=none", f"paths.outputs_root={tmp_path}"]
-    more = run_cli([f"ckpt_path={sweep}", "trainer.max_epochs=2", *again], tmp_path)
-    assert more.returncode == 0, more.stderr[-2000:]
+    argv = hydra_argv("train", [f"ckpt_path={sweep}", "trainer.max_epochs=2", *again])  # the command's choice
+    assert argv[-1] == f'hydra.run.dir="{best_job}"'
+    train(compose_train(argv[:-1], best_job))  # the job Hydra runs there, in this process
     after = json.loads((best_job / "metrics.json").read_text())
     assert (after["epochs"], after["global_step"]) == (2, 2 * before["global_step"])
     assert not (tmp_path / "train" / "runs").exists()  # no new run dir
