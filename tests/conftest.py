@@ -68,6 +68,22 @@ def trained_run(digits_root: Path, shared_dir: Path) -> Path:
     return once(shared_dir, "trained_run", build)
 
 
+@pytest.fixture(scope="session")
+def exported_onnx(trained_run: Path, shared_dir: Path) -> Path:
+    """The session run's last.ckpt exported to ONNX (model.onnx beside its model.json): tests copy what
+    they change."""
+
+    def build(out: Path) -> None:
+        from helpers import compose_task, quoted
+        from lightcls.tasks import export
+
+        export(
+            compose_task("export", [f"ckpt_path={quoted(trained_run / 'checkpoints' / 'last.ckpt')}"], out)
+        )
+
+    return once(shared_dir, "exported_onnx", build) / "model.onnx"
+
+
 @pytest.fixture
 def make_split_folder(tmp_path: Path) -> Callable[..., Path]:
     """Build a tiny split-folder data set: one grey level (or colour) per class, and two marker pixels that

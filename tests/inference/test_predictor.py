@@ -9,7 +9,7 @@ import onnxruntime as ort
 import pytest
 import torch
 
-from helpers import compose_task, one_line_error
+from helpers import one_line_error
 from lightcls.inference import CheckpointPredictor, load_predictor
 from lightcls.inference.predictor import onnx_providers
 
@@ -53,12 +53,9 @@ def test_onnx_providers_fall_back_to_the_cpu_in_one_line(caplog: pytest.LogCaptu
 
 
 def test_an_onnx_model_asked_for_the_gpu_says_so_and_runs(
-    trained_run: Path, tmp_path: Path, caplog: pytest.LogCaptureFixture
+    exported_onnx: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
-    from lightcls.tasks import export
-
-    export(compose_task("export", [f"ckpt_path={trained_run / 'checkpoints' / 'last.ckpt'}"], tmp_path))
-    predictor = load_predictor(tmp_path / "model.onnx", device="gpu", provider="tensorrt")
+    predictor = load_predictor(exported_onnx, device="gpu", provider="tensorrt")
     if "CUDAExecutionProvider" in ort.get_available_providers():
         pytest.skip("onnxruntime-gpu here: the CUDA provider is used, nothing to fall back from")
     assert predictor.providers == ["CPUExecutionProvider"]
