@@ -4,6 +4,7 @@ mistakes with where the model looked, model size and settings (Jinja2 + matplotl
 from __future__ import annotations
 
 import base64
+import csv
 import datetime as dt
 import io
 import logging
@@ -28,6 +29,10 @@ log = logging.getLogger(__name__)
 TEMPLATES = Path(__file__).resolve().parent / "templates"
 #: the TensorBoard scalars drawn, one figure per group (train and val on the same axes)
 CURVES = {"loss": ("train/loss_epoch", "val/loss"), "top-1": ("train/top1", "val/top1"), "lr": ("lr-",)}
+#: the same groups in metrics.csv, for a run without TensorBoard
+CSV_CURVES = {"loss": ("train_loss", "val_loss"), "top-1": ("train_top1", "val_top1"), "lr": ("lr",)}
+#: an x-axis label, and per curve group its lines' points
+Series = tuple[str, dict[str, dict[str, list[tuple[float, float]]]]]
 #: the page shows the mistake grids of at most this many classes (those with the most mistakes)
 GALLERY_CLASSES = 30
 
@@ -60,7 +65,7 @@ def build_report(
         "written": dt.datetime.now().strftime("%Y-%m-%d %H:%M"),
         "results": _results(metrics, evaluation),
         "model": _model(evaluation["ckpt"] if evaluation else None),
-        "curves": _curves(run / "tensorboard") if kind == "training" else {},
+        "curves": _curves(run) if kind == "training" else {},
         "settings": _settings(run, evaluation["ckpt"] if evaluation else None),
         **_evaluation(eval_dir, evaluation, cams, method),
     }
@@ -166,18 +171,42 @@ def _cams(evaluation: dict[str, Any], worst: list[dict[str, Any]], method: str) 
     return {"cams": cams, "cam_layer": layer, "cam_method": method}
 
 
-def _curves(board: Path) -> dict[str, str]:
-    """Training curves read back from the run's TensorBoard event files, one PNG per group."""
-    if not board.is_dir():
+def _curves(run: Path) -> dict[str, str]:
+    """Training curves, one PNG per group: from the run's TensorBoard event files (a point a step), or,
+    where it logged none (logger=none), from its metrics.csv (a point an epoch)."""
+    x_label, groups = _board_series(run / "tensorboard") or _csv_series(run / "metrics.csv")
+    if not groups:
         return {}
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
-    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
     curves = {}
-    for events_dir in sorted({p.parent for p in board.rglob("events.out.tfevents.*")}):
+    for name, lines in groups.items():
+        figure, axes = plt.subplots(figsize=(6, 3.2))
+        for label, points in lines.items():
+            axes.plot([x for x, _ in points], [y for _, y in points], marker=".", label=label)
+        axes.set_xlabel(x_label)
+        axes.set_title(name)
+        axes.legend()
+        figure.tight_layout()
+        buffer = io.BytesIO()
+        figure.savefig(buffer, format="png", dpi=90)
+        plt.close(figure)
+        curves[name] = _png_uri(buffer.getvalue())
+    return curves
+
+
+def _board_series(board: Path) -> Series | None:
+    """The CURVES groups' scalars from TensorBoard event files, by step; None where there are none."""
+    folders = sorted({p.parent for p in board.rglob("events.out.tfevents.*")}) if board.is_dir() else []
+    if not folders:
+        return None
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    groups: dict[str, dict[str, list[tuple[float, float]]]] = {}
+    for events_dir in folders:
         accumulator = EventAccumulator(str(events_dir))
         chatty = logging.getLogger("tensorboard")  # an INFO line per event file read
         level, chatty.level = chatty.level, logging.WARNING
@@ -190,21 +219,27 @@ def _curves(board: Path) -> dict[str, str]:
             chosen = [
                 t for t in tags if any(t == p or (p.endswith("-") and t.startswith(p)) for p in prefixes)
             ]
-            if not chosen or name in curves:
-                continue
-            figure, axes = plt.subplots(figsize=(6, 3.2))
-            for tag in chosen:
-                points = accumulator.Scalars(tag)
-                axes.plot([p.step for p in points], [p.value for p in points], marker=".", label=tag)
-            axes.set_xlabel("step")
-            axes.set_title(name)
-            axes.legend()
-            figure.tight_layout()
-            buffer = io.BytesIO()
-            figure.savefig(buffer, format="png", dpi=90)
-            plt.close(figure)
-            curves[name] = _png_uri(buffer.getvalue())
-    return curves
+            if chosen and name not in groups:
+                groups[name] = {t: [(p.step, p.value) for p in accumulator.Scalars(t)] for t in chosen}
+    return "step", groups
+
+
+def _csv_series(path: Path) -> Series:
+    """The same groups from the run's per-epoch records (metrics.csv), by epoch."""
+    if not path.is_file():
+        return "epoch", {}
+    with path.open(newline="", encoding="utf-8") as f:
+        rows = list(csv.DictReader(f))
+    groups: dict[str, dict[str, list[tuple[float, float]]]] = {}
+    for name, columns in CSV_CURVES.items():
+        lines = {
+            column: [(float(r["epoch"]), float(r[column])) for r in rows if r.get(column)]
+            for column in columns
+        }
+        lines = {column: points for column, points in lines.items() if points}
+        if lines:
+            groups[name] = lines
+    return "epoch", groups
 
 
 def _model(ckpt: str | None) -> dict[str, str]:
