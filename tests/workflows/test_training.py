@@ -23,6 +23,7 @@ def test_the_start_of_run_line_names_each_setting_and_its_source() -> None:
         "optimizer adamw (model=resnet18's default); lr 0.01; wd 0.05 (model=resnet18's default); "
         "schedule cosine over 10 epochs (the default); batch 16"
     )
+    assert "schedule cosine over 1 epoch (the default)" in _line(["trainer.max_epochs=1"])
     assert _line(["model=resnet50", "optimizer=sgd", "scheduler=warmup_cosine"]) == (
         "optimizer sgd; lr 0.01 (model=resnet50's sgd lr); wd 0.0001 (optimizer=sgd's default); "
         "schedule warmup_cosine over 10 epochs, warmup 1; batch 64 (data=digits)"

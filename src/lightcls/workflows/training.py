@@ -136,7 +136,8 @@ def settings_line(
         ),
         (f"wd {cfg.optimizer.get('weight_decay', 0):g}", origin("optimizer.weight_decay", own)),
         (
-            f"schedule {schedule} over {epochs} epochs" + (f", warmup {warmup:g}" if warmup else ""),
+            f"schedule {schedule} over {epochs} epoch{'' if epochs == 1 else 's'}"
+            + (f", warmup {warmup:g}" if warmup else ""),
             origin("scheduler", "the default"),
         ),
         (f"batch {cfg.data.batch_size}", origin("data.batch_size", f"data={choices.get('data', '?')}")),
