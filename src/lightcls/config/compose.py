@@ -81,6 +81,11 @@ def _composition_error(err: HydraException, config_name: str, overrides: Sequenc
     found = _COULD_NOT_OVERRIDE.match(str(err))
     if found and found.group(1) in MOVED:
         return f"{found.group(1)} is no longer a key: {MOVED[found.group(1)]}"
+    if found and _folder_only(found.group(1), overrides):
+        return (
+            f"{found.group(1)} is a key of folder data sets (conf/base/folder.yaml), not of data=streaming: "
+            "shards are read as they were packed; leave it out"
+        )
     if found:
         key = found.group(1)
         hint = _did_you_mean_key(key, config_name, overrides)
@@ -89,6 +94,14 @@ def _composition_error(err: HydraException, config_name: str, overrides: Sequenc
     if isinstance(err.__cause__, OmegaConfBaseException):
         text = f"{text}: {err.__cause__}"
     return one_line(text)
+
+
+def _folder_only(key: str, overrides: Sequence[str]) -> bool:
+    """True for a key of the folder DataModule (data.cache, ...) given with data=streaming."""
+    group, _, name = key.partition(".")
+    if group != "data" or "data=streaming" not in overrides:
+        return False
+    return name in OmegaConf.load(config_dir() / "base" / "folder.yaml")
 
 
 def did_you_mean(name: str, choices: Sequence[str], prefix: str = "") -> str:
