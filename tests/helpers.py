@@ -101,15 +101,9 @@ def free_port() -> int:
         return sock.getsockname()[1]
 
 
-def run_entry(entry: str, args: list[str], cwd: Path, timeout: float = 300) -> subprocess.CompletedProcess:
-    """`lightcls-<entry> ARGS` (the `lightcls.cli.main.<entry>` Hydra main) in `cwd`, outputs kept there."""
-    return subprocess.run(
-        _entry_command(entry, args, cwd), cwd=cwd, env=_env(), capture_output=True, text=True, timeout=timeout
-    )
-
-
 def start_entry(entry: str, args: list[str], cwd: Path) -> subprocess.Popen:
-    """`run_entry` started in the background (wait with `.communicate()`)."""
+    """`lightcls-<entry> ARGS` (the `lightcls.cli.main.<entry>` Hydra main) started in the background in
+    `cwd`, outputs kept there (wait with `.communicate()`)."""
     return subprocess.Popen(
         _entry_command(entry, args, cwd),
         cwd=cwd,
