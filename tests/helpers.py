@@ -126,7 +126,7 @@ def refused_in_process(
     entry: str, args: list[str], capsys: pytest.CaptureFixture
 ) -> subprocess.CompletedProcess:
     """`lightcls-<entry> ARGS` run in this process, for a mistake its checks refuse before Hydra runs
-    anything (no run dir, no task): the exit code and output a user sees, as `run_entry` returns them."""
+    anything (no run dir, no task): the exit code and output a user sees, as a subprocess would give them."""
     from unittest import mock
 
     from lightcls.cli import main
