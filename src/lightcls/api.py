@@ -193,7 +193,9 @@ class Classifier:
                 chunk = items[start : start + batch_size]
                 probs = predictor.probabilities([predictor.to_tensor(item) for item in chunk])
                 for item, result in zip(
-                    chunk, results_from_probs(probs, predictor.classes, topk), strict=True
+                    chunk,
+                    results_from_probs(probs, predictor.classes, topk, predictor.thresholds),
+                    strict=True,
                 ):
                     results.append({"file": str(item), **result} if isinstance(item, (str, Path)) else result)
             self.result = results if many else results[0]

@@ -40,7 +40,7 @@ def _error(config: str, argv: list[str]) -> str:
         (
             "data=digit",
             "unknown data 'digit' (did you mean digits?); choose one of: digits, folder, hand_gray, "
-            "streaming",
+            "multilabel, streaming",
         ),
         (
             "optimizer=sgdd",
@@ -72,7 +72,8 @@ def test_unknown_group_option(override: str, message: str) -> None:
 def test_unknown_option_in_the_other_commands() -> None:
     assert _error("info", ["model=resnet81"]).startswith("unknown model 'resnet81' (did you mean resnet18?)")
     assert _error("eval", ["ckpt_path=x", "data=hand"]) == (
-        "unknown data 'hand' (did you mean hand_gray?); choose one of: digits, folder, hand_gray, streaming"
+        "unknown data 'hand' (did you mean hand_gray?); choose one of: digits, folder, hand_gray, "
+        "multilabel, streaming"
     )
 
 

@@ -10,8 +10,12 @@ from omegaconf.errors import OmegaConfBaseException
 
 from lightcls.errors import LightclsError, machine_refusal
 
-USAGE = "usage: lightcls-data check data.root=PATH [data.val_fraction=0.15 data.split_seed=0 cache=true]"
-KEYS = "data.root, data.val_fraction, data.split_seed, cache"
+USAGE = (
+    "usage: lightcls-data check data.root=PATH [data.val_fraction=0.15 data.split_seed=0 cache=true "
+    "data.train_list=FILE data.val_list=FILE data.test_list=FILE]"
+)
+KEYS = "data.root, data.val_fraction, data.split_seed, data.train_list, data.val_list, data.test_list, "
+KEYS += "data.label_delim, cache"
 
 
 @dataclass
@@ -19,6 +23,10 @@ class _Data:
     root: str | None = None
     val_fraction: float = 0.15
     split_seed: int = 0
+    train_list: str | None = None
+    val_list: str | None = None
+    test_list: str | None = None
+    label_delim: str = " "
 
 
 @dataclass
@@ -87,7 +95,16 @@ def check(argv: list[str]) -> int:
         raise LightclsError(f"data.root is required; {USAGE}")
     from lightcls.data.check import check_dataset, print_findings  # torch: after the arguments are sound
 
-    findings = check_dataset(cfg.data.root, cfg.data.val_fraction, cfg.data.split_seed, cache=cfg.cache)
+    data = cfg.data
+    lists = {split: data[f"{split}_list"] for split in ("train", "val", "test")}
+    findings = check_dataset(
+        data.root,
+        data.val_fraction,
+        data.split_seed,
+        cache=cfg.cache,
+        lists=lists,
+        label_delim=data.label_delim,
+    )
     print_findings(findings)
     return 0 if findings.ok else 1
 

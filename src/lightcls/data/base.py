@@ -186,16 +186,23 @@ class ImageDataModule(L.LightningDataModule):
         """What the model's batch preprocessor does to training batches on the device (after `setup`)."""
         return DeviceWork(steps=list(self.device_steps))
 
+    @property
+    def task(self) -> str:
+        """ "multilabel" when the data gives an image several labels (its annotation files say so), else
+        "multiclass"."""
+        return "multilabel" if self.layout.multilabel else "multiclass"
+
     def class_counts(self) -> list[int]:
-        """Training images per class (index i: label i)."""
-        counts = [0] * len(self.classes)
-        for _, label in self.layout.splits["train"]:
-            counts[label] += 1
-        return counts
+        """Training images per class (index i: label i; a multi-label image counts for each of its labels)."""
+        return self.layout.class_counts("train")
 
     def class_weights(self) -> list[float]:
-        """Inverse class frequency of the training split, scaled to average 1 over its images."""
+        """Inverse class frequency of the training split, scaled to average 1 over its images; for a
+        multi-label set, each class's negatives/positives ratio (BCE's `pos_weight`)."""
         counts = self.class_counts()
+        if self.layout.multilabel:
+            images = len(self.layout.splits["train"])
+            return [(images - c) / c if c else 1.0 for c in counts]
         total = sum(counts)
         return [total / (len(counts) * c) if c else 0.0 for c in counts]
 

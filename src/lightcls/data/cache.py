@@ -15,6 +15,7 @@ import numpy as np
 import torch
 from torch.utils.data import DataLoader
 
+from lightcls.data.annotations import Label
 from lightcls.data.datasets import ImageDataset
 from lightcls.data.preprocess import Preprocess
 from lightcls.data.shards import write_manifest, write_shards
@@ -25,7 +26,7 @@ CACHE_VERSION = 2  # 2: large JPEGs decoded at reduced scale
 
 
 def cache_path(
-    cache_dir: Path, split: str, samples: Sequence[tuple[Path, int]], preprocess: Preprocess
+    cache_dir: Path, split: str, samples: Sequence[tuple[Path, Label]], preprocess: Preprocess
 ) -> Path:
     """The cache file for these files at this size: its name changes when any file changes."""
     size, channels = preprocess.image_size, preprocess.channels
@@ -37,7 +38,11 @@ def cache_path(
 
 
 def build_cache(
-    path: Path, samples: Sequence[tuple[Path, int]], preprocess: Preprocess, workers: int = 0
+    path: Path,
+    samples: Sequence[tuple[Path, Label]],
+    preprocess: Preprocess,
+    workers: int = 0,
+    classes: Sequence[str] = (),
 ) -> None:
     """Decode and resize `samples` into `path` (written whole, then renamed; stale versions removed)."""
     size, channels = preprocess.image_size, preprocess.channels
@@ -47,7 +52,7 @@ def build_cache(
         tmp, mode="w+", dtype=np.uint8, shape=(len(samples), channels, size, size)
     )
     decoded = DataLoader(
-        ImageDataset(samples, channels, preprocess.resize(), min_side=size),
+        ImageDataset(samples, channels, preprocess.resize(), min_side=size, num_classes=len(classes)),
         batch_size=256,
         num_workers=workers,
         generator=torch.Generator(),  # its workers' seed is not drawn from the run's random state

@@ -61,9 +61,10 @@ def check_dataset(
     seed: int = 0,
     cache: bool = True,
     lists: Mapping[str, str | Path | None] | None = None,
+    label_delim: str = " ",
 ) -> Findings:
     """Read the layout at `root` and check every file (decodable, leakage, duplicates, counts)."""
-    layout = read_layout(root, val_fraction, seed, lists)
+    layout = read_layout(root, val_fraction, seed, lists, label_delim)
     cache_path = layout.root / CACHE_FILE
     cached = _load_cache(cache_path) if cache else {}
     files: dict[str, dict[str, Any]] = {}
@@ -93,11 +94,12 @@ def checked_layout(
     seed: int = 0,
     on_broken: str = "fail",
     lists: Mapping[str, str | Path | None] | None = None,
+    label_delim: str = " ",
 ) -> Layout:
     """The layout training uses: checked (cached); broken images fail the run or are skipped; leaks warned."""
     if on_broken not in ON_BROKEN:
         raise LightclsError(f"data.on_broken must be one of {', '.join(ON_BROKEN)}, got {on_broken!r}")
-    findings = check_dataset(root, val_fraction, seed, lists=lists)
+    findings = check_dataset(root, val_fraction, seed, lists=lists, label_delim=label_delim)
     for line in findings.leaks[:SHOWN]:
         log.warning("%s (see lightcls-data check data.root=%s)", line, findings.layout.root)
     if len(findings.leaks) > SHOWN:
@@ -121,13 +123,14 @@ def checked_layout(
     )
     skipped = set(broken)
     splits = {s: [(p, c) for p, c in samples if p not in skipped] for s, samples in layout.splits.items()}
-    empty = sorted(set(range(len(layout.classes))) - {c for _, c in splits["train"]})
+    kept = Layout(layout.root, layout.classes, splits, layout.multilabel)
+    empty = [i for i, n in enumerate(kept.class_counts("train")) if n == 0]
     if empty:
         raise LightclsError(
             f"data.on_broken=skip leaves class {layout.classes[empty[0]]!r} "
             f"with no training images in {layout.root}"
         )
-    return Layout(layout.root, layout.classes, splits)
+    return kept
 
 
 def _inspect_all(paths: list[Path]) -> Iterator[dict[str, Any]]:
@@ -169,13 +172,32 @@ def _find_problems(findings: Findings) -> None:
                 findings.warnings.append(f"duplicates in {split}: {', '.join(map(str, same))}")
     if not layout.has("val"):
         findings.warnings.append("no val split: training runs without validation and keeps last.ckpt only")
-    counts = Counter(label for _, label in layout.splits["train"])
+    counts = dict(enumerate(layout.class_counts("train")))
+    if layout.multilabel:
+        _multilabel_problems(findings)
     low, high = min(counts.values()), max(counts.values())
     if high > IMBALANCE * low:
         rare = [layout.classes[c] for c, n in counts.items() if n == low]
         findings.warnings.append(
             f"imbalanced training split: {high} images in the largest class, {low} in {', '.join(rare)}"
         )
+
+
+def _multilabel_problems(findings: Findings) -> None:
+    """Classes no training image has, classes never seen in val, images with no label."""
+    layout = findings.layout
+    train = layout.class_counts("train")
+    never = [c for c, n in zip(layout.classes, train, strict=True) if n == 0]
+    if never:
+        findings.errors.append(f"no training image has class {', '.join(never)}: the model cannot learn it")
+    if layout.has("val"):
+        unseen = [c for c, n in zip(layout.classes, layout.class_counts("val"), strict=True) if n == 0]
+        if unseen:
+            findings.warnings.append(f"classes never seen in val (no AP for them): {', '.join(unseen)}")
+    for split, samples in layout.splits.items():
+        empty = sum(1 for _, label in samples if not label)
+        if empty:
+            findings.warnings.append(f"{split}: {empty} image(s) with no label (all negative)")
 
 
 def print_findings(findings: Findings, console: Console | None = None) -> None:
@@ -190,7 +212,8 @@ def print_findings(findings: Findings, console: Console | None = None) -> None:
             table.add_column(column)
         by_class: dict[int, list[dict[str, Any]]] = defaultdict(list)
         for path, label in samples:
-            by_class[label].append(findings.files[str(path)])
+            for index in (label,) if isinstance(label, int) else label:
+                by_class[index].append(findings.files[str(path)])
         for label, name in enumerate(layout.classes):
             infos = by_class.get(label, [])
             good = [i for i in infos if not i.get("error")]
@@ -200,6 +223,10 @@ def print_findings(findings: Findings, console: Console | None = None) -> None:
             )
             modes = ", ".join(sorted({i["mode"] for i in good}))
             table.add_row(name, str(len(infos)), str(len(infos) - len(good)), shown or "-", modes or "-")
+        if layout.multilabel:
+            labels = Counter(len(label) for _, label in samples)
+            spread = ", ".join(f"{n} label{'' if n == 1 else 's'}: {labels[n]}" for n in sorted(labels))
+            table.caption = f"multi-label: an image counts once for each of its labels ({spread})"
         console.print(table)
     for line in findings.errors:
         console.print(f"[red]error:[/red] {line}", highlight=False, soft_wrap=True)

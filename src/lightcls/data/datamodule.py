@@ -16,7 +16,7 @@ from lightcls.data.augment import crops_first
 from lightcls.data.base import SPLITS, ImageDataModule
 from lightcls.data.cache import build_cache, build_disk_cache, cache_path, disk_cache_path, load_cache
 from lightcls.data.check import checked_layout
-from lightcls.data.datasets import ImageDataset, TensorImageDataset
+from lightcls.data.datasets import ImageDataset, TensorImageDataset, targets
 from lightcls.data.digits import BUILTIN
 from lightcls.data.layout import Layout
 from lightcls.data.shards import Manifest, ShardImageDataset
@@ -44,8 +44,10 @@ class SplitFolderDataModule(ImageDataModule):
         cache_max_mb: the largest decoded size "auto" caches.
         cache_dir: where the decode cache lives (default `<root>/.lightcls_cache`).
         on_broken: images that cannot be decoded: "fail" (one line naming them) or "skip" (warn, leave out).
-        train_list, val_list, test_list: list files of `path label` lines (relative to `root`) that choose a
-            split's images instead of its folder (PaddleClas's train_list.txt, mmpretrain's ann_file).
+        train_list, val_list, test_list: annotation files (relative to `root`) that choose a split's images
+            instead of its folder: `path label` lines (PaddleClas's train_list.txt, mmpretrain's ann_file), or
+            a multi-label format (lightcls.data.annotations: CSV, mmpretrain JSON, PaddleClas multi-hot).
+        label_delim: what separates the class names in a CSV's labels column.
     """
 
     def __init__(
@@ -65,6 +67,7 @@ class SplitFolderDataModule(ImageDataModule):
         train_list: str | None = None,
         val_list: str | None = None,
         test_list: str | None = None,
+        label_delim: str = " ",
         **common: Any,
     ) -> None:
         if builtin is not None and builtin not in BUILTIN:
@@ -83,13 +86,16 @@ class SplitFolderDataModule(ImageDataModule):
         self.cache_dir = Path(cache_dir).expanduser() if cache_dir else self.root / ".lightcls_cache"
         self.on_broken = on_broken
         self.lists = {"train": train_list, "val": val_list, "test": test_list}
+        self.label_delim = label_delim
 
     def prepare_data(self) -> None:
         """Write the embedded data set on first use; decode the cached splits whose files changed."""
         for split in self._cached_splits():
             path = self._cache_path(split)
             if not path.is_file():
-                build_cache(path, self.layout.splits[split], self.preprocess, self._workers(False))
+                build_cache(
+                    path, self.layout.splits[split], self.preprocess, self._workers(False), self.classes
+                )
         for split in self._disk_cached_splits():
             self._disk_cache(split)
 
@@ -100,7 +106,9 @@ class SplitFolderDataModule(ImageDataModule):
             log.info("writing the embedded %s data set to %s", self.builtin, self.root)
             BUILTIN[self.builtin](self.root)
         try:
-            return checked_layout(self.root, self.val_fraction, self.split_seed, self.on_broken, self.lists)
+            return checked_layout(
+                self.root, self.val_fraction, self.split_seed, self.on_broken, self.lists, self.label_delim
+            )
         except LightclsError as err:
             if not self.root.exists():
                 raise LightclsError(f"{err}; or set data.root=/path/to/{self.name}") from None
@@ -114,8 +122,8 @@ class SplitFolderDataModule(ImageDataModule):
         if split in self._cached_splits():
             path = self._cache_path(split)
             if not path.is_file():
-                build_cache(path, samples, self.preprocess, self._workers(False))
-            labels = [label for _, label in samples]
+                build_cache(path, samples, self.preprocess, self._workers(False), self.classes)
+            labels = targets([label for _, label in samples], len(self.classes))
             self.datasets[split] = TensorImageDataset(load_cache(path), labels, self._loader_steps(split))
         else:
             resize = self.preprocess.resize()
@@ -128,7 +136,11 @@ class SplitFolderDataModule(ImageDataModule):
                 self.datasets[split] = ShardImageDataset(manifest, split, self.preprocess, transform)
                 return
             self.datasets[split] = ImageDataset(
-                samples, self.preprocess.channels, transform, min_side=self.preprocess.image_size
+                samples,
+                self.preprocess.channels,
+                transform,
+                min_side=self.preprocess.image_size,
+                num_classes=len(self.classes),
             )
 
     def loader(self, split: str, shuffle: bool = False) -> DataLoader:
@@ -154,6 +166,11 @@ class SplitFolderDataModule(ImageDataModule):
 
     def balanced_sampler(self) -> WeightedRandomSampler:
         """Draws each epoch's training images with replacement, every class equally likely."""
+        if self.layout.multilabel:
+            raise LightclsError(
+                "data.balance=sampler draws images by their class; a multi-label image has several: use "
+                "data.balance=loss (each label's positives weighted by its negatives/positives ratio)"
+            )
         counts = self.class_counts()
         weights = [1.0 / counts[label] for _, label in self.layout.splits["train"]]
         return WeightedRandomSampler(weights, num_samples=len(weights), replacement=True)
@@ -170,8 +187,8 @@ class SplitFolderDataModule(ImageDataModule):
     def _disk_cached_splits(self) -> list[str]:
         """The splits to serve from the disk cache (resized once)."""
         splits = [s for s in SPLITS if self.layout.has(s)]
-        if self.cache not in ("auto", "disk") or not self._cache_dir_writable():
-            return []
+        if self.cache not in ("auto", "disk") or self.layout.multilabel or not self._cache_dir_writable():
+            return []  # shards hold one class index per image
         return [] if self.cache == "auto" and self._fits_in_memory(splits) else splits
 
     def _fits_in_memory(self, splits: list[str]) -> bool:

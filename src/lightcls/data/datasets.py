@@ -8,35 +8,51 @@ from pathlib import Path
 import torch
 from torch.utils.data import Dataset
 
+from lightcls.data.annotations import Label
 from lightcls.data.decode import load_image
 
 
+def targets(labels: Sequence[Label], num_classes: int) -> list[int] | torch.Tensor:
+    """What a loader yields as labels: class indices as they are; multi-label tuples as multi-hot float rows
+    (N, classes), so batches stack and the loss takes them."""
+    if not any(isinstance(label, tuple) for label in labels):
+        return list(labels)  # type: ignore[arg-type]
+    hot = torch.zeros(len(labels), num_classes)
+    for row, label in enumerate(labels):
+        hot[row, list(label)] = 1.0  # type: ignore[arg-type]
+    return hot
+
+
 class ImageDataset(Dataset):
-    """(image tensor, label) for each (file, label) sample, decoded on access."""
+    """(image tensor, target) for each (file, label) sample, decoded on access (a multi-label sample's
+    target: its multi-hot row over `num_classes`)."""
 
     def __init__(
         self,
-        samples: Sequence[tuple[Path, int]],
+        samples: Sequence[tuple[Path, Label]],
         channels: int,
         transform: Callable[[torch.Tensor], torch.Tensor] | None = None,
         min_side: int | None = None,
+        num_classes: int = 0,
     ) -> None:
         self.samples = list(samples)
         self.channels = channels
         self.transform = transform
         self.min_side = min_side  # large JPEGs decode at reduced scale, short side kept >= this
+        self.targets = targets([label for _, label in self.samples], num_classes)
 
     def __len__(self) -> int:
         return len(self.samples)
 
-    def __getitem__(self, index: int) -> tuple[torch.Tensor, int]:
-        path, label = self.samples[index]
+    def __getitem__(self, index: int) -> tuple[torch.Tensor, int | torch.Tensor]:
+        path = self.samples[index][0]
         image = load_image(path, self.channels, self.min_side)
-        return (self.transform(image) if self.transform else image), label
+        return (self.transform(image) if self.transform else image), self.targets[index]
 
 
 class TensorImageDataset(Dataset):
-    """(image, label) from uint8 images already decoded and resized (the decode cache).
+    """(image, label) from uint8 images already decoded and resized (the decode cache); `labels` are class
+    indices, or multi-hot rows (N, classes) for a multi-label set.
 
     A DataLoader fetches a whole batch at once (`__getitems__`): one gather from the cache, and
     augmentations that all draw per image (lightcls.data.augment) applied to the batch in one go.
@@ -45,13 +61,13 @@ class TensorImageDataset(Dataset):
     def __init__(
         self,
         images: torch.Tensor,
-        labels: Sequence[int],
+        labels: Sequence[int] | torch.Tensor,
         augment: Sequence[Callable[[torch.Tensor], torch.Tensor]] = (),
     ) -> None:
         if len(images) != len(labels):
             raise ValueError(f"{len(images)} images but {len(labels)} labels")
         self.images = images
-        self.labels = list(labels)
+        self.labels = labels if isinstance(labels, torch.Tensor) else list(labels)
         self.augment = list(augment)
         self.batched = all(getattr(t, "batched", False) for t in self.augment)
 

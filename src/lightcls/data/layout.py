@@ -11,6 +11,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
+from lightcls.data.annotations import Label, read_annotations
 from lightcls.errors import LightclsError
 
 log = logging.getLogger(__name__)
@@ -20,8 +21,10 @@ IMAGE_SUFFIXES = frozenset({".png", ".jpg", ".jpeg", ".bmp", ".gif", ".webp", ".
 SPLIT_DIRS = {"train": ("training_set", "train"), "val": ("val_set", "val"), "test": ("test_set", "test")}
 #: Where the seeded split of a plain class-folder tree is written down.
 SPLIT_FILE = "lightcls_split.json"
+SPLITS_ORDER = ("train", "val", "test")
 
-Sample = tuple[Path, int]
+#: (file, label): a class index, or for a multi-label data set a tuple of them (empty: none of the classes)
+Sample = tuple[Path, Label]
 
 
 @dataclass(frozen=True)
@@ -31,10 +34,19 @@ class Layout:
     root: Path
     classes: list[str]
     splits: dict[str, list[Sample]]
+    multilabel: bool = False
 
     def has(self, split: str) -> bool:
         """True when `split` exists and holds at least one image."""
         return bool(self.splits.get(split))
+
+    def class_counts(self, split: str = "train") -> list[int]:
+        """Images of `split` per class (index i: label i; a multi-label image counts for each label)."""
+        counts = [0] * len(self.classes)
+        for _, label in self.splits.get(split, []):
+            for index in (label,) if isinstance(label, int) else label:
+                counts[index] += 1
+        return counts
 
 
 def expected_layout(root: Path) -> str:
@@ -50,32 +62,41 @@ def read_layout(
     val_fraction: float = 0.15,
     seed: int = 0,
     lists: Mapping[str, str | Path | None] | None = None,
+    label_delim: str = " ",
 ) -> Layout:
     """Read the layout at `root`; a plain tree of class folders gets a seeded split written down.
 
-    `lists` (split -> file, relative to `root` or absolute) replace a split's images with those the list
-    names: one `path label` line per image (PaddleClas's train_list.txt, mmpretrain's ann_file), each path
-    relative to the list's folder or absolute. A `train.txt` beside `val.txt` selects the training images.
+    `lists` (split -> file, relative to `root` or absolute) replace a split's images with those the file
+    names, in any format lightcls.data.annotations reads (`path label` lines as PaddleClas's train_list.txt
+    and mmpretrain's ann_file, and the multi-label formats), each path relative to the file's folder or
+    absolute. A `train.txt` beside `val.txt` selects the training images. A multi-label file makes the
+    whole data set multi-label.
     """
     root = Path(root).expanduser().resolve()
     if not root.is_dir():
         raise LightclsError(f"data set not found at {root}: {expected_layout(root)}")
     given = {split: Path(str(path)).expanduser() for split, path in (lists or {}).items() if path}
     layout = _read_split_layout(root, val_fraction, seed, listed_train="train" in given)
-    for split, path in given.items():
-        listing = path if path.is_absolute() else root / path
-        layout.splits[split] = _read_listing(listing, listing.parent, layout.classes, class_folders=False)
-    if "train" in given and not layout.splits["train"]:
+    classes: list[str] | None = layout.classes or None
+    splits, multilabel = dict(layout.splits), False
+    for split in sorted(given, key=SPLITS_ORDER.index):  # the training file may name the classes
+        listing = given[split] if given[split].is_absolute() else root / given[split]
+        found = read_annotations(listing, classes, label_delim)
+        classes = classes or found.classes
+        splits[split] = found.samples
+        multilabel = multilabel or found.multilabel
+    if "train" in given and not splits["train"]:
         raise LightclsError(f"{given['train']}: the training list names no images")
-    return layout
+    if multilabel:  # a single-label split of a multi-label set: one label each
+        splits = {s: [(p, (c,) if isinstance(c, int) else c) for p, c in v] for s, v in splits.items()}
+    return Layout(root, classes or [], splits, multilabel)
 
 
 def _read_split_layout(root: Path, val_fraction: float, seed: int, listed_train: bool) -> Layout:
     dirs = {split: _find_split_dir(root, names) for split, names in SPLIT_DIRS.items()}
     if dirs["train"] is None and listed_train:
-        if not (root / "classes.txt").is_file():
-            raise LightclsError(f"{root}/classes.txt: needed with a training list (line i names label i)")
-        return Layout(root, _read_classes(root, root), {"train": [], "val": [], "test": []})
+        classes = _read_classes(root, root) if (root / "classes.txt").is_file() else []  # or the list's
+        return Layout(root, classes, {"train": [], "val": [], "test": []})
     if dirs["train"] is None:
         return _plain_tree(root, val_fraction, seed)
     classes = _read_classes(root, dirs["train"])
@@ -157,34 +178,10 @@ def _scan(folder: Path, classes: list[str], classes_file: Path) -> list[Sample]:
     return samples
 
 
-def _read_listing(
-    listing: Path, folder: Path, classes: list[str], class_folders: bool = True
-) -> list[Sample]:
-    """Samples from a `val.txt`-style file: '<class>/<file> <label>' per line, relative to `folder` (with
-    `class_folders`, a path's first folder must be its label's class)."""
-    if not listing.is_file():
-        raise LightclsError(f"{listing}: no such list file")
-    samples: list[Sample] = []
-    for number, line in enumerate(listing.read_text(encoding="utf-8").splitlines(), start=1):
-        if not line.strip():
-            continue
-        rel, _, label_text = line.strip().rpartition(" ")
-        where = f"{listing}:{number}"
-        if not rel or not label_text.lstrip("-").isdigit():
-            raise LightclsError(f"{where}: expected '<class>/<file> <label>', got {line.strip()!r}")
-        label = int(label_text)
-        if not 0 <= label < len(classes):
-            raise LightclsError(f"{where}: label {label} is not in 0..{len(classes) - 1}")
-        path = Path(rel.strip()) if Path(rel.strip()).is_absolute() else folder / rel.strip()
-        if not path.is_file():
-            raise LightclsError(f"{where}: file {path} does not exist")
-        folder_class = Path(rel.strip()).parts[0] if len(Path(rel.strip()).parts) > 1 else None
-        if class_folders and folder_class is not None and folder_class != classes[label]:
-            raise LightclsError(
-                f"{where}: label {label} ({classes[label]!r}) disagrees with folder {folder_class!r}"
-            )
-        samples.append((path, label))
-    return samples
+def _read_listing(listing: Path, folder: Path, classes: list[str]) -> list[Sample]:
+    """Samples from a `val.txt`-style file: '<class>/<file> <label>' per line, relative to `folder` (a
+    path's first folder must be its label's class)."""
+    return read_annotations(listing, classes, folder=folder, class_folders=True).samples
 
 
 def _counts(samples: list[Sample], num_classes: int) -> list[int]:

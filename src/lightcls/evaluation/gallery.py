@@ -59,6 +59,38 @@ def find_mistakes(
     return result
 
 
+def find_label_mistakes(
+    samples: Sequence[tuple[Path, Sequence[int]]],
+    probs: torch.Tensor,
+    predicted: torch.Tensor,
+    classes: Sequence[str],
+    root: Path,
+) -> dict[str, Any]:
+    """A multi-label model's worst images (the most missed and spurious labels, then the largest gaps
+    between score and truth), as `find_mistakes` gives them, under one heading: `worst`."""
+    items = []
+    for (file, labels), row, hits in zip(samples, probs.tolist(), predicted.tolist(), strict=True):
+        truth = set(labels)
+        said = {i for i, hit in enumerate(hits) if hit}
+        missed, spurious = sorted(truth - said), sorted(said - truth)
+        if not missed and not spurious:
+            continue
+        gap = max(abs(row[i] - (i in truth)) for i in (*missed, *spurious))
+        rel = file.relative_to(root) if file.is_relative_to(root) else file
+        items.append(
+            {
+                "file": rel.as_posix(),
+                "true_class": " ".join(classes[i] for i in sorted(truth)) or "-",
+                "pred_class": " ".join(classes[i] for i in sorted(said)) or "-",
+                "score": gap,
+                "missed": [classes[i] for i in missed],
+                "spurious": [classes[i] for i in spurious],
+            }
+        )
+    items.sort(key=lambda i: (-(len(i["missed"]) + len(i["spurious"])), -i["score"]))
+    return {"wrong": {"worst": items} if items else {}, "confused_pairs": []}
+
+
 def write_gallery(mistakes: dict[str, Any], root: Path, folder: Path, per_class: int = 16) -> list[Path]:
     """`mistakes.json` and one grid PNG per class (`wrong_<class>.png`, `right_<class>.png`) in `folder`
     (grids left from an earlier evaluation into it removed)."""
@@ -86,13 +118,13 @@ def grid(files: Sequence[Path], items: Sequence[dict[str, Any]], path: Path, col
             img.draft("RGB", (TILE, TILE))  # a JPEG decodes at 1/2..1/8 scale, still >= the tile
             tile = ImageOps.pad(ImageOps.exif_transpose(img).convert("RGB"), (TILE - 4, TILE - 4))
         canvas.paste(tile, (x + 2, y + 2))
-        draw.text((x + 2, y + TILE), f"true {item['true_class']}", fill=(0, 0, 0), font=font)
-        draw.text(
-            (x + 2, y + TILE + 14),
-            f"pred {item['pred_class']} {item['score']:.2f}",
-            fill=(200, 0, 0),
-            font=font,
-        )
+        if "missed" in item:  # a multi-label image: the labels it missed, and those it added
+            first = f"missed {' '.join(item['missed']) or '-'}"
+            second = f"spurious {' '.join(item['spurious']) or '-'}"
+        else:
+            first, second = f"true {item['true_class']}", f"pred {item['pred_class']} {item['score']:.2f}"
+        draw.text((x + 2, y + TILE), first, fill=(0, 0, 0), font=font)
+        draw.text((x + 2, y + TILE + 14), second, fill=(200, 0, 0), font=font)
     canvas.save(path)
     return path
 

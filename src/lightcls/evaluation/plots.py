@@ -1,4 +1,5 @@
-"""The confusion matrix as a figure (matplotlib): counts and row-normalised side by side."""
+"""Evaluation figures (matplotlib): the confusion matrix, counts and row-normalised side by side; a
+multi-label model's precision-recall curves."""
 
 from __future__ import annotations
 
@@ -66,3 +67,40 @@ def confusion_matrix_figure(matrix: Sequence[Sequence[int]], classes: Sequence[s
                         color="white" if v > limit else "black",
                     )
     return fig
+
+
+def plot_pr_curves(probs: torch.Tensor, target: torch.Tensor, classes: Sequence[str], path: Path) -> Path:
+    """Save each class's precision-recall curve (a multi-label model's scores; AP in the legend) as a PNG."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    from torchmetrics.functional.classification import multilabel_precision_recall_curve
+
+    from lightcls.evaluation.metrics import average_precisions
+
+    n = len(classes)
+    precision, recall, _ = multilabel_precision_recall_curve(probs.float(), target.long(), n)
+    aps = average_precisions(probs, target)
+    with figure_fonts():
+        fig, ax = plt.subplots(figsize=(7, 5), layout="constrained")
+        for i in range(n):
+            if aps[i] is None:  # no positive image: no curve
+                continue
+            ax.plot(
+                recall[i].numpy(),
+                precision[i].numpy(),
+                label=f"{classes[i]} (AP {aps[i]:.3f})" if n <= 20 else None,
+            )
+        ax.set(
+            xlabel="recall",
+            ylabel="precision",
+            xlim=(0, 1),
+            ylim=(0, 1.02),
+            title="precision-recall per class",
+        )
+        if n <= 20:
+            ax.legend(fontsize=7, loc="lower left")
+        fig.savefig(path, dpi=100)
+    plt.close(fig)
+    return path

@@ -39,9 +39,13 @@ def export_model(
     net = net.eval().cpu()
     if fp16:
         net = Float16(copy.deepcopy(net)).eval()
+    multilabel = meta.get("task") == "multilabel"
+    if multilabel:  # a deployed multi-label model answers each label's probability
+        net = Sigmoid(net).eval()
+        meta = {**meta, "output": "sigmoid probabilities, one per label", "activation": "sigmoid"}
     path.parent.mkdir(parents=True, exist_ok=True)
     if fmt == "onnx":
-        _export_onnx(net, example, path, dynamic_batch, opset)
+        _export_onnx(net, example, path, dynamic_batch, opset, "scores" if multilabel else "logits")
     else:
         with torch.no_grad(), warnings.catch_warnings():
             warnings.filterwarnings("ignore", "`torch.jit", FutureWarning)  # deprecated: said in export.yaml
@@ -60,6 +64,17 @@ def export_model(
     return path, sidecar
 
 
+class Sigmoid(nn.Module):
+    """`net` followed by a sigmoid: a multi-label model's exported output is each label's probability."""
+
+    def __init__(self, net: nn.Module) -> None:
+        super().__init__()
+        self.net = net
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.net(x).sigmoid()
+
+
 class Float16(nn.Module):
     """`net` in float16 between float32 input and output, so a deployed model's interface does not change."""
 
@@ -72,7 +87,12 @@ class Float16(nn.Module):
 
 
 def _export_onnx(
-    net: nn.Module, example: torch.Tensor, path: Path, dynamic_batch: bool, opset: int | None
+    net: nn.Module,
+    example: torch.Tensor,
+    path: Path,
+    dynamic_batch: bool,
+    opset: int | None,
+    output: str = "logits",
 ) -> None:
     """torch.onnx's dynamo exporter (needs onnxscript: `pip install lightcls[export]`)."""
     try:
@@ -92,7 +112,7 @@ def _export_onnx(
         (example,),
         str(path),
         input_names=["input"],
-        output_names=["logits"],
+        output_names=[output],
         dynamic_shapes=dynamic,
         dynamo=True,
         external_data=False,

@@ -85,6 +85,8 @@ def predict_files(
         images, names = decode_files(predictor, files[start : start + batch_size], skipped)
         if images:
             probs = predictor.probabilities(images)
-            for file, result in zip(names, results_from_probs(probs, predictor.classes, topk), strict=True):
+            for file, result in zip(
+                names, results_from_probs(probs, predictor.classes, topk, predictor.thresholds), strict=True
+            ):
                 results.append({"file": str(file), **result})
     return results, skipped

@@ -35,9 +35,20 @@ class Predictor:
         self.preprocess = Preprocess.from_dict(meta["preprocess"])
         self.channels = self.preprocess.channels
         self.transform = self.preprocess.eval_transform()
+        #: several labels per image: sigmoid scores, and each label predicted at or above its threshold
+        self.multilabel = meta.get("task") == "multilabel"
+        thresholds = meta.get("thresholds")
+        self.thresholds: list[float] | None = (
+            [float(t) for t in thresholds] if self.multilabel and thresholds else None
+        )
+        if self.multilabel and self.thresholds is None:
+            self.thresholds = [0.5] * len(self.classes)
+        #: "sigmoid" where the model's output already is each label's probability (a multi-label export)
+        self.activation = meta.get("activation")
 
     def logits(self, batch: torch.Tensor) -> torch.Tensor:
-        """Logits (N, classes) for a normalized float batch (N, C, H, W)."""
+        """Logits (N, classes) for a normalized float batch (N, C, H, W) (a multi-label export: its
+        probabilities, `activation` says so)."""
         raise NotImplementedError
 
     def to_tensor(self, image: ImageInput) -> torch.Tensor:
@@ -63,17 +74,21 @@ class Predictor:
 
     @torch.inference_mode()
     def probabilities(self, images: Sequence[torch.Tensor]) -> torch.Tensor:
-        """Softmax probabilities (N, classes) for uint8 image tensors (preprocessed here)."""
+        """Probabilities (N, classes) for uint8 image tensors (preprocessed here): softmax, or each label's
+        sigmoid for a multi-label model."""
         batch = torch.stack([self.transform(image) for image in images])
-        return self.logits(batch).float().softmax(dim=-1)
+        logits = self.logits(batch).float()
+        if self.activation == "sigmoid":
+            return logits
+        return logits.sigmoid() if self.multilabel else logits.softmax(dim=-1)
 
 
 class CheckpointPredictor(Predictor):
     """A lightcls `.ckpt`, rebuilt from the checkpoint alone and run in PyTorch."""
 
     def __init__(self, path: str | Path, device: str = "cpu") -> None:
-        hparams = read_checkpoint(path)["hyper_parameters"]
-        super().__init__(contract(hparams))
+        ckpt = read_checkpoint(path)
+        super().__init__(contract(ckpt["hyper_parameters"], ckpt["state_dict"]))
         self.device = _device(device)
         self.module = ClassificationModule.from_checkpoint(path).to(self.device)
 
@@ -167,8 +182,17 @@ def load_predictor(path: str | Path, device: str = "cpu", provider: str | None =
     return CheckpointPredictor(path, device)
 
 
-def results_from_probs(probs: torch.Tensor, classes: Sequence[str], topk: int = 3) -> list[dict[str, Any]]:
-    """Per image: `pred_label`, `pred_score`, `pred_class` (MMEdu/mmpretrain keys) and the top-k."""
+def results_from_probs(
+    probs: torch.Tensor,
+    classes: Sequence[str],
+    topk: int = 3,
+    thresholds: Sequence[float] | None = None,
+) -> list[dict[str, Any]]:
+    """Per image: `pred_label`, `pred_score`, `pred_class` (MMEdu/mmpretrain keys) and the top-k; for a
+    multi-label model (`thresholds` given) also `labels`: every class at or above its threshold, best first
+    (`pred_*` name the best of them, or the top score when none is)."""
+    if thresholds is not None:
+        return [_labels_result(row, classes, thresholds, topk) for row in probs]
     k = max(1, min(int(topk), len(classes)))
     scores, labels = probs.topk(k, dim=-1)
     return [
@@ -185,14 +209,44 @@ def results_from_probs(probs: torch.Tensor, classes: Sequence[str], topk: int = 
     ]
 
 
-def contract(hparams: dict[str, Any]) -> dict[str, Any]:
-    """The input contract a deployed model needs: model name, class names and preprocessing."""
+def _labels_result(
+    row: torch.Tensor, classes: Sequence[str], thresholds: Sequence[float], topk: int
+) -> dict[str, Any]:
+    """A multi-label image's result: its labels (scores at or above their thresholds), then the top-k."""
+    scores = row.tolist()
+    order = sorted(range(len(classes)), key=lambda i: -scores[i])
+    chosen = [i for i in order if scores[i] >= thresholds[i]]
+    best = chosen[0] if chosen else order[0]
     return {
+        "labels": [{"label": i, "class": classes[i], "score": scores[i]} for i in chosen],
+        "pred_label": best,
+        "pred_score": scores[best],
+        "pred_class": classes[best],
+        "topk": [
+            {"label": i, "class": classes[i], "score": scores[i]}
+            for i in order[: max(1, min(topk, len(order)))]
+        ],
+    }
+
+
+def contract(hparams: dict[str, Any], state_dict: dict[str, Any] | None = None) -> dict[str, Any]:
+    """The input contract a deployed model needs: model name, class names and preprocessing; for a
+    multi-label model its task and per-class thresholds (saved with its weights)."""
+    meta = {
         "model": hparams["model"]["name"],
         "classes": list(hparams["classes"]),
         "preprocess": Preprocess.from_dict(hparams["preprocess"]).describe(),
         "output": "logits (softmax for probabilities)",
     }
+    if hparams.get("task") == "multilabel":
+        saved = (state_dict or {}).get("thresholds")
+        thresholds = saved.tolist() if saved is not None else [0.5] * len(meta["classes"])
+        meta.update(
+            task="multilabel",
+            output="logits (sigmoid for each label's probability)",
+            thresholds=[round(float(t), 6) for t in thresholds],
+        )
+    return meta
 
 
 def _float_to_uint8(array: np.ndarray) -> np.ndarray:

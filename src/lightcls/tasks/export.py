@@ -76,6 +76,8 @@ def check_parity(
     with torch.inference_mode():
         expected = source.logits(batch)
         got = target.logits(batch)
+    if source.multilabel:
+        return _label_parity(exported, expected.sigmoid(), got, source.thresholds or [], atol, kind)
     diff = float((expected - got).abs().max())
     allowed = atol + rtol * float(expected.abs().max())
     top2 = expected.topk(min(2, expected.shape[1]), dim=1).values
@@ -95,6 +97,29 @@ def check_parity(
     }
 
 
+def _label_parity(
+    exported: Path, expected: torch.Tensor, got: torch.Tensor, thresholds: list[float], atol: float, kind: str
+) -> dict[str, Any]:
+    """A multi-label export's parity: its probabilities against the checkpoint's, and the same labels at
+    the thresholds wherever a probability is further than the allowed difference from its threshold."""
+    diff = float((expected - got).abs().max())
+    limit = torch.tensor(thresholds)
+    clear = (expected - limit).abs() > atol
+    same = bool(((expected >= limit) == (got >= limit))[clear].all())
+    if diff > atol or not same:
+        raise LightclsError(
+            f"parity check failed for {exported}: max abs probability diff {diff:.3g} (allowed {atol:.3g}), "
+            f"same labels: {same}"
+        )
+    return {
+        "images": len(expected),
+        "source": kind,
+        "max_abs_diff": diff,
+        "allowed_diff": atol,
+        "same_top1": same,
+    }
+
+
 def _parity_files(cfg: DictConfig) -> list[Path]:
     """A few real images: from `parity_input`, else spread over the data set the checkpoint records."""
     n = int(cfg.parity_images)
@@ -106,7 +131,14 @@ def _parity_files(cfg: DictConfig) -> list[Path]:
         data = {**data, "root": Manifest.read(str(data["root"])).source}
     if not data or not Path(data["root"]).is_dir():
         return []
-    layout = read_layout(data["root"], data.get("val_fraction", 0.15), data.get("split_seed", 0))
+    lists = {split: data.get(f"{split}_list") for split in ("train", "val", "test")}
+    layout = read_layout(
+        data["root"],
+        data.get("val_fraction", 0.15),
+        data.get("split_seed", 0),
+        lists,
+        data.get("label_delim", " "),
+    )
     samples = layout.splits.get("test") or layout.splits.get("val") or layout.splits["train"]
     step = max(1, len(samples) // n)
     return [file for file, _ in samples[::step][:n]]

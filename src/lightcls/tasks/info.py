@@ -44,7 +44,7 @@ def info(cfg: DictConfig) -> dict[str, Any]:
         net = ClassificationModule.from_checkpoint(cfg.ckpt_path).net
         facts: dict[str, Any] = {
             "ckpt": str(Path(str(cfg.ckpt_path)).resolve()),
-            **contract(ckpt["hyper_parameters"]),
+            **contract(ckpt["hyper_parameters"], ckpt["state_dict"]),
         }
         facts["epoch"] = ckpt.get("epoch")
     elif cfg.get("model"):

@@ -68,15 +68,19 @@ def print_results(
 ) -> None:
     """A table: file, predicted class, class index, confidence, top-k; then what was skipped."""
     table = Table(title=f"lightcls predict: {len(results)} images")
-    for column in ("file", "class", "label", "score", "top-k"):
+    multilabel = bool(results) and "labels" in results[0]
+    columns = ("file", "labels", "top-k") if multilabel else ("file", "class", "label", "score", "top-k")
+    for column in columns:
         table.add_column(column, justify="right" if column in ("label", "score") else "left")
     for result in results[:rows]:
+        name = Path(result["file"]).name if "file" in result else "(image)"
+        topk = ", ".join(f"{t['class']} {t['score']:.2f}" for t in result["topk"])
+        if multilabel:
+            labels = ", ".join(f"{t['class']} {t['score']:.2f}" for t in result["labels"]) or "(none)"
+            table.add_row(name, labels, topk)
+            continue
         table.add_row(
-            Path(result["file"]).name if "file" in result else "(image)",
-            result["pred_class"],
-            str(result["pred_label"]),
-            f"{result['pred_score']:.4f}",
-            ", ".join(f"{t['class']} {t['score']:.2f}" for t in result["topk"]),
+            name, result["pred_class"], str(result["pred_label"]), f"{result['pred_score']:.4f}", topk
         )
     console = Console()
     console.print(table)
@@ -91,10 +95,16 @@ def print_results(
 def _write_csv(results: list[dict[str, Any]], path: Path) -> None:
     with path.open("w", newline="", encoding="utf-8") as f:
         writer = csv.writer(f)
-        writer.writerow(["file", "pred_label", "pred_class", "pred_score", "topk"])
+        multilabel = bool(results) and "labels" in results[0]
+        writer.writerow(
+            ["file", "pred_label", "pred_class", "pred_score", "topk", *(["labels"] * multilabel)]
+        )
         for r in results:
             topk = ";".join(f"{t['class']}:{t['score']:.6f}" for t in r["topk"])
-            writer.writerow([r["file"], r["pred_label"], r["pred_class"], f"{r['pred_score']:.6f}", topk])
+            labels = [";".join(f"{t['class']}:{t['score']:.6f}" for t in r["labels"])] if multilabel else []
+            writer.writerow(
+                [r["file"], r["pred_label"], r["pred_class"], f"{r['pred_score']:.6f}", topk, *labels]
+            )
 
 
 def _flat_name(file: str) -> str:

@@ -67,7 +67,8 @@ class EpochCheckpoint(ModelCheckpoint):
 
 
 class TestPredictions(Callback):
-    """Every test batch's class probabilities and labels, in order: what an evaluation's files are written
+    """Every test batch's class probabilities (the module's `probabilities`: softmax, or sigmoid for
+    multi-label) and labels, in order: what an evaluation's files are written
     from (the test step returns its logits)."""
 
     def __init__(self) -> None:
@@ -86,7 +87,7 @@ class TestPredictions(Callback):
         batch_idx: int,
         dataloader_idx: int = 0,
     ) -> None:
-        self.probs.append(outputs.detach().float().softmax(dim=-1).cpu())
+        self.probs.append(pl_module.probabilities(outputs.detach()).cpu())
         self.labels.append(batch[1].detach().cpu())
 
     @property

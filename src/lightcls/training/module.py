@@ -11,8 +11,8 @@ import lightning as L
 import torch
 from lightning.pytorch.loggers import TensorBoardLogger
 from torch import nn
-from torchmetrics import MeanMetric, MetricCollection
-from torchmetrics.classification import MulticlassAccuracy, MulticlassConfusionMatrix
+from torchmetrics import MeanMetric, Metric, MetricCollection, SumMetric
+from torchmetrics.classification import MulticlassAccuracy, MulticlassConfusionMatrix, MultilabelF1Score
 from torchvision.transforms import v2
 
 from lightcls.ckpt import read_checkpoint
@@ -21,6 +21,7 @@ from lightcls.data.preprocess import Preprocess
 from lightcls.errors import LightclsError
 from lightcls.evaluation import confusion_matrix_figure
 from lightcls.evaluation.fonts import figure_fonts
+from lightcls.evaluation.metrics import binarize, mean_average_precision
 from lightcls.models import build_model
 from lightcls.training.optim import build_optimizer, build_schedule, continued_schedule
 from lightcls.training.preprocessor import BatchPreprocessor
@@ -45,7 +46,12 @@ class ClassificationModule(L.LightningModule):
         label_smoothing: cross-entropy label smoothing.
         mix: batch-level MixUp/CutMix for training: `mixup` and `cutmix` are their Beta alphas (0: off; both
             on: one of the two per batch). The loss takes the mixed soft targets; top-1 the hard labels.
-        class_weights: per-class weights of the loss (data.balance=loss), or None.
+        class_weights: per-class weights of the loss (data.balance=loss), or None; for a multi-label
+            model, BCE's `pos_weight` (each class's negatives/positives ratio).
+        task: "multiclass" (one label per image: softmax, cross-entropy, top-k accuracy) or "multilabel"
+            (several: sigmoid, BCE or ASL, mAP and F1 at per-class thresholds); taken from the data.
+        loss: `name`: auto (cross-entropy, or BCE for multi-label), bce, or asl (multi-label's asymmetric
+            loss, with `gamma_neg`, `gamma_pos`, `clip`).
     """
 
     def __init__(
@@ -58,23 +64,38 @@ class ClassificationModule(L.LightningModule):
         label_smoothing: float = 0.0,
         mix: Mapping[str, float] | None = None,
         class_weights: Sequence[float] | None = None,
+        task: str = "multiclass",
+        loss: Mapping[str, Any] | None = None,
     ) -> None:
         super().__init__()
+        if task not in TASKS:
+            raise LightclsError(f"task must be one of {', '.join(TASKS)}, got {task!r}")
         self.save_hyperparameters()
         num_classes = len(classes)
+        self.multilabel = task == "multilabel"
         self.preprocess = Preprocess.from_dict(preprocess)
         self.net = build_model(model["name"], num_classes, self.preprocess.channels)
-        weight = torch.tensor(class_weights, dtype=torch.float32) if class_weights else None
-        self.criterion = nn.CrossEntropyLoss(weight=weight, label_smoothing=label_smoothing)
+        self.criterion = build_loss(loss or {}, task, class_weights, label_smoothing)
         self.mix = build_mix(mix or {}, num_classes)
-        self.train_top1 = MulticlassAccuracy(num_classes, top_k=1, average="micro")
         self.train_loss = MeanMetric()
-        topk = {"top1": MulticlassAccuracy(num_classes, top_k=1, average="micro")}
-        if num_classes > 5:
-            topk["top5"] = MulticlassAccuracy(num_classes, top_k=5, average="micro")
-        self.val_metrics = MetricCollection(topk, prefix="val/")
+        if self.multilabel:
+            # a label is predicted at probability >= its threshold (tuned ones are saved with the weights)
+            self.register_buffer("thresholds", torch.full((num_classes,), DEFAULT_THRESHOLD))
+            self.train_top1 = MultilabelF1Score(num_classes, average="micro")
+            scores: dict[str, Metric] = {
+                "map": MeanAveragePrecision(),
+                "f1_micro": MultilabelF1Score(num_classes, average="micro"),
+                "f1_macro": MultilabelF1Score(num_classes, average="macro"),
+            }
+        else:
+            self.train_top1 = MulticlassAccuracy(num_classes, top_k=1, average="micro")
+            scores = {"top1": MulticlassAccuracy(num_classes, top_k=1, average="micro")}
+            if num_classes > 5:
+                scores["top5"] = MulticlassAccuracy(num_classes, top_k=5, average="micro")
+        self.val_metrics = MetricCollection(scores, prefix="val/")
         self.test_metrics = self.val_metrics.clone(prefix="test/")
-        self.test_confusion = MulticlassConfusionMatrix(num_classes)
+        self.test_confusion = MulticlassConfusionMatrix(num_classes) if not self.multilabel else None
+        self.test_images = SumMetric()
         self.preprocessor = BatchPreprocessor(self.preprocess, self.mix)
         self._recorder = EpochRecorder()
         self._epoch_lrs: list[float] = []
@@ -82,6 +103,10 @@ class ClassificationModule(L.LightningModule):
         self._resumed_lrs: list[float] = []
         self._resumed_lrs_epoch = 0
         self._validated_epoch = -1  # the last epoch whose validation ran (every N epochs: not each one)
+        #: the training metric's name: top-1 accuracy, or a multi-label model's micro F1 at its thresholds
+        self.train_name = "f1" if self.multilabel else "top1"
+        #: the validation metrics of the per-epoch record
+        self.val_names = ("map", "f1_micro", "f1_macro") if self.multilabel else ("top1", "top5")
 
     @classmethod
     def from_checkpoint(cls, path: str | Path, what: str = "ckpt_path") -> ClassificationModule:
@@ -100,6 +125,25 @@ class ClassificationModule(L.LightningModule):
     def classes(self) -> list[str]:
         """Class names; index i is label i."""
         return list(self.hparams["classes"])
+
+    @property
+    def task(self) -> str:
+        """ "multiclass" or "multilabel"."""
+        return "multilabel" if self.multilabel else "multiclass"
+
+    @property
+    def score_name(self) -> str:
+        """The validation metric that picks the best checkpoint: `top1`, or `map` for a multi-label model."""
+        return "map" if self.multilabel else "top1"
+
+    def probabilities(self, logits: torch.Tensor) -> torch.Tensor:
+        """Class probabilities for logits: softmax, or each label's sigmoid for a multi-label model."""
+        logits = logits.float()
+        return logits.sigmoid() if self.multilabel else logits.softmax(dim=-1)
+
+    def _predicted(self, logits: torch.Tensor) -> torch.Tensor:
+        """What accuracy-like metrics take: logits, or a multi-label model's 0/1 labels at its thresholds."""
+        return binarize(logits.sigmoid(), self.thresholds) if self.multilabel else logits
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """Logits for a normalized batch."""
@@ -136,7 +180,7 @@ class ClassificationModule(L.LightningModule):
         x, y, *soft = batch
         logits = self(x)
         loss = self.criterion(logits, soft[0] if soft else y)
-        self.train_top1.update(logits.detach(), y)
+        self.train_top1.update(self._predicted(logits.detach()), y.long() if self.multilabel else y)
         self.train_loss.update(loss.detach(), len(y))
         every = self.trainer.log_every_n_steps
         if (
@@ -188,22 +232,22 @@ class ClassificationModule(L.LightningModule):
         self.train_loss.reset()
         self.train_top1.reset()
         self.log("train/loss_epoch", loss, sync_dist=True)
-        self.log("train/top1", top1, sync_dist=True)
+        self.log(f"train/{self.train_name}", top1, sync_dist=True)
         if not self.trainer.is_global_zero or self.trainer.sanity_checking:
             return
         metrics = self.trainer.callback_metrics if self._validated_epoch == self.current_epoch else {}
         values = {
             "epoch": self.current_epoch + 1,
             "train_loss": float(loss),
-            "train_top1": float(top1),
+            f"train_{self.train_name}": float(top1),
             "lr": self._epoch_lrs[0] if self._epoch_lrs else None,
-            **{f"val_{k}": _item(metrics.get(f"val/{k}")) for k in ("loss", "top1", "top5")},
+            **{f"val_{k}": _item(metrics.get(f"val/{k}")) for k in ("loss", *self.val_names)},
         }
         if self.device.type == "cuda":
             values["gpu_peak_mb"] = torch.cuda.max_memory_allocated(self.device) / 2**20
         folder = self.trainer.default_root_dir
         self._recorder.write(
-            values, self.trainer.max_epochs, Path(folder) / "metrics.csv" if folder else None
+            values, self.trainer.max_epochs, Path(folder) / "metrics.csv" if folder else None, self.task
         )
 
     def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
@@ -225,14 +269,19 @@ class ClassificationModule(L.LightningModule):
     def test_step(self, batch: tuple[torch.Tensor, torch.Tensor], batch_idx: int) -> torch.Tensor:
         """The batch's logits (a TestPredictions callback keeps them), after updating the test metrics."""
         logits = self._eval_step(batch, self.test_metrics, "test")
-        self.test_confusion.update(logits, batch[1])
+        self.test_images.update(len(logits))
+        if self.test_confusion is not None:
+            self.test_confusion.update(logits, batch[1])
         return logits
 
     def on_test_epoch_end(self) -> None:
         """Log how many images were tested and show the confusion matrix in TensorBoard."""
+        self.log("test/images", self.test_images.compute().float())
+        self.test_images.reset()
+        if self.test_confusion is None:
+            return
         counts = self.test_confusion.compute()
         self.test_confusion.reset()
-        self.log("test/images", counts.sum().float())
         matrix = counts.tolist()
         loggers = [lg for lg in self.loggers if isinstance(lg, TensorBoardLogger)]
         if loggers and self.trainer.is_global_zero:
@@ -247,7 +296,13 @@ class ClassificationModule(L.LightningModule):
         x, y = batch
         logits = self(x)
         loss = self.criterion(logits, y)
-        metrics.update(logits, y)
+        if self.multilabel:
+            metrics["map"].update(logits.sigmoid(), y)
+            predicted = self._predicted(logits)
+            for name in ("f1_micro", "f1_macro"):
+                metrics[name].update(predicted, y.long())
+        else:
+            metrics.update(logits, y)
         self.log(f"{split}/loss", loss, on_epoch=True, sync_dist=True, batch_size=len(y))
         self.log_dict(metrics, on_epoch=True, prog_bar=True, batch_size=len(y))
         return logits
@@ -255,7 +310,7 @@ class ClassificationModule(L.LightningModule):
     def predict_step(self, batch: Any, batch_idx: int) -> torch.Tensor:
         """Class probabilities for a batch (images, or (images, labels))."""
         x = batch[0] if isinstance(batch, (tuple, list)) else batch
-        return self(x).softmax(dim=-1)
+        return self.probabilities(self(x))
 
     def configure_optimizers(self) -> Any:
         """The optimizer and per-epoch schedule of the run's config (lightcls.training.optim)."""
@@ -272,6 +327,101 @@ class ClassificationModule(L.LightningModule):
             "optimizer": optimizer,
             "lr_scheduler": {"scheduler": scheduler, "interval": interval},
         }
+
+
+TASKS = ("multiclass", "multilabel")
+LOSSES = ("auto", "ce", "bce", "asl")
+DEFAULT_THRESHOLD = 0.5
+
+
+def build_loss(
+    config: Mapping[str, Any], task: str, class_weights: Sequence[float] | None, label_smoothing: float
+) -> nn.Module:
+    """The loss of `config["name"]` for `task`: auto is cross-entropy (single-label) or BCE (multi-label)."""
+    name = config.get("name", "auto")
+    if name not in LOSSES:
+        raise LightclsError(f"loss={name}: choose one of {', '.join(LOSSES)}")
+    weight = torch.tensor(class_weights, dtype=torch.float32) if class_weights else None
+    if task == "multiclass":
+        if name in ("bce", "asl"):
+            raise LightclsError(
+                f"loss={name} is for multi-label data (several labels per image); this data set gives one "
+                "label per image: use loss=auto (cross-entropy)"
+            )
+        return nn.CrossEntropyLoss(weight=weight, label_smoothing=label_smoothing)
+    if name == "ce":
+        raise LightclsError("loss=ce needs one label per image; this data set is multi-label: use loss=auto")
+    if name == "asl":
+        options = {k: float(config[k]) for k in ("gamma_neg", "gamma_pos", "clip") if k in config}
+        return AsymmetricLoss(**options, pos_weight=weight, label_smoothing=label_smoothing)
+    return SmoothedBCE(pos_weight=weight, label_smoothing=label_smoothing)
+
+
+class SmoothedBCE(nn.BCEWithLogitsLoss):
+    """BCE with logits whose targets are smoothed towards 0.5 by `label_smoothing`."""
+
+    def __init__(self, pos_weight: torch.Tensor | None = None, label_smoothing: float = 0.0) -> None:
+        super().__init__(pos_weight=pos_weight)
+        self.label_smoothing = float(label_smoothing)
+
+    def forward(self, logits: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+        target = target.float()
+        if self.label_smoothing:
+            target = target * (1 - self.label_smoothing) + 0.5 * self.label_smoothing
+        return super().forward(logits, target)
+
+
+class AsymmetricLoss(nn.Module):
+    """The asymmetric loss for multi-label data (Ridnik et al., ICCV 2021): focusing `gamma_neg` on
+    negatives and `gamma_pos` on positives, and negatives' probabilities shifted down by `clip`, so the
+    many easy negatives weigh less. Averaged over every label as BCE is. Hand-written: neither torch nor
+    torchvision has it (timm's is not a dependency)."""
+
+    def __init__(
+        self,
+        gamma_neg: float = 4.0,
+        gamma_pos: float = 0.0,
+        clip: float = 0.05,
+        pos_weight: torch.Tensor | None = None,
+        label_smoothing: float = 0.0,
+    ) -> None:
+        super().__init__()
+        self.gamma_neg, self.gamma_pos, self.clip = gamma_neg, gamma_pos, clip
+        self.label_smoothing = float(label_smoothing)
+        self.register_buffer("pos_weight", pos_weight)
+
+    def forward(self, logits: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+        target = target.float()
+        if self.label_smoothing:
+            target = target * (1 - self.label_smoothing) + 0.5 * self.label_smoothing
+        p = logits.float().sigmoid()
+        p_neg = (p - self.clip).clamp(min=0) if self.clip > 0 else p
+        pos = target * nn.functional.logsigmoid(logits.float()) * (1 - p) ** self.gamma_pos
+        if self.pos_weight is not None:
+            pos = pos * self.pos_weight
+        neg = (1 - target) * torch.log((1 - p_neg).clamp(min=1e-8)) * p_neg**self.gamma_neg
+        return -(pos + neg).mean()
+
+
+class MeanAveragePrecision(Metric):
+    """mAP over the epoch's images (lightcls.evaluation.metrics.mean_average_precision: classes with no
+    positive image left out, as mmpretrain does; torchmetrics' macro average counts them as 0)."""
+
+    full_state_update = False
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.add_state("probs", default=[], dist_reduce_fx="cat")
+        self.add_state("target", default=[], dist_reduce_fx="cat")
+
+    def update(self, probs: torch.Tensor, target: torch.Tensor) -> None:
+        self.probs.append(probs.detach().float())
+        self.target.append(target.detach().long())
+
+    def compute(self) -> torch.Tensor:
+        probs = torch.cat(self.probs) if isinstance(self.probs, list) else self.probs
+        target = torch.cat(self.target) if isinstance(self.target, list) else self.target
+        return torch.tensor(mean_average_precision(probs.cpu(), target.cpu()))
 
 
 def build_mix(config: Mapping[str, float], num_classes: int) -> v2.Transform | None:

@@ -29,6 +29,16 @@ COLUMNS = (
     "gpu_peak_mb",
     "elapsed_seconds",
 )
+#: a multi-label run's columns: its training F1 (micro, at the thresholds), val mAP and F1s in top-k's place
+MULTILABEL_COLUMNS = tuple(
+    c
+    for name in COLUMNS
+    for c in {
+        "train_top1": ("train_f1",),
+        "val_top1": ("val_map",),
+        "val_top5": ("val_f1_micro", "val_f1_macro"),
+    }.get(name, (name,))
+)
 
 
 class EpochRecorder:
@@ -51,7 +61,13 @@ class EpochRecorder:
     def batch_end(self) -> None:
         self._batch_end = time.perf_counter()
 
-    def write(self, values: dict[str, float | int | None], max_epochs: int, csv_path: Path | None) -> None:
+    def write(
+        self,
+        values: dict[str, float | int | None],
+        max_epochs: int,
+        csv_path: Path | None,
+        task: str = "multiclass",
+    ) -> None:
         """Log `[Epoch e/N] ...` (1-based) and append the row to `csv_path` (header on a new file)."""
         seconds = time.perf_counter() - self._start
         row = {
@@ -65,30 +81,32 @@ class EpochRecorder:
         log.info(line(row, max_epochs))
         if csv_path is None:
             return
+        columns = MULTILABEL_COLUMNS if task == "multilabel" else COLUMNS
         new = not csv_path.is_file()
         csv_path.parent.mkdir(parents=True, exist_ok=True)
         with csv_path.open("a", newline="", encoding="utf-8") as f:
-            writer = csv.DictWriter(f, fieldnames=COLUMNS, extrasaction="ignore")
+            writer = csv.DictWriter(f, fieldnames=columns, extrasaction="ignore")
             if new:
                 writer.writeheader()
-            writer.writerow({k: ("" if row.get(k) is None else row[k]) for k in COLUMNS})
+            writer.writerow({k: ("" if row.get(k) is None else row[k]) for k in columns})
 
 
 def line(row: dict[str, float | int | None], max_epochs: int) -> str:
-    """`[Epoch 3/20] train loss .. top1 .. lr .. time ..s data ..s | val loss .. top1 .. top5 ..`."""
+    """`[Epoch 3/20] train loss .. top1 .. lr .. time ..s data ..s | val loss .. top1 .. top5 ..` (a
+    multi-label run: train f1, val map, f1_micro, f1_macro)."""
 
     def fmt(key: str, digits: int = 4) -> str:
         value = row.get(key)
         return "-" if value is None else f"{value:.{digits}g}" if isinstance(value, float) else str(value)
 
+    train = "f1" if "train_f1" in row else "top1"
     text = (
-        f"[Epoch {row['epoch']}/{max_epochs}] train loss {fmt('train_loss')} top1 {fmt('train_top1')} "
+        f"[Epoch {row['epoch']}/{max_epochs}] train loss {fmt('train_loss')} {train} {fmt('train_' + train)} "
         f"lr {fmt('lr', 3)} time {fmt('epoch_seconds', 3)}s data {fmt('data_seconds', 2)}s"
     )
     if row.get("gpu_peak_mb") is not None:
         text += f" mem {row['gpu_peak_mb']:.0f}MB"
-    if row.get("val_top1") is not None:
-        text += f" | val loss {fmt('val_loss')} top1 {fmt('val_top1')}"
-        if row.get("val_top5") is not None:
-            text += f" top5 {fmt('val_top5')}"
+    shown = [k for k in ("top1", "top5", "map", "f1_micro", "f1_macro") if row.get(f"val_{k}") is not None]
+    if shown:
+        text += f" | val loss {fmt('val_loss')} " + " ".join(f"{k} {fmt('val_' + k)}" for k in shown)
     return text

@@ -20,8 +20,9 @@ from lightcls.data.shards import Manifest, has_manifest
 from lightcls.errors import LightclsError
 from lightcls.evaluation import classification_metrics, plot_confusion_matrix, write_metrics
 from lightcls.evaluation.annotate import annotate
-from lightcls.evaluation.gallery import find_mistakes, write_gallery
-from lightcls.evaluation.metrics import AVERAGES
+from lightcls.evaluation.gallery import find_label_mistakes, find_mistakes, write_gallery
+from lightcls.evaluation.metrics import AVERAGES, binarize, multilabel_metrics
+from lightcls.evaluation.plots import plot_pr_curves
 from lightcls.inference import load_predictor
 from lightcls.training import ClassificationModule
 from lightcls.training.callbacks import TestPredictions
@@ -48,10 +49,12 @@ def evaluate_checkpoint(cfg: DictConfig) -> dict[str, Any]:
         predictor = load_predictor(ckpt, device=str(cfg.accelerator), provider=cfg.provider)
         classes, model_name = predictor.classes, predictor.meta["model"]
         preprocess, saved = predictor.preprocess.to_dict(), predictor.meta.get("data")
+        thresholds = predictor.thresholds
     else:
         module = ClassificationModule.from_checkpoint(ckpt)
         classes, model_name = module.classes, module.hparams["model"]["name"]
         preprocess, saved = module.preprocess.to_dict(), data_provenance(read_checkpoint(ckpt))
+        thresholds = module.thresholds.tolist() if module.multilabel else None
     datamodule = eval_datamodule(cfg, saved, preprocess)
     if datamodule.classes != classes:
         raise LightclsError(
@@ -66,7 +69,7 @@ def evaluate_checkpoint(cfg: DictConfig) -> dict[str, Any]:
             probs, target = _predict_exported(predictor, datamodule, cfg.split)
         else:
             probs, target = _predict_split(module, datamodule, cfg)
-    metrics = write_evaluation(cfg, ckpt, model_name, datamodule, probs, target)
+    metrics = write_evaluation(cfg, ckpt, model_name, datamodule, probs, target, thresholds=thresholds)
     print_metrics(metrics, Path(cfg.paths.output_dir).resolve())
     return metrics
 
@@ -78,12 +81,18 @@ def write_evaluation(
     datamodule: ImageDataModule,
     probs: torch.Tensor,
     target: torch.Tensor,
-    samples: list[tuple[Path, int]] | None = None,
+    samples: list[tuple[Path, Any]] | None = None,
+    thresholds: list[float] | None = None,
 ) -> dict[str, Any]:
     """The metrics of the predictions of `samples` (default: all of `cfg.split`, in its order) and the files
-    eval writes (eval.json, confusion matrix, gallery, predictions.csv, ...) in `cfg.paths.output_dir`."""
+    eval writes (eval.json, confusion matrix, gallery, predictions.csv, ...) in `cfg.paths.output_dir`; a
+    multi-label model's labels are those at or above its `thresholds`."""
     samples = datamodule.layout.splits[cfg.split] if samples is None else samples
     classes = datamodule.classes
+    if target.ndim == 2:
+        return _write_multilabel_evaluation(
+            cfg, ckpt, model_name, datamodule, probs, target, samples, thresholds or [0.5] * len(classes)
+        )
     metrics = {
         "ckpt": str(ckpt.resolve()),
         "model": model_name,
@@ -108,6 +117,83 @@ def write_evaluation(
     if cfg.show_dir:
         _show(samples, probs, classes, Path(str(cfg.show_dir)).expanduser())
     return metrics
+
+
+def _write_multilabel_evaluation(
+    cfg: DictConfig,
+    ckpt: Path,
+    model_name: str,
+    datamodule: ImageDataModule,
+    probs: torch.Tensor,
+    target: torch.Tensor,
+    samples: list[tuple[Path, Any]],
+    thresholds: list[float],
+) -> dict[str, Any]:
+    """A multi-label model's evaluation: eval.json (mAP, per-class AP/precision/recall/F1, label counts,
+    confused label pairs), precision-recall curves, the worst images, predictions.csv and scores.csv."""
+    classes, root = datamodule.classes, datamodule.layout.root
+    metrics = {
+        "ckpt": str(ckpt.resolve()),
+        "model": model_name,
+        "data": str(root),
+        "split": cfg.split,
+        "classes": classes,
+        **multilabel_metrics(probs, target, classes, thresholds),
+    }
+    out_dir = Path(cfg.paths.output_dir).resolve()
+    out_dir.mkdir(parents=True, exist_ok=True)
+    predicted = binarize(probs, thresholds)
+    if cfg.gallery:
+        mistakes = find_label_mistakes(samples, probs, predicted, classes, root)
+        write_gallery(mistakes, root, out_dir / "gallery", int(cfg.gallery))
+    write_metrics(metrics, out_dir, list(dict.fromkeys(["json", *cfg.formats])))
+    plot_pr_curves(probs, target, classes, out_dir / "pr_curves.png")
+    if cfg.save_predictions or cfg.save_scores:
+        names = [_names(label, classes) for _, label in samples]
+        if cfg.save_predictions:
+            rows = [
+                [
+                    _rel(file, root),
+                    truth,
+                    _names(_indices(hits), classes),
+                    _names(_indices(hits), classes, row),
+                ]
+                for (file, _), truth, hits, row in zip(
+                    samples, names, predicted.tolist(), probs.tolist(), strict=True
+                )
+            ]
+            _write_rows(
+                out_dir / "predictions.csv", ["file", "true_labels", "pred_labels", "pred_scores"], rows
+            )
+        if cfg.save_scores:
+            rows = [
+                [_rel(file, root), truth, *(f"{p:.6f}" for p in row)]
+                for (file, _), truth, row in zip(samples, names, probs.tolist(), strict=True)
+            ]
+            _write_rows(out_dir / "scores.csv", ["file", "true_labels", *classes], rows)
+    return metrics
+
+
+def _indices(hits: list[int]) -> list[int]:
+    return [i for i, hit in enumerate(hits) if hit]
+
+
+def _names(labels: Any, classes: list[str], scores: list[float] | None = None) -> str:
+    """Label indices as space-separated class names (or, with `scores`, their scores)."""
+    if scores is not None:
+        return " ".join(f"{scores[i]:.4f}" for i in labels)
+    return " ".join(classes[i] for i in labels)
+
+
+def _rel(file: Path, root: Path) -> str:
+    return (file.relative_to(root) if file.is_relative_to(root) else file).as_posix()
+
+
+def _write_rows(path: Path, header: list[str], rows: list[list[Any]]) -> None:
+    with path.open("w", newline="", encoding="utf-8") as f:
+        writer = csv.writer(f)
+        writer.writerow(header)
+        writer.writerows(rows)
 
 
 def _predict_exported(
@@ -219,6 +305,9 @@ def _write_predictions(
 
 def print_metrics(metrics: dict[str, Any], out_dir: Path) -> None:
     """The per-class table and the averages, as mmpretrain's test tool prints them."""
+    if metrics.get("task") == "multilabel":
+        _print_multilabel(metrics, out_dir)
+        return
     table = Table(
         title=f"lightcls eval: {metrics['model']} on {Path(metrics['data']).name}/{metrics['split']} "
         f"({metrics['num_images']} images)"
@@ -241,3 +330,26 @@ def print_metrics(metrics: dict[str, Any], out_dir: Path) -> None:
         f"{k} {'-' if v is None else f'{v:.4f}'}" for k, v in sorted(tops, key=lambda t: int(t[0][3:]))
     )
     Console().print(f"{shown}  -> {out_dir}")
+
+
+def _print_multilabel(metrics: dict[str, Any], out_dir: Path) -> None:
+    table = Table(
+        title=f"lightcls eval: {metrics['model']} on {Path(metrics['data']).name}/{metrics['split']} "
+        f"({metrics['num_images']} images, multi-label)"
+    )
+    for column in ("class", "AP", "threshold", "precision", "recall", "f1", "support"):
+        table.add_column(column, justify="left" if column == "class" else "right")
+    for row in metrics["per_class"]:
+        ap = "-" if row["ap"] is None else f"{row['ap']:.4f}"
+        values = (f"{row[k]:.4f}" for k in ("precision", "recall", "f1"))
+        table.add_row(row["class"], ap, f"{row['threshold']:.2f}", *values, str(row["support"]))
+    table.add_section()
+    for mode in ("micro", "macro"):
+        row = metrics[mode]
+        values = (f"{row[k]:.4f}" for k in ("precision", "recall", "f1"))
+        table.add_row(f"{mode} avg", "", "", *values, str(row["support"]))
+    Console().print(table)
+    Console().print(
+        f"mAP {metrics['map']:.4f}  F1 micro {metrics['f1_micro']:.4f}  macro {metrics['f1_macro']:.4f}  "
+        f"-> {out_dir}"
+    )

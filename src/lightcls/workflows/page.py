@@ -28,9 +28,19 @@ from lightcls.workflows.evaluation import END_EVAL, evaluate_checkpoint
 log = logging.getLogger(__name__)
 TEMPLATES = Path(__file__).resolve().parent / "templates"
 #: the TensorBoard scalars drawn, one figure per group (train and val on the same axes)
-CURVES = {"loss": ("train/loss_epoch", "val/loss"), "top-1": ("train/top1", "val/top1"), "lr": ("lr-",)}
+CURVES = {
+    "loss": ("train/loss_epoch", "val/loss"),
+    "top-1": ("train/top1", "val/top1"),
+    "mAP and F1": ("val/map", "train/f1", "val/f1_micro"),
+    "lr": ("lr-",),
+}
 #: the same groups in metrics.csv, for a run without TensorBoard
-CSV_CURVES = {"loss": ("train_loss", "val_loss"), "top-1": ("train_top1", "val_top1"), "lr": ("lr",)}
+CSV_CURVES = {
+    "loss": ("train_loss", "val_loss"),
+    "top-1": ("train_top1", "val_top1"),
+    "mAP and F1": ("val_map", "train_f1", "val_f1_micro"),
+    "lr": ("lr",),
+}
 #: an x-axis label, and per curve group its lines' points
 Series = tuple[str, dict[str, dict[str, list[tuple[float, float]]]]]
 #: the page shows the mistake grids of at most this many classes (those with the most mistakes)
@@ -96,9 +106,8 @@ def _evaluated(run: Path, metrics: dict[str, Any], overrides: Sequence[str] = ()
     ckpt = metrics.get("best_ckpt") or metrics.get("last_ckpt")
     if ckpt and _evaluates(eval_dir / "eval.json", ckpt, run):
         return eval_dir
-    split = (
-        "test" if metrics.get("test_images") else "val" if metrics.get("final_val_top1") is not None else None
-    )
+    validated = metrics.get("final_val_top1", metrics.get("final_val_map")) is not None
+    split = "test" if metrics.get("test_images") else "val" if validated else None
     if not ckpt or not split:
         return None
 
@@ -136,6 +145,7 @@ def _evaluation(
         "num_images": evaluation["num_images"],
         "per_class": evaluation["per_class"],
         "confusion": _data_uri(eval_dir / "confusion_matrix.png"),
+        "pr_curves": _data_uri(eval_dir / "pr_curves.png"),
         "pairs": evaluation.get("confused_pairs", [])[:10],
         "gallery": {name: _data_uri(gallery / f"wrong_{safe_name(name)}.png") for name in shown},
         "gallery_more": len(mistakes["wrong"]) - len(shown),
@@ -259,16 +269,15 @@ def _model(ckpt: str | None) -> dict[str, str]:
 
 
 def _results(metrics: dict[str, Any] | None, evaluation: dict[str, Any] | None) -> dict[str, str]:
-    keys = ("best_val_top1", "best_epoch", "epochs", "train_seconds")
-    keys += () if evaluation else ("test_top1", "test_top5")  # else the eval's rows say them
+    multilabel = (metrics or evaluation or {}).get("task") == "multilabel"
+    keys = ("best_val_map" if multilabel else "best_val_top1", "best_epoch", "epochs", "train_seconds")
+    tests = ("test_map", "test_f1_micro", "test_f1_macro") if multilabel else ("test_top1", "test_top5")
+    keys += () if evaluation else tests  # else the eval's rows say them
     rows = {k: metrics[k] for k in keys if metrics and metrics.get(k) is not None}
     if evaluation:
-        rows.update(
-            {
-                f"{evaluation['split']} {k}": evaluation[k]
-                for k in ("top1", "top5", "precision", "recall", "f1")
-            }
-        )
+        shown = ("map", "f1_micro", "f1_macro", "precision", "recall") if multilabel else ("top1", "top5")
+        shown += () if multilabel else ("precision", "recall", "f1")
+        rows.update({f"{evaluation['split']} {k}": evaluation[k] for k in shown})
     return {k: f"{v:.4f}" if isinstance(v, float) else str(v) for k, v in rows.items() if v is not None}
 
 

@@ -28,6 +28,7 @@ from lightcls.config import STARTED_AT, compose, config_dir, quote
 from lightcls.config.rundir import check_run_dir, requeued
 from lightcls.data import ImageDataModule, StreamingDataModule
 from lightcls.errors import Interrupted, one_line
+from lightcls.evaluation.metrics import macro_f1, tune_thresholds
 from lightcls.files import write_json
 from lightcls.models import load_pretrained
 from lightcls.training import ClassificationModule
@@ -86,6 +87,11 @@ def _train(cfg: DictConfig, extra: list[Callback]) -> dict[str, Any]:
     if trainer.global_rank != 0:  # another rank of a DDP run: rank 0 tests and writes the results
         return {}
     start = time.perf_counter()
+    if module.multilabel and cfg.get("threshold") == "tune":
+        tuned = best or (_last(checkpoint) if checkpoint is not None else "")
+        tune_thresholds_on_val(cfg, module, datamodule, tuned)
+    elif module.multilabel:
+        module.thresholds.fill_(float(cfg.get("threshold", 0.5)))
     test, predictions = _test(cfg, trainer, module, datamodule, checkpoint, best)
     clock["test"] = time.perf_counter() - start
 
@@ -205,6 +211,8 @@ def _build_module(cfg: DictConfig, datamodule: ImageDataModule, resume: str | No
         label_smoothing=cfg.get("label_smoothing", 0.0),
         mix=mix_alphas(cfg),
         class_weights=datamodule.class_weights() if datamodule.balance == "loss" else None,
+        task=datamodule.task,
+        loss=plain(cfg.get("loss")) or {},
     )
     params = sum(p.numel() for p in module.net.parameters())
     trainable = sum(p.numel() for p in module.net.parameters() if p.requires_grad)
@@ -237,6 +245,8 @@ def _build_trainer(
         adapted["limit_val_batches"] = 0
         if checkpoint is not None:
             checkpoint.monitor, checkpoint.save_top_k = None, 0
+    if datamodule.task == "multilabel":
+        _select_by_map(callbacks)
     loggers = [instantiate(c) for c in (cfg.get("logger") or {}).values() if c is not None]
     if not loggers and any(isinstance(c, LearningRateMonitor) for c in callbacks):
         log.info("logger=none: the lr goes to metrics.csv only (LearningRateMonitor needs a logger)")
@@ -245,6 +255,61 @@ def _build_trainer(
         cfg.trainer, callbacks=callbacks, logger=loggers or False, **adapted, **_sweep_safe(cfg)
     )
     return trainer, checkpoint
+
+
+def _select_by_map(callbacks: list[Callback]) -> None:
+    """Multi-label data: callbacks watching val/top1 (the checkpoint, early stopping) watch val/map."""
+    changed = []
+    for callback in callbacks:
+        if getattr(callback, "monitor", None) == "val/top1":
+            callback.monitor = "val/map"
+            changed.append(type(callback).__name__)
+            if isinstance(callback, ModelCheckpoint) and callback.filename:
+                callback.filename = callback.filename.replace("top1", "map")
+    if changed:
+        log.info("multi-label data: %s select by val/map (mean average precision)", ", ".join(changed))
+
+
+def tune_thresholds_on_val(
+    cfg: DictConfig, module: ClassificationModule, datamodule: ImageDataModule, ckpt: str
+) -> list[float]:
+    """Per-class thresholds maximising each class's F1 on the val split, for the best checkpoint's weights;
+    set in `module` and written into `ckpt`, so eval, predict, export and the API use them."""
+    if not datamodule.has_val:
+        log.warning("threshold=tune: no val split to tune on; keeping 0.5")
+        return module.thresholds.tolist()
+    if ckpt:
+        module.load_state_dict(torch.load(ckpt, map_location="cpu", weights_only=True)["state_dict"])
+    tuner = L.Trainer(
+        accelerator=cfg.trainer.get("accelerator", "auto"),
+        devices=1,
+        precision=cfg.trainer.get("precision", "32-true"),
+        logger=False,
+        enable_checkpointing=False,
+        enable_model_summary=False,
+        enable_progress_bar=False,
+        callbacks=[predictions := TestPredictions()],
+    )
+    if "val" not in datamodule.datasets:
+        datamodule.setup_split("val")
+    tuner.test(module, dataloaders=datamodule.loader("val"), verbose=False)
+    probs, target = predictions.tensors()
+    chosen = tune_thresholds(probs, target)
+    module.thresholds.copy_(torch.tensor(chosen))
+    if ckpt:
+        saved = torch.load(ckpt, map_location="cpu", weights_only=True)
+        saved["state_dict"]["thresholds"] = module.thresholds.detach().cpu().clone()
+        AtomicCheckpointIO().save_checkpoint(saved, ckpt)
+    before = macro_f1(probs, target, [0.5] * len(chosen))
+    after = macro_f1(probs, target, chosen)
+    log.info(
+        "threshold=tune: per-class thresholds %s on val (macro F1 %.4f at 0.5 -> %.4f), saved in %s",
+        ", ".join(f"{t:.2f}" for t in chosen),
+        before,
+        after,
+        Path(ckpt).name if ckpt else "the model",
+    )
+    return chosen
 
 
 def _test(
@@ -282,12 +347,41 @@ def _metrics(
 ) -> dict[str, Any]:
     """metrics.json: the fit's and the test's results, the checkpoints, where the time went."""
     monitored = bool(best and checkpoint is not None and checkpoint.monitor)
+    if module.multilabel:
+        return {
+            "task": "multilabel",
+            "best_val_map": fit.get("fit/best_score") if monitored else None,
+            "best_epoch": _epoch_of(best) if monitored else None,
+            "final_val_map": fit.get("val/map"),
+            "test_map": _float(test.get("test/map")),
+            "test_f1_micro": _float(test.get("test/f1_micro")),
+            "test_f1_macro": _float(test.get("test/f1_macro")),
+            "threshold": _threshold(module.thresholds.tolist()),
+            **_common_metrics(cfg, fit, test, checkpoint, best, module, datamodule, run_dir, clock),
+        }
     return {
         "best_val_top1": fit.get("fit/best_score") if monitored else None,
         "best_epoch": _epoch_of(best) if monitored else None,
         "final_val_top1": fit.get("val/top1"),
         "test_top1": _float(test.get("test/top1")),
         "test_top5": _float(test.get("test/top5")),
+        **_common_metrics(cfg, fit, test, checkpoint, best, module, datamodule, run_dir, clock),
+    }
+
+
+def _common_metrics(
+    cfg: DictConfig,
+    fit: dict[str, float | None],
+    test: dict[str, Any],
+    checkpoint: ModelCheckpoint | None,
+    best: str,
+    module: ClassificationModule,
+    datamodule: ImageDataModule,
+    run_dir: Path,
+    clock: dict[str, float],
+) -> dict[str, Any]:
+    """What metrics.json says of every run, whatever its task."""
+    return {
         "test_images": _int(test.get("test/images")),
         "best_ckpt": _relative(best, run_dir),
         "last_ckpt": _relative(_last(checkpoint), run_dir) if checkpoint else None,
@@ -321,6 +415,14 @@ def write_run_report(
             overrides = [f"ckpt_path={quote(run_dir / ckpt)}", f"paths.output_dir={quote(run_dir / 'eval')}"]
             probs, target = predictions.tensors()
             samples = datamodule.layout.splits["test"][:tested]  # a limited test: its first batches, in order
+            threshold = metrics.get("threshold")
+            thresholds = (
+                None
+                if threshold is None
+                else threshold
+                if isinstance(threshold, list)
+                else [threshold] * len(datamodule.classes)
+            )
             write_evaluation(
                 compose("eval", [*overrides, "split=test", *END_EVAL]),
                 run_dir / ckpt,
@@ -329,6 +431,7 @@ def write_run_report(
                 probs,
                 target,
                 samples,
+                thresholds,
             )
         settings = [f"accelerator={cfg.trainer.get('accelerator', 'auto')}"]  # where the run trained
         settings += [f"data.{k}={cfg.data[k]}" for k in ("batch_size", "num_workers") if k in cfg.data]
@@ -453,8 +556,11 @@ def _interrupted(stop: BaseException, callbacks: list) -> None:
 def print_summary(metrics: dict[str, Any], run_dir: Path) -> None:
     """A short table of the run's results."""
     table = Table(title=f"lightcls: {metrics['model']} on {Path(metrics['data']).name}", show_header=False)
-    keys = ("best_val_top1", "best_epoch", "test_top1", "test_top5", "epochs", "train_seconds")
-    for key in (*keys, "train_images_per_second"):
+    if metrics.get("task") == "multilabel":
+        scores: tuple[str, ...] = ("best_val_map", "best_epoch", "test_map", "test_f1_micro", "test_f1_macro")
+    else:
+        scores = ("best_val_top1", "best_epoch", "test_top1", "test_top5")
+    for key in (*scores, "epochs", "train_seconds", "train_images_per_second"):
         value = metrics[key]
         table.add_row(
             key,
@@ -465,6 +571,12 @@ def print_summary(metrics: dict[str, Any], run_dir: Path) -> None:
     table.add_row("run dir", str(run_dir))
     table.add_row("best ckpt", str(metrics["best_ckpt"] or "-"))
     Console().print(table)
+
+
+def _threshold(values: list[float]) -> float | list[float]:
+    """One number when every class shares it, else the per-class list."""
+    rounded = [round(v, 4) for v in values]
+    return rounded[0] if len(set(rounded)) == 1 else rounded
 
 
 def _seconds_since_process_start() -> float:
