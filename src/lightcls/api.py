@@ -12,6 +12,8 @@ from typing import Any
 
 from lightcls.config import compose, config_dir, quote, resumed_run_dir, unique_dir
 from lightcls.config.rundir import check_run_dir
+from lightcls.data.annotations import find_annotation_file
+from lightcls.data.layout import SPLIT_DIRS
 from lightcls.errors import LightclsError
 from lightcls.inference import (
     ImageInput,
@@ -104,9 +106,10 @@ class Classifier:
         from lightcls.tasks.train import train
         from lightcls.workflows.runlog import python_run
 
-        if str(metric).lower() not in ("accuracy", "acc", "top1", "top-1"):
+        if str(metric).lower() not in ("accuracy", "acc", "top1", "top-1", "map"):
             raise LightclsError(
-                f"metric={metric!r}: lightcls tracks accuracy (top-1 and top-5); use 'accuracy'"
+                f"metric={metric!r}: lightcls tracks accuracy (top-1 and top-5), or mAP for multi-label "
+                "data; use 'accuracy'"
             )
         data = data if data is not None else self.dataset_path
         args = [
@@ -397,5 +400,9 @@ def _resumable(checkpoint: str | Path, epochs: int) -> bool:
 
 
 def _data_config(root: Path) -> str:
-    """conf/data/<name>.yaml when the data set's folder has a config's name, else the generic `folder`."""
-    return root.name if (config_dir() / "data" / f"{root.name}.yaml").is_file() else "folder"
+    """conf/data/<name>.yaml when the data set's folder has a config's name; `multilabel` for images with
+    annotation files beside them (train.csv, train.json, ...: their format says the task); else `folder`."""
+    if (config_dir() / "data" / f"{root.name}.yaml").is_file():
+        return root.name
+    folders = any((root / name).is_dir() for names in SPLIT_DIRS.values() for name in names)
+    return "multilabel" if not folders and find_annotation_file(root, "train") else "folder"

@@ -103,3 +103,34 @@ def test_class_weights_weight_the_loss() -> None:
     logits, y = torch.tensor([[2.0, 0.0], [0.0, 1.0]]), torch.tensor([0, 1])
     expected = torch.nn.functional.cross_entropy(logits, y, weight=torch.tensor([0.25, 4.0]))
     assert torch.isclose(module.criterion(logits, y), expected)
+
+
+def test_mixup_mixes_multi_hot_targets_and_bce_trains_on_them() -> None:
+    torch.manual_seed(0)
+    module = ClassificationModule(
+        {"name": "lenet"}, list("abcd"), GRAY, mix={"mixup": 1.0}, task="multilabel"
+    )
+    module._trainer = _Training()
+    images = torch.randint(0, 256, (8, 1, 32, 32), dtype=torch.uint8)
+    labels = torch.tensor([[1, 0, 0, 1], [0, 1, 0, 0], [0, 0, 0, 0], [1, 1, 1, 0]] * 2, dtype=torch.float32)
+    x, y, soft = module.on_after_batch_transfer((images, labels), 0)
+    assert torch.equal(y, labels)
+    # torchvision's MixUp blends each image's multi-hot row with its neighbour's, by the batch's one lambda
+    lam = float(soft[0, 3])  # image 0 has d, its neighbour (the last) has not
+    assert torch.allclose(soft, lam * labels + (1 - lam) * labels.roll(1, 0))
+    logits = module(x)
+    loss = module.training_step((x, y, soft), 0)
+    assert torch.isclose(loss, torch.nn.functional.binary_cross_entropy_with_logits(logits, soft))
+
+
+def test_the_asymmetric_loss_is_bce_without_focusing_and_weighs_easy_negatives_less() -> None:
+    from lightcls.training.module import build_loss
+
+    logits = torch.tensor([[3.0, -2.0, 0.5], [-1.0, 2.0, -4.0]])
+    target = torch.tensor([[1.0, 0.0, 0.0], [0.0, 1.0, 0.0]])
+    plain = build_loss({"name": "asl", "gamma_neg": 0, "gamma_pos": 0, "clip": 0}, "multilabel", None, 0.0)
+    bce = torch.nn.functional.binary_cross_entropy_with_logits(logits, target)
+    assert torch.isclose(plain(logits, target), bce)
+    assert build_loss({"name": "asl"}, "multilabel", None, 0.0)(logits, target) < bce
+    message = one_line_error(build_loss, {"name": "asl"}, "multiclass", None, 0.0)
+    assert message.startswith("loss=asl is for multi-label data (several labels per image)")

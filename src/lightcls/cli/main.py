@@ -144,7 +144,11 @@ def command(config_name: str, task: str, objective: str | None = None) -> Callab
     def main(cfg: DictConfig) -> Any:
         share_machine(cfg)
         result = run_task(_load(task), cfg)
-        return result.get(objective) if objective else result
+        if not objective:
+            return result
+        from lightcls.evaluation.runs import objective_value
+
+        return objective_value(result, objective)
 
     @functools.wraps(main)
     def entry(*args: Any, **kwargs: Any) -> Any:

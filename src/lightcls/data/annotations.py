@@ -27,6 +27,17 @@ FILE_COLUMNS = ("filename", "file", "image", "image_id", "img_path", "path", "fn
 LABEL_COLUMNS = ("labels", "label", "tags", "tag", "classes", "class", "gt_label")
 
 
+#: what `auto` looks for beside the images, per split, in this order (fastai, mmpretrain, PaddleClas, lists)
+AUTO_NAMES = ("{split}.csv", "{split}.json", "{split}_list.txt", "{split}.txt")
+
+
+def find_annotation_file(root: Path, split: str) -> Path | None:
+    """`split`'s annotation file in `root` (the first of AUTO_NAMES there), or None."""
+    return next(
+        (root / n.format(split=split) for n in AUTO_NAMES if (root / n.format(split=split)).is_file()), None
+    )
+
+
 @dataclass(frozen=True)
 class Annotations:
     """One annotation file: its (file, label) samples, whether it is multi-label, the classes it names."""

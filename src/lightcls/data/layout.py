@@ -11,7 +11,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
-from lightcls.data.annotations import Label, read_annotations
+from lightcls.data.annotations import AUTO_NAMES, Label, find_annotation_file, read_annotations
 from lightcls.errors import LightclsError
 
 log = logging.getLogger(__name__)
@@ -75,7 +75,7 @@ def read_layout(
     root = Path(root).expanduser().resolve()
     if not root.is_dir():
         raise LightclsError(f"data set not found at {root}: {expected_layout(root)}")
-    given = {split: Path(str(path)).expanduser() for split, path in (lists or {}).items() if path}
+    given = _resolve_auto(root, lists or {})
     layout = _read_split_layout(root, val_fraction, seed, listed_train="train" in given)
     classes: list[str] | None = layout.classes or None
     splits, multilabel = dict(layout.splits), False
@@ -90,6 +90,23 @@ def read_layout(
     if multilabel:  # a single-label split of a multi-label set: one label each
         splits = {s: [(p, (c,) if isinstance(c, int) else c) for p, c in v] for s, v in splits.items()}
     return Layout(root, classes or [], splits, multilabel)
+
+
+def _resolve_auto(root: Path, lists: Mapping[str, str | Path | None]) -> dict[str, Path]:
+    """The annotation file of each split given one; `auto`: the split's file found in `root`, if any (the
+    training split's must be there)."""
+    given = {}
+    for split, path in lists.items():
+        if str(path) == "auto":
+            found = find_annotation_file(root, split)
+            if found is None and split == "train":
+                names = ", ".join(n.format(split="train") for n in AUTO_NAMES)
+                raise LightclsError(f"data.train_list=auto: none of {names} in {root}; name the file")
+            if found is not None:
+                given[split] = found
+        elif path:
+            given[split] = Path(str(path)).expanduser()
+    return given
 
 
 def _read_split_layout(root: Path, val_fraction: float, seed: int, listed_train: bool) -> Layout:

@@ -25,6 +25,8 @@ METRICS = (
     "train_seconds",
     "train_images_per_second",
 )
+#: a multi-label run's keys in their place
+MULTILABEL_METRICS = tuple(k.replace("top1", "map") for k in METRICS)
 #: overrides that only say where a run writes or reads: never what differs between jobs
 _PLUMBING = ("paths.", "hydra.", "data.root")
 
@@ -47,28 +49,42 @@ def find_runs(paths: Sequence[str | Path]) -> list[Path]:
 
 def summarize(runs: Sequence[Path], objective: str = "best_val_top1") -> list[dict[str, Any]]:
     """One row per run: the overrides whose values differ between runs, then METRICS, the run dir and best
-    checkpoint; sorted by `objective`, best first (runs without it last)."""
+    checkpoint; sorted by `objective`, best first (runs without it last); multi-label runs show and sort by
+    their mAP keys in top-1's place."""
     overrides = [_overrides(run) for run in runs]
     keys = sorted({k for o in overrides for k in o})
     differ = [k for k in keys if len({o.get(k) for o in overrides}) > 1 and not k.startswith(_PLUMBING)]
-    rows = []
-    for run, given in zip(runs, overrides, strict=True):
+    rows, read = [], []
+    for run in runs:
         failed = run / FAILED_FILE
         if failed.is_file() and not (run / "metrics.json").is_file():
-            metrics = {"failed": failed.read_text(encoding="utf-8").strip()}
+            read.append({"failed": failed.read_text(encoding="utf-8").strip()})
         else:
-            metrics = read_json(run / "metrics.json", "a run's results: train it again or remove the folder")
+            read.append(
+                read_json(run / "metrics.json", "a run's results: train it again or remove the folder")
+            )
+    multilabel = any(m.get("task") == "multilabel" for m in read)
+    shown = MULTILABEL_METRICS if multilabel else METRICS
+    for run, given, metrics in zip(runs, overrides, read, strict=True):
         best = metrics.get("best_ckpt")
         rows.append(
             {
                 **{k: given.get(k) for k in differ},
-                **{k: metrics.get(k) for k in METRICS},
+                **{k: metrics.get(k) for k in shown},
                 "run_dir": str(run),
                 "best_ckpt": str(run / best) if best else None,
                 **({"failed": metrics["failed"]} if "failed" in metrics else {}),
             }
         )
-    return sorted(rows, key=lambda r: (r.get(objective) is None, -(r.get(objective) or 0.0)))
+    key = objective if not multilabel else objective.replace("top1", "map")
+    return sorted(rows, key=lambda r: (r.get(key) is None, -(r.get(key) or 0.0)))
+
+
+def objective_value(metrics: dict[str, Any], objective: str = "best_val_top1") -> Any:
+    """`metrics[objective]`; for a multi-label run asked for a top-1 key, its mAP one (best_val_map)."""
+    if objective not in metrics and metrics.get("task") == "multilabel":
+        return metrics.get(objective.replace("top1", "map"))
+    return metrics.get(objective)
 
 
 def _ended(path: Path) -> bool:

@@ -19,7 +19,7 @@ from omegaconf import DictConfig
 
 from lightcls.config import compose
 from lightcls.errors import LightclsError
-from lightcls.evaluation.runs import print_summary, write_summary
+from lightcls.evaluation.runs import objective_value, print_summary, write_summary
 from lightcls.workflows.checks import check_search, check_train, search_space
 from lightcls.workflows.runlog import python_run
 from lightcls.workflows.training import run_training
@@ -96,7 +96,7 @@ def _trial(trial: Any, spec: DictConfig, base: list[str], study_dir: Path) -> fl
     trial.set_user_attr("epochs", metrics.get("epochs"))
     if pruning.pruned_at is not None:
         raise optuna.TrialPruned(f"pruned after epoch {pruning.pruned_at + 1}")
-    value = metrics.get(str(spec.objective))
+    value = objective_value(metrics, str(spec.objective))
     if value is None:
         raise LightclsError(
             f"search.objective={spec.objective}: trial {trial.number}'s metrics.json has no value"
