@@ -179,7 +179,8 @@ class Classifier:
         device: str | None = None,
     ) -> dict[str, Any] | list[dict[str, Any]]:
         """Classify an image (path, numpy array, PIL image, tensor): one dict with `pred_label`,
-        `pred_score`, `pred_class` and `topk`; a folder or a list gives a list of such dicts. `show=True` or
+        `pred_score`, `pred_class` and `topk` (a multi-label model's also `labels`: every class at or above
+        its threshold, best first); a folder or a list gives a list of such dicts. `show=True` or
         a `save_fold` writes a copy of each image file with its class and score drawn on it (into
         `save_fold`, default `cls_result`); `device` reloads the model there (cpu, cuda)."""
         if device is not None and self.checkpoint is not None:

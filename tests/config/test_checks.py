@@ -221,6 +221,13 @@ def test_multirun_checks_every_swept_value() -> None:
             ["optimizer.decay_norm_and_bias=maybe"],
             "optimizer.decay_norm_and_bias must be true or false, got 'maybe'",
         ),
+        (["threshold=1.5"], "threshold=1.5: give a number from 0 to 1 (multi-label), or tune"),
+        (["threshold=best"], "threshold=best: give a number from 0 to 1 (multi-label), or tune"),
+        (["loss=asl", "loss.clip=1"], "loss.clip=1: give a number from 0 to below 1"),
+        (
+            ["data=multilabel", "data.root=/x", "loss.name=focal"],
+            "loss.name=focal: choose one of auto, ce, bce, asl",
+        ),
     ],
 )
 def test_bad_values(overrides: list[str], message: str) -> None:

@@ -109,3 +109,15 @@ def test_data_check_counts_labels_and_warns_of_unlabelled_images_and_classes_uns
     assert any(
         w.startswith("classes never seen in val (no AP for them): one, two") for w in findings.warnings
     )
+
+
+def test_lightcls_data_check_reads_annotation_files(
+    tags: Path, tmp_path: Path, capsys: pytest.CaptureFixture, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from helpers import run_data
+
+    args = ["check", f"data.root={tags}", "data.train_list=train_paddle.txt", "data.val_list=val.json"]
+    result = run_data(args, tmp_path, capsys, monkeypatch)
+    assert result.returncode == 0, result.stderr
+    assert "train is multi-label: an image counts once for each of its labels (images: " in result.stdout
+    assert "train: 30 images" in result.stdout

@@ -26,7 +26,7 @@ class _Data:
     train_list: str | None = None
     val_list: str | None = None
     test_list: str | None = None
-    label_delim: str = " "
+    label_delim: str | None = None
 
 
 @dataclass

@@ -16,6 +16,10 @@ from lightcls.errors import LightclsError
 TRAIN = {
     "seed": "int:0-4294967295",
     "label_smoothing": "number:0-<1",
+    "loss.name": "choice:auto|ce|bce|asl",
+    "loss.gamma_neg": "number:>=0",
+    "loss.gamma_pos": "number:>=0",
+    "loss.clip": "number:0-<1",
     "lr_find": "flag",
     "report": "flag",
     "verbose": "flag",

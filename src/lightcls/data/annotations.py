@@ -50,7 +50,7 @@ class Annotations:
 def read_annotations(
     listing: Path,
     classes: list[str] | None,
-    label_delim: str = " ",
+    label_delim: str | None = None,
     folder: Path | None = None,
     class_folders: bool = False,
 ) -> Annotations:
@@ -137,7 +137,7 @@ def _read_lines(listing: Path, base: Path, classes: list[str], class_folders: bo
     return Annotations(samples, multilabel)
 
 
-def _read_csv(listing: Path, base: Path, classes: list[str] | None, delim: str) -> Annotations:
+def _read_csv(listing: Path, base: Path, classes: list[str] | None, delim: str | None) -> Annotations:
     with listing.open(newline="", encoding="utf-8") as f:
         rows = list(csv.reader(f))
     if not rows:

@@ -61,7 +61,7 @@ def check_dataset(
     seed: int = 0,
     cache: bool = True,
     lists: Mapping[str, str | Path | None] | None = None,
-    label_delim: str = " ",
+    label_delim: str | None = None,
 ) -> Findings:
     """Read the layout at `root` and check every file (decodable, leakage, duplicates, counts)."""
     layout = read_layout(root, val_fraction, seed, lists, label_delim)
@@ -94,7 +94,7 @@ def checked_layout(
     seed: int = 0,
     on_broken: str = "fail",
     lists: Mapping[str, str | Path | None] | None = None,
-    label_delim: str = " ",
+    label_delim: str | None = None,
 ) -> Layout:
     """The layout training uses: checked (cached); broken images fail the run or are skipped; leaks warned."""
     if on_broken not in ON_BROKEN:
@@ -223,11 +223,12 @@ def print_findings(findings: Findings, console: Console | None = None) -> None:
             )
             modes = ", ".join(sorted({i["mode"] for i in good}))
             table.add_row(name, str(len(infos)), str(len(infos) - len(good)), shown or "-", modes or "-")
+        console.print(table)
         if layout.multilabel:
             labels = Counter(len(label) for _, label in samples)
-            spread = ", ".join(f"{n} label{'' if n == 1 else 's'}: {labels[n]}" for n in sorted(labels))
-            table.caption = f"multi-label: an image counts once for each of its labels ({spread})"
-        console.print(table)
+            spread = ", ".join(f"{labels[n]} with {n}" for n in sorted(labels))
+            line = f"{split} is multi-label: an image counts once for each of its labels (images: {spread})"
+            console.print(line, highlight=False, soft_wrap=True)
     for line in findings.errors:
         console.print(f"[red]error:[/red] {line}", highlight=False, soft_wrap=True)
     for line in findings.warnings:

@@ -47,7 +47,7 @@ class SplitFolderDataModule(ImageDataModule):
         train_list, val_list, test_list: annotation files (relative to `root`) that choose a split's images
             instead of its folder: `path label` lines (PaddleClas's train_list.txt, mmpretrain's ann_file), or
             a multi-label format (lightcls.data.annotations: CSV, mmpretrain JSON, PaddleClas multi-hot).
-        label_delim: what separates the class names in a CSV's labels column.
+        label_delim: what separates the class names in a CSV's labels column (None: whitespace).
     """
 
     def __init__(
@@ -67,7 +67,7 @@ class SplitFolderDataModule(ImageDataModule):
         train_list: str | None = None,
         val_list: str | None = None,
         test_list: str | None = None,
-        label_delim: str = " ",
+        label_delim: str | None = None,
         **common: Any,
     ) -> None:
         if builtin is not None and builtin not in BUILTIN:

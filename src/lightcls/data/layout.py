@@ -62,7 +62,7 @@ def read_layout(
     val_fraction: float = 0.15,
     seed: int = 0,
     lists: Mapping[str, str | Path | None] | None = None,
-    label_delim: str = " ",
+    label_delim: str | None = None,
 ) -> Layout:
     """Read the layout at `root`; a plain tree of class folders gets a seeded split written down.
 

@@ -105,7 +105,8 @@ def explain(
     topk: int = 3,
 ) -> tuple[str, list[Explanation]]:
     """CAMs of uint8 image tensors (any size: resized as the model's contract says) for `target` (`pred`:
-    each image's predicted class, or a class name); returns the layer used and one Explanation per image."""
+    each image's predicted class, or a class name: for a multi-label model, any one of its labels); returns
+    the layer used and one Explanation per image."""
     import pytorch_grad_cam
     from pytorch_grad_cam.utils.model_targets import ClassifierOutputTarget
 
@@ -120,7 +121,7 @@ def explain(
     resized = [pre.resize()(image) for image in images]
     batch = torch.stack([pre.normalize(image) for image in resized]).to(next(module.parameters()).device)
     with torch.no_grad():
-        probs = module(batch).float().softmax(dim=-1).cpu()
+        probs = module.probabilities(module(batch)).cpu()  # a multi-label model: each label's sigmoid
     labels = probs.argmax(1).tolist() if target == "pred" else [classes.index(target)] * len(images)
     cam_class: Any = getattr(pytorch_grad_cam, METHODS[method])
     with torch.enable_grad(), cam_class(model=module, target_layers=[layer_module]) as cam:

@@ -49,7 +49,8 @@ def export(cfg: DictConfig) -> dict[str, Any]:
     Console().print(
         f"exported {path} ({precision}, + {sidecar.name}); "
         f"parity on {parity['images']} {parity['source']} images: "
-        f"max abs logit diff {parity['max_abs_diff']:.3g}, same top-1 {parity['same_top1']}",
+        f"max abs {'probability' if source.multilabel else 'logit'} diff {parity['max_abs_diff']:.3g}, "
+        f"same {'labels' if source.multilabel else 'top-1'} {parity['same_top1']}",
         soft_wrap=True,
     )
     return result
@@ -137,7 +138,7 @@ def _parity_files(cfg: DictConfig) -> list[Path]:
         data.get("val_fraction", 0.15),
         data.get("split_seed", 0),
         lists,
-        data.get("label_delim", " "),
+        data.get("label_delim"),
     )
     samples = layout.splits.get("test") or layout.splits.get("val") or layout.splits["train"]
     step = max(1, len(samples) // n)

@@ -15,7 +15,7 @@ from omegaconf import DictConfig, OmegaConf
 
 from lightcls.ckpt import best_of_sweep
 from lightcls.config.checks import check_devices, check_kinds, check_max_epochs, trainer_devices
-from lightcls.config.values import check_values
+from lightcls.config.values import broken, check_values
 from lightcls.errors import LightclsError, one_line
 from lightcls.evaluation.metrics import check_metric_options
 from lightcls.inference.export import FORMATS
@@ -31,6 +31,9 @@ def check_train_values(cfg: DictConfig) -> None:
     """The train config's values that would fail late, deep in torch, or start too many processes (the
     training run checks them again as it starts)."""
     check_values(cfg, "train")
+    threshold = cfg.get("threshold", 0.5)
+    if threshold != "tune" and broken(threshold, "number:0-1"):
+        raise LightclsError(f"threshold={threshold}: give a number from 0 to 1 (multi-label), or tune")
     check_optimization(plain(cfg.optimizer), plain(cfg.scheduler))
     check_kinds(cfg, [key for key in ("lr_find", "report", "verbose", "overwrite") if key in cfg])
     build_mix(mix_alphas(cfg), 2)

@@ -492,7 +492,14 @@ def _log_hparams(loggers: list, cfg: DictConfig, metrics: dict[str, Any]) -> Non
     params = {k: v if isinstance(v, (int, float, str, bool)) else str(v) for k, v in params.items()}
     final = {
         f"hp/{key}": metrics[key]
-        for key in ("best_val_top1", "final_val_top1", "test_top1")
+        for key in (
+            "best_val_top1",
+            "final_val_top1",
+            "test_top1",
+            "best_val_map",
+            "final_val_map",
+            "test_map",
+        )
         if metrics.get(key) is not None
     }
     for logger in board:
