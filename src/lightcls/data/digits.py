@@ -40,6 +40,11 @@ def write_digits(root: str | Path, seed: int = 0) -> Path:
             lines.append(f"{rel} {digits.target[i]}")
         if split != "training_set":
             (tmp / f"{split.removesuffix('_set')}.txt").write_text("\n".join(lines) + "\n")
+    return _publish(tmp, root)
+
+
+def _publish(tmp: Path, root: Path) -> Path:
+    """Write classes.txt into the finished `tmp` and move it to `root` (whole, or not at all)."""
     (tmp / "classes.txt").write_text("\n".join(CLASSES) + "\n")
     root.parent.mkdir(parents=True, exist_ok=True)
     try:
@@ -87,13 +92,7 @@ def write_multilabel_digits(
             Image.fromarray(canvas, mode="RGB").save(tmp / rel)
             rows.append((rel, labels))
         _write_multilabel_files(tmp, split, rows)
-    (tmp / "classes.txt").write_text("\n".join(CLASSES) + "\n")
-    root.parent.mkdir(parents=True, exist_ok=True)
-    try:
-        tmp.rename(root)
-    except OSError:  # another process finished first
-        shutil.rmtree(tmp, ignore_errors=True)
-    return root
+    return _publish(tmp, root)
 
 
 def _canvas(

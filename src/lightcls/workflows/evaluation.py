@@ -89,20 +89,25 @@ def write_evaluation(
     multi-label model's labels are those at or above its `thresholds`."""
     samples = datamodule.layout.splits[cfg.split] if samples is None else samples
     classes = datamodule.classes
-    if target.ndim == 2:
-        return _write_multilabel_evaluation(
-            cfg, ckpt, model_name, datamodule, probs, target, samples, thresholds or [0.5] * len(classes)
-        )
+    multilabel = target.ndim == 2
+    thresholds = thresholds or [0.5] * len(classes)
     metrics = {
         "ckpt": str(ckpt.resolve()),
         "model": model_name,
         "data": str(datamodule.layout.root),
         "split": cfg.split,
         "classes": classes,
-        **classification_metrics(probs, target, classes, list(cfg.topk), str(cfg.average)),
+        **(
+            multilabel_metrics(probs, target, classes, thresholds)
+            if multilabel
+            else classification_metrics(probs, target, classes, list(cfg.topk), str(cfg.average))
+        ),
     }
     out_dir = Path(cfg.paths.output_dir).resolve()
     out_dir.mkdir(parents=True, exist_ok=True)
+    if multilabel:
+        _write_multilabel_files(cfg, metrics, datamodule, probs, target, samples, thresholds)
+        return metrics
     root = datamodule.layout.root
     if cfg.gallery:
         mistakes = find_mistakes(samples, probs, classes, root, right=bool(cfg.gallery_right))
@@ -119,29 +124,19 @@ def write_evaluation(
     return metrics
 
 
-def _write_multilabel_evaluation(
+def _write_multilabel_files(
     cfg: DictConfig,
-    ckpt: Path,
-    model_name: str,
+    metrics: dict[str, Any],
     datamodule: ImageDataModule,
     probs: torch.Tensor,
     target: torch.Tensor,
     samples: list[tuple[Path, Any]],
     thresholds: list[float],
-) -> dict[str, Any]:
-    """A multi-label model's evaluation: eval.json (mAP, per-class AP/precision/recall/F1, label counts,
-    confused label pairs), precision-recall curves, the worst images, predictions.csv and scores.csv."""
+) -> None:
+    """A multi-label evaluation's files beside eval.json: precision-recall curves, the worst images,
+    predictions.csv (true and predicted labels) and scores.csv."""
     classes, root = datamodule.classes, datamodule.layout.root
-    metrics = {
-        "ckpt": str(ckpt.resolve()),
-        "model": model_name,
-        "data": str(root),
-        "split": cfg.split,
-        "classes": classes,
-        **multilabel_metrics(probs, target, classes, thresholds),
-    }
     out_dir = Path(cfg.paths.output_dir).resolve()
-    out_dir.mkdir(parents=True, exist_ok=True)
     predicted = binarize(probs, thresholds)
     if cfg.gallery:
         mistakes = find_label_mistakes(samples, probs, predicted, classes, root)
@@ -171,7 +166,6 @@ def _write_multilabel_evaluation(
                 for (file, _), truth, row in zip(samples, names, probs.tolist(), strict=True)
             ]
             _write_rows(out_dir / "scores.csv", ["file", "true_labels", *classes], rows)
-    return metrics
 
 
 def _indices(hits: list[int]) -> list[int]:

@@ -347,41 +347,18 @@ def _metrics(
 ) -> dict[str, Any]:
     """metrics.json: the fit's and the test's results, the checkpoints, where the time went."""
     monitored = bool(best and checkpoint is not None and checkpoint.monitor)
-    if module.multilabel:
-        return {
-            "task": "multilabel",
-            "best_val_map": fit.get("fit/best_score") if monitored else None,
-            "best_epoch": _epoch_of(best) if monitored else None,
-            "final_val_map": fit.get("val/map"),
-            "test_map": _float(test.get("test/map")),
-            "test_f1_micro": _float(test.get("test/f1_micro")),
-            "test_f1_macro": _float(test.get("test/f1_macro")),
-            "threshold": _threshold(module.thresholds.tolist()),
-            **_common_metrics(cfg, fit, test, checkpoint, best, module, datamodule, run_dir, clock),
-        }
-    return {
-        "best_val_top1": fit.get("fit/best_score") if monitored else None,
+    name = module.score_name  # top1, or a multi-label model's map
+    scores: dict[str, Any] = {
+        f"best_val_{name}": fit.get("fit/best_score") if monitored else None,
         "best_epoch": _epoch_of(best) if monitored else None,
-        "final_val_top1": fit.get("val/top1"),
-        "test_top1": _float(test.get("test/top1")),
-        "test_top5": _float(test.get("test/top5")),
-        **_common_metrics(cfg, fit, test, checkpoint, best, module, datamodule, run_dir, clock),
+        f"final_val_{name}": fit.get(f"val/{name}"),
     }
-
-
-def _common_metrics(
-    cfg: DictConfig,
-    fit: dict[str, float | None],
-    test: dict[str, Any],
-    checkpoint: ModelCheckpoint | None,
-    best: str,
-    module: ClassificationModule,
-    datamodule: ImageDataModule,
-    run_dir: Path,
-    clock: dict[str, float],
-) -> dict[str, Any]:
-    """What metrics.json says of every run, whatever its task."""
+    tests = ("map", "f1_micro", "f1_macro") if module.multilabel else ("top1", "top5")
+    scores.update({f"test_{key}": _float(test.get(f"test/{key}")) for key in tests})
+    if module.multilabel:
+        scores = {"task": "multilabel", **scores, "threshold": _threshold(module.thresholds.tolist())}
     return {
+        **scores,
         "test_images": _int(test.get("test/images")),
         "best_ckpt": _relative(best, run_dir),
         "last_ckpt": _relative(_last(checkpoint), run_dir) if checkpoint else None,
