@@ -169,7 +169,7 @@ def test_a_requeued_cluster_job_continues_from_its_own_last_ckpt_and_a_failed_jo
     (job,) = [  # job 0's process: the one writing its train.log
         p
         for p in psutil.Process(sweep.pid).children(recursive=True)
-        if "submitit.core._submit" in p.cmdline() and _writes(p, run_dir / "train.log")
+        if _writes(p, run_dir / "train.log") and "submitit.core._submit" in p.cmdline()
     ]
     job.send_signal(signal.SIGUSR2)
     _, err = sweep.communicate(timeout=300)
@@ -196,7 +196,8 @@ def test_a_requeued_cluster_job_continues_from_its_own_last_ckpt_and_a_failed_jo
 
 
 def _writes(process: psutil.Process, path: Path) -> bool:
-    """True when `process` holds `path` open (a log it writes)."""
+    """True when `process` holds `path` open (a log it writes); False for one that has ended (the failed
+    job's process may be a zombie by now)."""
     try:
         return any(Path(f.path) == path for f in process.open_files())
     except psutil.Error:
