@@ -65,6 +65,7 @@ def test_train_tune_evaluate_export_predict(tags: Path, digits_root: Path, tmp_p
     from_api = Classifier.load(model.checkpoint).evaluate(outputs=tmp_path / "api")
     assert from_ckpt["map"] == pytest.approx(metrics["test_map"], abs=1e-4)
     assert from_onnx["map"] == pytest.approx(from_ckpt["map"], abs=1e-4)
+    assert from_onnx["f1_macro"] == pytest.approx(from_ckpt["f1_macro"], abs=1e-4)  # the same probabilities
     assert from_api["map"] == pytest.approx(from_ckpt["map"], abs=1e-4)
     assert from_ckpt["threshold"] == metrics["threshold"]
     contract = json.loads((tmp_path / "export" / "model.json").read_text())
