@@ -160,7 +160,8 @@ def _evaluation(
 
 
 def _cams(evaluation: dict[str, Any], worst: list[dict[str, Any]], method: str) -> dict[str, Any]:
-    """CAM pictures of the most confident mistakes, for the class the model wrongly chose."""
+    """CAM pictures of the most confident mistakes, for the class the model wrongly chose (a multi-label
+    model: for the first label it added, else the first it missed)."""
     try:
         import pytorch_grad_cam  # noqa: F401
     except ImportError:
@@ -169,7 +170,14 @@ def _cams(evaluation: dict[str, Any], worst: list[dict[str, Any]], method: str) 
     module = ClassificationModule.from_checkpoint(evaluation["ckpt"])
     root = Path(evaluation["data"])
     images = [load_image(root / item["file"], module.preprocess.channels) for item in worst]
-    layer, explanations = explain(module, images, method)
+    if "missed" in worst[0]:  # multi-label: where the model looked for the first label it got wrong
+        targets = [(item["spurious"] or item["missed"])[0] for item in worst]
+        found = [
+            explain(module, [image], method, target) for image, target in zip(images, targets, strict=True)
+        ]
+        layer, explanations = found[0][0], [one[1][0] for one in found]
+    else:
+        layer, explanations = explain(module, images, method)
     cams = []
     for item, explanation in zip(worst, explanations, strict=True):
         buffer = io.BytesIO()
@@ -177,6 +185,10 @@ def _cams(evaluation: dict[str, Any], worst: list[dict[str, Any]], method: str) 
         caption = (
             f"{item['file']}: true {item['true_class']}, predicted {item['pred_class']} {item['score']:.2f}"
         )
+        if "missed" in item:
+            wrong = [f"missed {' '.join(item['missed'])}"] * bool(item["missed"])
+            wrong += [f"spurious {' '.join(item['spurious'])}"] * bool(item["spurious"])
+            caption = f"{item['file']}: true {item['true_class']}; {', '.join(wrong)}"
         cams.append({"image": _png_uri(buffer.getvalue()), "caption": caption})
     return {"cams": cams, "cam_layer": layer, "cam_method": method}
 
