@@ -97,6 +97,8 @@ def _trial(trial: Any, spec: DictConfig, base: list[str], study_dir: Path) -> fl
     if pruning.pruned_at is not None:
         raise optuna.TrialPruned(f"pruned after epoch {pruning.pruned_at + 1}")
     value = objective_value(metrics, str(spec.objective))
+    if metrics.get("task") == "multilabel":  # a top-1 objective reads the trial's mAP
+        trial.set_user_attr("objective", str(spec.objective).replace("top1", "map"))
     if value is None:
         raise LightclsError(
             f"search.objective={spec.objective}: trial {trial.number}'s metrics.json has no value"
@@ -168,7 +170,7 @@ def _best(study: Any, spec: DictConfig) -> dict[str, Any] | None:
         return None
     return {
         "trial": trial.number,
-        str(spec.objective): trial.value,
+        trial.user_attrs.get("objective", str(spec.objective)): trial.value,
         "overrides": [f"{key}={value}" for key, value in trial.params.items()],
         "run_dir": trial.user_attrs.get("run_dir"),
         "best_ckpt": trial.user_attrs.get("best_ckpt"),
