@@ -99,6 +99,9 @@ def print_info(facts: dict[str, Any]) -> None:
     table.add_row("input", f"{pre['channels']} x {pre['image_size']} x {pre['image_size']}")
     if pre.get("mean"):
         table.add_row("mean / std", f"{pre['mean']} / {pre['std']}")
+    if facts.get("task") == "multilabel":
+        shown = sorted({round(t, 2) for t in facts["thresholds"]})
+        table.add_row("task", f"multi-label (a sigmoid per class; thresholds {', '.join(map(str, shown))})")
     if "published" in facts:
         table.add_row("published", facts["published"])
     Console().print(table)
