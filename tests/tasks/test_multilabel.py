@@ -85,7 +85,15 @@ def test_train_tune_evaluate_export_predict(tags: Path, digits_root: Path, tmp_p
         assert all(t["score"] >= metrics["threshold"][t["label"]] for t in chosen)
 
 
-def test_a_multi_label_loss_on_single_label_data_is_one_line(digits_root: Path, tmp_path: Path) -> None:
-    cfg = compose_train([f"data.root={digits_root}", "loss=asl"], tmp_path)
-    message = one_line_error(train, cfg)
+def test_a_multi_label_loss_on_single_label_data_is_one_line_before_any_run(
+    digits_root: Path, tmp_path: Path
+) -> None:
+    from lightcls.workflows.checks import check_train
+
+    cfg = compose_train([f"data.root={digits_root}", "loss=asl"], tmp_path / "run")
+    message = one_line_error(check_train, cfg)  # what the command checks before its run dir exists
     assert message.startswith("loss=asl is for multi-label data (several labels per image); this data set")
+    assert one_line_error(train, cfg) == message  # and a run started from Python, as it starts
+    cfg = compose_train(["data=multilabel", f"data.root={tmp_path}", "loss=ce"], tmp_path / "run2")
+    (tmp_path / "train.csv").write_text(f"filename,labels\n{next(digits_root.rglob('*.png'))},a b\n")
+    assert one_line_error(check_train, cfg).startswith("loss=ce needs one label per image")

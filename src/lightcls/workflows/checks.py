@@ -16,10 +16,12 @@ from omegaconf import DictConfig, OmegaConf
 from lightcls.ckpt import best_of_sweep
 from lightcls.config.checks import check_devices, check_kinds, check_max_epochs, trainer_devices
 from lightcls.config.values import broken, check_values
+from lightcls.data import SplitFolderDataModule
+from lightcls.data.layout import read_layout
 from lightcls.errors import LightclsError, one_line
 from lightcls.evaluation.metrics import check_metric_options
 from lightcls.inference.export import FORMATS
-from lightcls.training.module import build_mix
+from lightcls.training.module import build_loss, build_mix
 from lightcls.training.optim import check_optimization
 from lightcls.workflows.build import build_datamodule, mix_alphas, plain
 
@@ -42,9 +44,18 @@ def check_train_values(cfg: DictConfig) -> None:
 
 
 def check_train(cfg: DictConfig) -> None:
-    """`lightcls-train`: the values, the DataModule's own argument checks, and the files it names."""
-    build_datamodule(cfg)
+    """`lightcls-train`: the values, the DataModule's own argument checks, and the files it names; a loss
+    chosen by name, against the task its data gives (its annotation files read, its images not)."""
+    datamodule = build_datamodule(cfg)
     check_train_values(cfg)
+    loss = plain(cfg.get("loss")) or {}
+    named = loss.get("name", "auto") != "auto"
+    if named and isinstance(datamodule, SplitFolderDataModule) and datamodule.root.is_dir():
+        folder = datamodule
+        layout = read_layout(
+            folder.root, folder.val_fraction, folder.split_seed, folder.lists, folder.label_delim
+        )
+        build_loss(loss, "multilabel" if layout.multilabel else "multiclass", None, 0.0)
     for key in ("ckpt_path", "model.pretrained"):
         value = OmegaConf.select(cfg, key)
         if isinstance(value, str) and not best_of_sweep(Path(value).expanduser()).exists():
