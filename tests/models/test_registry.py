@@ -34,3 +34,41 @@ def test_lenet_takes_any_channels_and_size(channels: int, size: int) -> None:
 def test_grayscale_stem_for_torchvision_models() -> None:
     net = build_model("resnet18", 3, in_channels=1)
     assert net.conv1.in_channels == 1 and net.fc.out_features == 3
+
+
+def _feature_map(net: torch.nn.Module, x: torch.Tensor) -> tuple[int, ...]:
+    """The shape a ResNet's last stage gives (before its pooling)."""
+    return tuple(torch.nn.Sequential(*list(net.children())[:-2])(x).shape)
+
+
+def test_the_small_stem_keeps_small_images_detail() -> None:
+    x = torch.zeros(1, 1, 32, 32)
+    imagenet, small = (
+        build_model("resnet18", 10, 1).eval(),
+        build_model("resnet18", 10, 1, stem="small").eval(),
+    )
+    assert _feature_map(imagenet, x) == (1, 512, 1, 1)  # 7x7 stride 2 and max-pool: 32 px is 8 px by layer1
+    assert _feature_map(small, x) == (1, 512, 4, 4)
+    assert (small.conv1.kernel_size, small.conv1.stride, small.conv1.in_channels) == ((3, 3), (1, 1), 1)
+    assert isinstance(small.maxpool, torch.nn.Identity) and small(x).shape == (1, 10)
+
+
+def test_stem_auto_and_where_the_small_stem_applies() -> None:
+    from helpers import one_line_error
+    from lightcls.models.registry import resolve_stem
+
+    assert (
+        resolve_stem("resnet18", "auto", 32) == "small"
+        and resolve_stem("resnext50_32x4d", "auto", 64) == "small"
+    )
+    assert resolve_stem("resnet18", "auto", 96) == "imagenet"
+    assert (
+        resolve_stem("mobilenet_v2", "auto", 32) == "imagenet"
+    )  # no ResNet stem: left as torchvision builds it
+    assert one_line_error(resolve_stem, "lenet", "small", 32).startswith(
+        "model.stem=small: lenet has no ImageNet"
+    )
+    assert (
+        one_line_error(resolve_stem, "resnet18", "tiny", 32)
+        == "model.stem=tiny: choose one of imagenet, small, auto"
+    )

@@ -54,9 +54,11 @@ def test_compiled_training_saves_plain_keys() -> None:
     )
 
 
-@pytest.mark.parametrize("name", ["lenet", "resnet18"])
-def test_a_module_rebuilds_from_its_checkpoint_alone(name: str, tmp_path: Path) -> None:
-    module = ClassificationModule({"name": name}, list("abc"), GRAY)
+@pytest.mark.parametrize(
+    ("name", "stem"), [("lenet", "imagenet"), ("resnet18", "imagenet"), ("resnet18", "small")]
+)
+def test_a_module_rebuilds_from_its_checkpoint_alone(name: str, stem: str, tmp_path: Path) -> None:
+    module = ClassificationModule({"name": name, "stem": stem}, list("abc"), GRAY)
     path = tmp_path / "m.ckpt"
     torch.save({"state_dict": module.state_dict(), "hyper_parameters": dict(module.hparams)}, path)
     loaded = ClassificationModule.from_checkpoint(path)

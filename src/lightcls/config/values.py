@@ -16,6 +16,7 @@ from lightcls.errors import LightclsError
 TRAIN = {
     "seed": "int:0-4294967295",
     "label_smoothing": "number:0-<1",
+    "model.stem": "choice:imagenet|small|auto",
     "loss.name": "choice:auto|ce|bce|asl",
     "loss.gamma_neg": "number:>=0",
     "loss.gamma_pos": "number:>=0",

@@ -50,20 +50,69 @@ def list_models() -> list[str]:
     return sorted(MODELS)
 
 
-def build_model(name: str, num_classes: int, in_channels: int = 3) -> nn.Module:
-    """A randomly initialised backbone `name` with `num_classes` outputs and `in_channels` inputs.
+#: `model.stem`: torchvision's ImageNet stem, the small-image one, or the small one at AUTO_SMALL px or less
+STEMS = ("imagenet", "small", "auto")
+AUTO_SMALL = 64
+
+
+def build_model(name: str, num_classes: int, in_channels: int = 3, stem: str = "imagenet") -> nn.Module:
+    """A randomly initialised backbone `name` with `num_classes` outputs and `in_channels` inputs; `stem`
+    "small" swaps an ImageNet stem for one that keeps small images' detail (see `small_stem`).
 
     Any torchvision classification model name works; those in `MODELS` are the tested ones.
     """
+    if stem not in ("imagenet", "small"):
+        raise LightclsError(f"model.stem={stem}: choose one of {', '.join(STEMS)}")
     if name == "lenet":
-        return LeNet5(num_classes=num_classes, in_channels=in_channels)
-    known = tvm.list_models(module=tvm)
-    if name not in known:
-        raise LightclsError(f"unknown model {name!r}; choose one of: {', '.join(list_models())}")
-    net = tvm.get_model(name, weights=None, num_classes=num_classes)
-    if in_channels != 3:
+        net: nn.Module = LeNet5(num_classes=num_classes, in_channels=in_channels)
+    else:
+        known = tvm.list_models(module=tvm)
+        if name not in known:
+            raise LightclsError(f"unknown model {name!r}; choose one of: {', '.join(list_models())}")
+        net = tvm.get_model(name, weights=None, num_classes=num_classes)
+    if stem == "small":
+        small_stem(net, name, in_channels)
+    elif in_channels != 3:
         _set_in_channels(net, in_channels)
     return net
+
+
+def has_small_stem(net: nn.Module) -> bool:
+    """Whether `small_stem` applies to `net`: a torchvision ResNet (ResNet, ResNeXt, Wide ResNet)."""
+    return isinstance(net, tvm.ResNet)
+
+
+def resolve_stem(name: str, stem: str, image_size: int) -> str:
+    """`model.stem` as built: auto is small for a model that has one at AUTO_SMALL px or less, else imagenet;
+    small on a model without one is a one-line LightclsError."""
+    if stem not in STEMS:
+        raise LightclsError(f"model.stem={stem}: choose one of {', '.join(STEMS)}")
+    if stem == "imagenet":
+        return stem
+    supported = name != "lenet" and name in tvm.list_models(module=tvm) and _is_resnet(name)
+    if stem == "auto":
+        return "small" if supported and image_size <= AUTO_SMALL else "imagenet"
+    if not supported:
+        raise LightclsError(
+            f"model.stem=small: {name} has no ImageNet stem to swap; the small stem is for the ResNet family "
+            "(resnet*, resnext*, wide_resnet*)"
+        )
+    return stem
+
+
+def _is_resnet(name: str) -> bool:
+    return name.startswith(("resnet", "resnext", "wide_resnet"))
+
+
+def small_stem(net: nn.Module, name: str, in_channels: int) -> None:
+    """A ResNet's 7x7 stride-2 convolution and max-pool (a 32x32 input is 8x8 after them) become one 3x3
+    stride-1 convolution, as CIFAR recipes (mmpretrain's ResNet_CIFAR) build it: 4x the compute of every
+    later layer, for 16x the feature map."""
+    if not has_small_stem(net):
+        raise LightclsError(f"model.stem=small: {name} has no ImageNet stem to swap")
+    out = net.conv1.out_channels
+    net.conv1 = nn.Conv2d(in_channels, out, kernel_size=3, stride=1, padding=1, bias=False)
+    net.maxpool = nn.Identity()
 
 
 def _set_in_channels(net: nn.Module, in_channels: int) -> None:

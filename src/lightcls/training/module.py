@@ -37,7 +37,8 @@ class ClassificationModule(L.LightningModule):
     own `Preprocess`; `forward` takes the normalized float batch.
 
     Args:
-        model: the model config (`name`; `channels_last` and `compile` apply on a GPU), as in conf/model/.
+        model: the model config (`name`; `stem`: imagenet or small, as built; `channels_last` and `compile`
+            apply on a GPU), as in conf/model/.
         classes: class names; index i is label i.
         preprocess: the input contract: `image_size`, `channels`, `mean`, `std`.
         optimizer: a `_partial_: true` optimizer config, called with the parameters.
@@ -74,7 +75,9 @@ class ClassificationModule(L.LightningModule):
         num_classes = len(classes)
         self.multilabel = task == "multilabel"
         self.preprocess = Preprocess.from_dict(preprocess)
-        self.net = build_model(model["name"], num_classes, self.preprocess.channels)
+        self.net = build_model(
+            model["name"], num_classes, self.preprocess.channels, stem=model.get("stem") or "imagenet"
+        )
         self.criterion = build_loss(loss or {}, task, class_weights, label_smoothing)
         self.mix = build_mix(mix or {}, num_classes)
         self.train_loss = MeanMetric()

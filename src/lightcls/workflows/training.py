@@ -31,6 +31,7 @@ from lightcls.errors import Interrupted, one_line
 from lightcls.evaluation.metrics import macro_f1, tune_thresholds
 from lightcls.files import write_json
 from lightcls.models import load_pretrained
+from lightcls.models.registry import resolve_stem
 from lightcls.training import ClassificationModule
 from lightcls.training.callbacks import (
     CheckpointOnInterrupt,
@@ -203,7 +204,7 @@ def _build_module(cfg: DictConfig, datamodule: ImageDataModule, resume: str | No
     if resume:
         check_resume(resume, cfg.model.name, datamodule.classes, datamodule.preprocess.channels)
     module = ClassificationModule(
-        model=plain(cfg.model),
+        model=_model_as_built(cfg, datamodule),
         classes=datamodule.classes,
         preprocess=datamodule.preprocess.to_dict(),
         optimizer=plain(cfg.optimizer),
@@ -219,7 +220,23 @@ def _build_module(cfg: DictConfig, datamodule: ImageDataModule, resume: str | No
     log.info("%s: %s parameters (%s trainable)", cfg.model.name, f"{params:,}", f"{trainable:,}")
     if cfg.model.get("pretrained") and not resume:
         load_pretrained(module.net, cfg.model.name, cfg.model.pretrained)
+        if module.hparams["model"]["stem"] == "small":
+            log.info(
+                "model.stem=small: the stem convolution starts from random weights (the rest pretrained)"
+            )
     return module
+
+
+def _model_as_built(cfg: DictConfig, datamodule: ImageDataModule) -> dict[str, Any]:
+    """The model config with `stem` as built (auto resolved at the data's input size, said in a line)."""
+    model = plain(cfg.model)
+    given = model.get("stem") or "imagenet"
+    model["stem"] = resolve_stem(model["name"], given, datamodule.preprocess.image_size)
+    if model["stem"] == "small":
+        size = datamodule.preprocess.image_size
+        how = "model.stem=auto picked it at" if given == "auto" else "at"
+        log.info("%s: the small-image stem (3x3 stride 1, no max-pool), %s %d px", model["name"], how, size)
+    return model
 
 
 def _build_trainer(
