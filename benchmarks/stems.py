@@ -1,0 +1,79 @@
+"""The small-image stem against torchvision's ImageNet stem: accuracy per epoch and per second, one run each.
+
+    python benchmarks/stems.py                           # resnet18, 32x32, 3 epochs, 2,000 train / 500 val
+    python benchmarks/stems.py --epochs 5 --train 4000 --val 1000
+
+Data: benchmarks/colour_digits.py's photo-like RGB digits (mixed-size JPEGs, val from unseen handwriting).
+Each run is `python train.py model=resnet18 data=folder data.root=... data.image_size=32 data.batch_size=64
+data.hflip=0 model.stem=STEM trainer.max_epochs=N`, alone on the machine. Prints each epoch's val top-1 with
+the seconds since the command started (metrics.csv's elapsed_seconds) and the training images/s.
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import json
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+
+def run(root: Path, stem: str, epochs: int, scratch: Path) -> dict:
+    """One training run with `model.stem=stem`: its per-epoch val top-1 and elapsed seconds, images/s."""
+    run_dir = scratch / stem
+    args = [
+        "model=resnet18",
+        "data=folder",
+        f"data.root={root}",
+        "data.image_size=32",
+        "data.batch_size=64",
+        "data.hflip=0",
+        f"model.stem={stem}",
+        "trainer=cpu",
+        f"trainer.max_epochs={epochs}",
+        "report=false",
+        "logger=none",
+        f"hydra.run.dir={run_dir}",
+    ]
+    done = subprocess.run([sys.executable, str(REPO / "train.py"), *args], capture_output=True, text=True)
+    if done.returncode:
+        raise SystemExit(f"model.stem={stem} failed:\n{done.stderr[-3000:]}")
+    with (run_dir / "metrics.csv").open() as f:
+        rows = [(float(r["val_top1"]), float(r["elapsed_seconds"])) for r in csv.DictReader(f)]
+    metrics = json.loads((run_dir / "metrics.json").read_text())
+    return {"rows": rows, "images_per_second": metrics["train_images_per_second"]}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--epochs", type=int, default=3)
+    parser.add_argument("--train", type=int, default=2000)
+    parser.add_argument("--val", type=int, default=500)
+    args = parser.parse_args()
+    from colour_digits import make_colour_digits
+
+    with tempfile.TemporaryDirectory() as tmp:
+        scratch = Path(tmp)
+        root = make_colour_digits(scratch / "digits", n_train=args.train, n_val=args.val)
+        results = {stem: run(root, stem, args.epochs, scratch) for stem in ("imagenet", "small")}
+    print(f"\nresnet18, 32x32, batch 64, {args.train} train / {args.val} val images:\n")
+    print(
+        "| stem | images/s | "
+        + " | ".join(f"epoch {e + 1}: val top-1 (s)" for e in range(args.epochs))
+        + " |"
+    )
+    print("| --- | --- | " + " | ".join("---" for _ in range(args.epochs)) + " |")
+    for stem, result in results.items():
+        cells = [f"{top1:.3f} ({elapsed:.0f} s)" for top1, elapsed in result["rows"]]
+        print(f"| {stem} | {result['images_per_second']:.0f} | " + " | ".join(cells) + " |")
+
+
+if __name__ == "__main__":
+    main()
