@@ -63,13 +63,15 @@ def build_model(name: str, num_classes: int, in_channels: int = 3, stem: str = "
     """
     if stem not in ("imagenet", "small"):
         raise LightclsError(f"model.stem={stem}: choose one of {', '.join(STEMS)}")
-    if name == "lenet":
-        net: nn.Module = LeNet5(num_classes=num_classes, in_channels=in_channels)
-    else:
-        known = tvm.list_models(module=tvm)
-        if name not in known:
-            raise LightclsError(f"unknown model {name!r}; choose one of: {', '.join(list_models())}")
-        net = tvm.get_model(name, weights=None, num_classes=num_classes)
+    if name == "lenet":  # built for its channel count; it has no ImageNet stem (small_stem says so)
+        lenet = LeNet5(num_classes=num_classes, in_channels=in_channels)
+        if stem == "small":
+            small_stem(lenet, name, in_channels)
+        return lenet
+    known = tvm.list_models(module=tvm)
+    if name not in known:
+        raise LightclsError(f"unknown model {name!r}; choose one of: {', '.join(list_models())}")
+    net = tvm.get_model(name, weights=None, num_classes=num_classes)
     if stem == "small":
         small_stem(net, name, in_channels)
     elif in_channels != 3:
