@@ -23,6 +23,7 @@ from lightcls.evaluation import confusion_matrix_figure
 from lightcls.evaluation.fonts import figure_fonts
 from lightcls.evaluation.metrics import binarize, mean_average_precision
 from lightcls.models import build_model
+from lightcls.training.distill import Teacher, distill_loss
 from lightcls.training.optim import build_optimizer, build_schedule, continued_schedule
 from lightcls.training.preprocessor import BatchPreprocessor
 from lightcls.training.records import EpochRecorder
@@ -53,6 +54,9 @@ class ClassificationModule(L.LightningModule):
             (several: sigmoid, BCE or ASL, mAP and F1 at per-class thresholds); taken from the data.
         loss: `name`: auto (cross-entropy, or BCE for multi-label), bce, or asl (multi-label's asymmetric
             loss, with `gamma_neg`, `gamma_pos`, `clip`).
+        distill: `teacher` (a checkpoint), `temperature`, `alpha`: training adds the teacher's softened
+            outputs as a target (lightcls.training.distill); the teacher is loaded when fitting starts and
+            is no part of this model's weights.
     """
 
     def __init__(
@@ -67,6 +71,7 @@ class ClassificationModule(L.LightningModule):
         class_weights: Sequence[float] | None = None,
         task: str = "multiclass",
         loss: Mapping[str, Any] | None = None,
+        distill: Mapping[str, Any] | None = None,
     ) -> None:
         super().__init__()
         if task not in TASKS:
@@ -106,6 +111,7 @@ class ClassificationModule(L.LightningModule):
         self._resumed_lrs: list[float] = []
         self._resumed_lrs_epoch = 0
         self._validated_epoch = -1  # the last epoch whose validation ran (every N epochs: not each one)
+        self._teacher: Teacher | None = None  # set when fitting starts, never a submodule (not saved)
         #: the training metric's name: top-1 accuracy, or a multi-label model's micro F1 at its thresholds
         self.train_name = "f1" if self.multilabel else "top1"
         #: the validation metrics of the per-epoch record
@@ -167,6 +173,27 @@ class ClassificationModule(L.LightningModule):
             self.net.to(memory_format=torch.channels_last)
         if options.get("compile"):
             self.net.compile()  # in place: state_dict keys stay those of the plain backbone
+        distill = self.hparams.get("distill") or {}
+        if distill.get("teacher"):
+            object.__setattr__(self, "_teacher", self._load_teacher(distill))
+
+    def _load_teacher(self, distill: Mapping[str, Any]) -> Teacher:
+        """The frozen teacher of `distill`, on this model's device; its classes must be this model's."""
+        path = distill["teacher"]
+        teacher = ClassificationModule.from_checkpoint(path, what="distill.teacher")
+        if teacher.classes != self.classes or teacher.multilabel != self.multilabel:
+            raise LightclsError(
+                f"distill.teacher={path}: its classes ({', '.join(teacher.classes)}) are not the data's "
+                f"({', '.join(self.classes)})"
+            )
+        log.info(
+            "distilling from %s (%s): temperature %g, alpha %g",
+            teacher.hparams["model"]["name"],
+            path,
+            distill["temperature"],
+            distill["alpha"],
+        )
+        return Teacher(teacher.net, teacher.preprocess, self.preprocess).to(self.device)
 
     def setup(self, stage: str) -> None:
         """Take the DataModule's device work for training batches (none when fit on plain loaders)."""
@@ -183,6 +210,10 @@ class ClassificationModule(L.LightningModule):
         x, y, *soft = batch
         logits = self(x)
         loss = self.criterion(logits, soft[0] if soft else y)
+        if self._teacher is not None:  # the teacher sees the same (mixed) images
+            distill = self.hparams["distill"]
+            kd = distill_loss(logits, self._teacher(x), distill["temperature"], self.multilabel)
+            loss = distill["alpha"] * kd + (1 - distill["alpha"]) * loss
         self.train_top1.update(self._predicted(logits.detach()), y.long() if self.multilabel else y)
         self.train_loss.update(loss.detach(), len(y))
         every = self.trainer.log_every_n_steps

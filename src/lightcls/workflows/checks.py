@@ -22,6 +22,7 @@ from lightcls.errors import LightclsError, one_line
 from lightcls.evaluation.metrics import check_metric_options
 from lightcls.inference.export import FORMATS
 from lightcls.models.registry import resolve_stem
+from lightcls.training.distill import check_distill
 from lightcls.training.module import build_loss, build_mix
 from lightcls.training.optim import check_optimization
 from lightcls.workflows.build import build_datamodule, mix_alphas, plain
@@ -38,6 +39,7 @@ def check_train_values(cfg: DictConfig) -> None:
     if threshold != "tune" and broken(threshold, "number:0-1"):
         raise LightclsError(f"threshold={threshold}: give a number from 0 to 1 (multi-label), or tune")
     check_optimization(plain(cfg.optimizer), plain(cfg.scheduler))
+    check_distill(plain(cfg.get("distill")))
     check_kinds(cfg, [key for key in ("lr_find", "report", "verbose", "overwrite") if key in cfg])
     build_mix(mix_alphas(cfg), 2)
     check_max_epochs(cfg.trainer.get("max_epochs"))

@@ -22,7 +22,7 @@ from omegaconf import DictConfig, OmegaConf
 from rich.console import Console
 from rich.table import Table
 
-from lightcls.ckpt import best_of_sweep, check_resume
+from lightcls.ckpt import best_of_sweep, check_resume, read_checkpoint
 from lightcls.ckpt.io import AtomicCheckpointIO, remove_partial_saves
 from lightcls.config import STARTED_AT, compose, config_dir, quote
 from lightcls.config.rundir import check_run_dir, requeued
@@ -41,6 +41,7 @@ from lightcls.training.callbacks import (
     TestPredictions,
     TrainThroughput,
 )
+from lightcls.training.distill import check_distill
 from lightcls.training.quiet import quiet
 from lightcls.workflows.build import build_datamodule, mix_alphas, plain
 from lightcls.workflows.checks import check_train_values
@@ -214,6 +215,7 @@ def _build_module(cfg: DictConfig, datamodule: ImageDataModule, resume: str | No
         class_weights=datamodule.class_weights() if datamodule.balance == "loss" else None,
         task=datamodule.task,
         loss=plain(cfg.get("loss")) or {},
+        distill=_teacher(cfg),
     )
     params = sum(p.numel() for p in module.net.parameters())
     trainable = sum(p.numel() for p in module.net.parameters() if p.requires_grad)
@@ -225,6 +227,17 @@ def _build_module(cfg: DictConfig, datamodule: ImageDataModule, resume: str | No
                 "model.stem=small: the stem convolution starts from random weights (the rest pretrained)"
             )
     return module
+
+
+def _teacher(cfg: DictConfig) -> dict[str, Any] | None:
+    """The distillation settings the student's checkpoint records: the teacher's checkpoint (a run or
+    sweep dir resolved), its model, the temperature and alpha; None without a teacher."""
+    found = check_distill(plain(cfg.get("distill")))
+    if found is None:
+        return None
+    path, temperature, alpha = found
+    model = read_checkpoint(path, "distill.teacher")["hyper_parameters"]["model"]["name"]
+    return {"teacher": path, "teacher_model": model, "temperature": temperature, "alpha": alpha}
 
 
 def _model_as_built(cfg: DictConfig, datamodule: ImageDataModule) -> dict[str, Any]:
