@@ -5,7 +5,7 @@ PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed-stamp
 ARGS ?=
 
-.PHONY: install install-browser train test test-fast test-mmpretrain lint tensorboard clean
+.PHONY: install install-browser train test test-fast test-mmpretrain lint tensorboard clean model-configs
 
 $(STAMP): pyproject.toml constraints.txt
 	$(PYTHON) -m venv $(VENV)
@@ -24,6 +24,9 @@ train: $(STAMP)  ## default run: lenet on the embedded digits set (make train AR
 
 test: $(STAMP)  ## the whole suite (CI runs this), two workers: many tests wait on single-threaded imports
 	$(PY) -m pytest -q -n 2 --dist worksteal --durations=10 $(ARGS)
+
+model-configs: $(STAMP)  ## conf/model/NAME.yaml for every torchvision classifier (after a torchvision upgrade)
+	$(PY) tools/model_configs.py
 
 test-fast: $(STAMP)  ## skip the @pytest.mark.slow runs
 	$(PY) -m pytest -q -m "not slow" $(ARGS)

@@ -72,7 +72,7 @@ def test_train_without_validation_keeps_last_only(digits_root: Path, tmp_path: P
 
 def test_models_and_mistakes() -> None:
     assert {"lenet", "resnet18"} <= set(Classifier.models())
-    with pytest.raises(LightclsError, match=r"^unknown model 'lenet6'; choose one of: convnext_tiny, "):
+    with pytest.raises(LightclsError, match=r"^unknown model 'lenet6' \(did you mean lenet, "):
         Classifier("lenet6")
     with pytest.raises(LightclsError, match=r"^this Classifier is not trained: call train"):
         Classifier("lenet").predict("x.png")

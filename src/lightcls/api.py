@@ -23,7 +23,7 @@ from lightcls.inference import (
     predict_files,
     results_from_probs,
 )
-from lightcls.models import MODELS, resolve_model
+from lightcls.models import model_lines, resolve_model
 
 DEVICES = {"cpu": "cpu", "gpu": "gpu", "cuda": "gpu", "auto": "auto"}
 
@@ -56,7 +56,7 @@ class Classifier:
     @staticmethod
     def models() -> dict[str, str]:
         """The backbones there is a config for, with a line about each."""
-        return dict(sorted(MODELS.items()))
+        return model_lines()
 
     sota = models  # MMEdu's `cls.sota()`
 

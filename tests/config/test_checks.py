@@ -15,7 +15,8 @@ from lightcls.tasks import train
 from lightcls.workflows.checks import check_eval as check_eval_command
 from lightcls.workflows.checks import check_train as check_train_command
 
-MODELS = "convnext_tiny, efficientnet_b0, lenet, mobilenet_v2, mobilenet_v3_small, resnet18, resnet50"
+LISTED = "`lightcls-info models` lists them"
+RESNETS = "resnet18, resnet152, resnet101"
 
 
 def _check(config: str, argv: list[str]) -> None:
@@ -35,8 +36,13 @@ def _error(config: str, argv: list[str]) -> str:
 @pytest.mark.parametrize(
     ("override", "message"),
     [
-        ("model=resnet81", f"unknown model 'resnet81' (did you mean resnet18?); choose one of: {MODELS}"),
-        ("model=vit", f"unknown model 'vit'; choose one of: {MODELS}"),
+        (
+            "model=resnet81",
+            f"unknown model 'resnet81' (did you mean resnet18, resnet152, resnet101?); {LISTED}",
+        ),
+        ("model=vit", f"unknown model 'vit' (did you mean vit_b_16, vit_b_32, vit_h_14?); {LISTED}"),
+        ("model=vitb16", f"unknown model 'vitb16' (did you mean vit_b_16, vit_l_16?); {LISTED}"),
+        ("model=zzz", f"unknown model 'zzz'; {LISTED}"),
         (
             "data=digit",
             "unknown data 'digit' (did you mean digits?); choose one of: digits, folder, hand_gray, "
@@ -70,7 +76,7 @@ def test_unknown_group_option(override: str, message: str) -> None:
 
 
 def test_unknown_option_in_the_other_commands() -> None:
-    assert _error("info", ["model=resnet81"]).startswith("unknown model 'resnet81' (did you mean resnet18?)")
+    assert _error("info", ["model=resnet81"]).startswith("unknown model 'resnet81' (did you mean resnet18, ")
     assert _error("eval", ["ckpt_path=x", "data=hand"]) == (
         "unknown data 'hand' (did you mean hand_gray?); choose one of: digits, folder, hand_gray, "
         "multilabel, streaming"

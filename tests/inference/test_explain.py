@@ -13,7 +13,7 @@ from PIL import Image
 from helpers import compose_train, one_line_error
 from lightcls.data import SplitFolderDataModule
 from lightcls.inference.explain import explain, target_layer
-from lightcls.models import MODELS, build_model
+from lightcls.models import build_model
 from lightcls.tasks import train
 from lightcls.training import ClassificationModule
 from lightcls.training.quiet import quiet
@@ -34,6 +34,18 @@ def two_class_set(tmp_path_factory: pytest.TempPathFactory) -> Path:
                 pixels = rng.integers(low, low + 128, (48, 48, 3), dtype=np.uint8)
                 Image.fromarray(pixels).save(folder / f"{i}.png")
     return root
+
+
+#: one model of each convolutional design with a config before the whole zoo
+MODELS = (
+    "lenet",
+    "mobilenet_v2",
+    "mobilenet_v3_small",
+    "resnet18",
+    "resnet50",
+    "efficientnet_b0",
+    "convnext_tiny",
+)
 
 
 @pytest.mark.parametrize("name", MODELS)

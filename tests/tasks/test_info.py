@@ -45,6 +45,26 @@ def test_checkpoint_facts_and_publish(trained_run: Path, digits_root: Path, tmp_
 
 def test_a_non_square_size_is_one_line(tmp_path: Path) -> None:
     cfg = compose_task("info", ["model=resnet18", "image_size=[224,160]"], tmp_path)
-    assert one_line_error(info, cfg) == (
-        "image_size must be a whole number >= 1 (a square input side), got [224, 160]"
-    )
+    assert one_line_error(info, cfg) == "image_size=[224, 160]: give a whole number >= 1 (or null)"
+
+
+def test_lightcls_info_models_lists_the_zoo(tmp_path: Path, capsys, monkeypatch) -> None:
+    from unittest import mock
+
+    monkeypatch.setenv("COLUMNS", "150")
+    from lightcls.cli import main
+
+    with (
+        mock.patch.object(main, "_info", lambda: list(main.sys.argv)),
+        mock.patch.object(main.sys, "argv", ["lightcls-info", "models", "family=vit"]),
+    ):
+        assert main.info() == ["lightcls-info", "list=models", "family=vit"]
+    facts = info(compose_task("info", ["list=models", "family=vit", "image_size=32"], tmp_path))
+    rows = {row["model"]: row for row in facts["models"]}
+    assert sorted(rows) == ["vit_b_16", "vit_b_32", "vit_h_14", "vit_l_16", "vit_l_32"]
+    assert rows["vit_h_14"]["flops"] is None and rows["vit_b_32"]["flops"] > 0  # 32 is no multiple of 14
+    shown = capsys.readouterr().out
+    assert "lightcls models: 5" in shown and "14+ x14" in shown and "IMAGENET1K_SWAG_E2E_V1" in shown
+    assert (tmp_path / "models.json").is_file() or list(tmp_path.rglob("models.json"))
+    cfg = compose_task("info", ["list=models", "family=resnets"], tmp_path)
+    assert one_line_error(info, cfg).startswith("family=resnets: not a model family; choose one of lenet, ")

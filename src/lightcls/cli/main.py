@@ -171,8 +171,17 @@ evaluate = command("eval", "lightcls.tasks.evaluate:evaluate")
 predict = command("predict", "lightcls.tasks.predict:predict")
 #: `lightcls-export ckpt_path=... format=onnx|torchscript [dynamic_batch=true]`
 export = command("export", "lightcls.tasks.export:export")
-#: `lightcls-info ckpt_path=...` or `lightcls-info model=NAME`: parameters, FLOPs, classes, input
-info = command("info", "lightcls.tasks.info:info")
+_info = command("info", "lightcls.tasks.info:info")
+
+
+def info() -> Any:
+    """`lightcls-info ckpt_path=...` or `lightcls-info model=NAME`: parameters, FLOPs, classes, input;
+    `lightcls-info models [image_size=32] [family=resnet]`: every model, with its family, size and weights."""
+    if sys.argv[1:2] == ["models"]:
+        sys.argv[1:2] = ["list=models"]
+    return _info()
+
+
 #: `lightcls-search [search=lr_batch] [train overrides]`: an Optuna study of training runs, pruned early
 search = command("search", "lightcls.tasks.search:search")
 #: `lightcls-explain ckpt_path=... input=IMG_OR_DIR [method=gradcam] [target=pred|CLASS] [layer=NAME]`

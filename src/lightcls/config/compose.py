@@ -75,6 +75,10 @@ def _composition_error(err: HydraException, config_name: str, overrides: Sequenc
     """Hydra's composition error as one line: the unknown option or key, the valid choices."""
     if isinstance(err, MissingConfigException) and err.missing_cfg_file and err.options is not None:
         group, _, name = err.missing_cfg_file.rpartition("/")
+        if group == "model":  # every torchvision architecture: too many to list in a line
+            close = close_names(name, err.options)
+            hint = f" (did you mean {', '.join(close)}?)" if close else ""
+            return f"unknown model {name!r}{hint}; `lightcls-info models` lists them"
         if group:
             choices = f"; choose one of: {', '.join(err.options)}" if err.options else ""
             return f"unknown {group} {name!r}{did_you_mean(name, err.options)}{choices}"
@@ -102,6 +106,13 @@ def _folder_only(key: str, overrides: Sequence[str]) -> bool:
     if group != "data" or "data=streaming" not in overrides:
         return False
     return name in OmegaConf.load(config_dir() / "base" / "folder.yaml")
+
+
+def close_names(name: str, choices: Sequence[str], n: int = 3) -> list[str]:
+    """Up to `n` of `choices` that start with `name` (vit: vit_b_16, ...), else the closest spellings."""
+    key = name.lower()
+    starting = [c for c in choices if c.startswith(key)]
+    return starting[:n] if starting else difflib.get_close_matches(key, list(choices), n=n, cutoff=0.6)
 
 
 def did_you_mean(name: str, choices: Sequence[str], prefix: str = "") -> str:

@@ -55,7 +55,13 @@ RULES: dict[str, dict[str, str]] = {
     },
     "explain": {"topk": "int:1", "batch_size": "int:1", "device": "device"},
     "export": {"opset": "int:1?", "parity_atol": "number:>=0", "parity_rtol": "number:>=0"},
-    "info": {"publish": "flag"},
+    "info": {
+        "publish": "flag",
+        "list": "choice:models?",
+        "image_size": "int:1?",
+        "channels": "choice:1|3",
+        "num_classes": "int:1",
+    },
 }
 _ABSENT = object()
 _DEVICE = re.compile(r"^(cpu|gpu|cuda|auto|cuda:\d+)$")

@@ -19,6 +19,7 @@ from torch import nn
 
 from lightcls.errors import LightclsError
 from lightcls.evaluation.fonts import caption_font
+from lightcls.models.zoo import family_of
 from lightcls.training import ClassificationModule
 
 #: method name -> pytorch_grad_cam class name
@@ -96,6 +97,10 @@ def target_layer(
     return maps[-1], net.get_submodule(maps[-1])
 
 
+#: families whose blocks give tokens (ViT) or channels-last maps (Swin), which Grad-CAM cannot read as is
+TOKEN_FAMILIES = ("vit", "swin")
+
+
 def explain(
     module: ClassificationModule,
     images: Sequence[torch.Tensor],
@@ -115,6 +120,12 @@ def explain(
     classes = list(module.classes)
     if target != "pred" and target not in classes:
         raise LightclsError(f"target={target}: not a class of this model; its classes: {', '.join(classes)}")
+    name = module.hparams["model"]["name"]
+    if family_of(name).name in TOKEN_FAMILIES:
+        raise LightclsError(
+            f"Grad-CAM needs a layer that gives a feature map; {name}'s blocks give tokens (a transformer): "
+            "choose a convolutional model to explain"
+        )
     module = module.eval()
     pre = module.preprocess
     layer_name, layer_module = target_layer(module.net, pre.image_size, pre.channels, layer)

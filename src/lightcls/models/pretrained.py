@@ -3,14 +3,17 @@
 from __future__ import annotations
 
 import logging
+import math
 from pathlib import Path
 
 import torch
 from torch import nn
 from torchvision import models as tvm
+from torchvision.models.vision_transformer import interpolate_embeddings
 
 from lightcls.ckpt import load_checkpoint
 from lightcls.errors import LightclsError
+from lightcls.models.zoo import family_of, patch_size
 
 log = logging.getLogger(__name__)
 
@@ -28,6 +31,9 @@ def load_pretrained(net: nn.Module, name: str, source: bool | str) -> dict[str, 
             continue
         if target.shape == value.shape:
             loaded[key] = value
+        elif key == "encoder.pos_embedding" and family_of(name).name == "vit":
+            loaded[key] = _resized_positions(value, target, patch_size(name))
+            adapted.append(key)
         elif _is_stem_mismatch(target, value):
             loaded[key] = _adapt_stem(value, target.shape[1])
             adapted.append(key)
@@ -41,7 +47,7 @@ def load_pretrained(net: nn.Module, name: str, source: bool | str) -> dict[str, 
     net.load_state_dict(loaded, strict=False)
     missing = sorted(set(own) - set(loaded))
     log.info(
-        "pretrained weights from %s: loaded %d of %d tensors; adapted (input channels): %s; "
+        "pretrained weights from %s: loaded %d of %d tensors; adapted (input channels, ViT positions): %s; "
         "new (shape differs, e.g. the classifier head): %s",
         "torchvision" if source is True else source,
         len(loaded),
@@ -110,6 +116,12 @@ def _from_openmmlab(
         "model.pretrained=%s: an mmpretrain/MMEdu checkpoint, %d tensors mapped %s", source, len(mapped), how
     )
     return mapped
+
+
+def _resized_positions(value: torch.Tensor, target: torch.Tensor, patch: int) -> torch.Tensor:
+    """A ViT's position embeddings for another input side, interpolated as torchvision does it."""
+    side = math.isqrt(target.shape[1] - 1) * patch
+    return interpolate_embeddings(side, patch, {"encoder.pos_embedding": value})["encoder.pos_embedding"]
 
 
 def _is_stem_mismatch(target: torch.Tensor, value: torch.Tensor) -> bool:

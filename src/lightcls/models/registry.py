@@ -7,18 +7,7 @@ from torchvision import models as tvm
 
 from lightcls.errors import LightclsError
 from lightcls.models.lenet import LeNet5
-
-#: The backbones with a config in conf/model/, and what each is.
-MODELS: dict[str, str] = {
-    "lenet": "LeNet-5, 62k parameters: the first model for small grayscale images",
-    "mobilenet_v2": "MobileNetV2 (torchvision), 3.5M parameters",
-    "mobilenet_v3_small": "MobileNetV3-Small (torchvision), 2.5M parameters",
-    "resnet18": "ResNet-18 (torchvision), 11.7M parameters",
-    "resnet50": "ResNet-50 (torchvision), 25.6M parameters",
-    "efficientnet_b0": "EfficientNet-B0 (torchvision), 5.3M parameters",
-    "convnext_tiny": "ConvNeXt-Tiny (torchvision), 28.6M parameters",
-}
-
+from lightcls.models.zoo import builder_kwargs, check_name, family_of, first_conv, weights_of, zoo_names
 
 #: MMEdu's and mmpretrain's spellings of our backbones (matched case-insensitively, '-' and '_' ignored)
 ALIASES: dict[str, str] = {
@@ -35,19 +24,33 @@ ALIASES: dict[str, str] = {
 
 def resolve_model(name: str) -> str:
     """Our name for a backbone written as MMEdu does (`LeNet`, `MobileNet`, `ResNet18`); a name we do not
-    know is one line listing ours."""
+    know is one line naming the closest ones."""
     key = name.lower().replace("-", "").replace("_", "")
-    for ours in MODELS:
+    for ours in zoo_names():
         if key == ours.replace("_", ""):
             return ours
     if key in ALIASES:
         return ALIASES[key]
-    raise LightclsError(f"unknown model {name!r}; choose one of: {', '.join(list_models())}")
+    check_name(name)
+    return name
 
 
 def list_models() -> list[str]:
-    """Names usable as `model=NAME` (like MMEdu's `cls.sota()`)."""
-    return sorted(MODELS)
+    """Names usable as `model=NAME` (like MMEdu's `cls.sota()`): every torchvision classifier and lenet."""
+    return zoo_names()
+
+
+def model_lines() -> dict[str, str]:
+    """Each model's family, parameter count (at 1000 classes) and ImageNet top-1 of its weights."""
+    lines = {"lenet": "LeNet-5, 62k parameters: the first model for small grayscale images (no weights)"}
+    for name in zoo_names():
+        weights = weights_of(name)
+        if weights is not None:
+            top1 = weights.meta["_metrics"]["ImageNet-1K"]["acc@1"]
+            params = weights.meta["num_params"] / 1e6
+            title = family_of(name).title
+            lines[name] = f"{title}, {params:.1f}M parameters; ImageNet top-1 {top1:.1f} with its weights"
+    return lines
 
 
 #: `model.stem`: torchvision's ImageNet stem, the small-image one, or the small one at AUTO_SMALL px or less
@@ -55,12 +58,12 @@ STEMS = ("imagenet", "small", "auto")
 AUTO_SMALL = 64
 
 
-def build_model(name: str, num_classes: int, in_channels: int = 3, stem: str = "imagenet") -> nn.Module:
-    """A randomly initialised backbone `name` with `num_classes` outputs and `in_channels` inputs; `stem`
-    "small" swaps an ImageNet stem for one that keeps small images' detail (see `small_stem`).
-
-    Any torchvision classification model name works; those in `MODELS` are the tested ones.
-    """
+def build_model(
+    name: str, num_classes: int, in_channels: int = 3, stem: str = "imagenet", image_size: int | None = None
+) -> nn.Module:
+    """A randomly initialised backbone `name` with `num_classes` outputs and `in_channels` inputs, for
+    `image_size` px inputs where its builder needs the size (ViT, MaxViT); `stem` "small" swaps an ImageNet
+    stem for one that keeps small images' detail (see `small_stem`)."""
     if stem not in ("imagenet", "small"):
         raise LightclsError(f"model.stem={stem}: choose one of {', '.join(STEMS)}")
     if name == "lenet":  # built for its channel count; it has no ImageNet stem (small_stem says so)
@@ -68,10 +71,8 @@ def build_model(name: str, num_classes: int, in_channels: int = 3, stem: str = "
         if stem == "small":
             small_stem(lenet, name, in_channels)
         return lenet
-    known = tvm.list_models(module=tvm)
-    if name not in known:
-        raise LightclsError(f"unknown model {name!r}; choose one of: {', '.join(list_models())}")
-    net = tvm.get_model(name, weights=None, num_classes=num_classes)
+    check_name(name)
+    net = tvm.get_model(name, weights=None, num_classes=num_classes, **builder_kwargs(name, image_size))
     if stem == "small":
         small_stem(net, name, in_channels)
     elif in_channels != 3:
@@ -91,7 +92,7 @@ def resolve_stem(name: str, stem: str, image_size: int) -> str:
         raise LightclsError(f"model.stem={stem}: choose one of {', '.join(STEMS)}")
     if stem == "imagenet":
         return stem
-    supported = name != "lenet" and name in tvm.list_models(module=tvm) and _is_resnet(name)
+    supported = family_of(name).small_stem
     if stem == "auto":
         return "small" if supported and image_size <= AUTO_SMALL else "imagenet"
     if not supported:
@@ -100,10 +101,6 @@ def resolve_stem(name: str, stem: str, image_size: int) -> str:
             "(resnet*, resnext*, wide_resnet*)"
         )
     return stem
-
-
-def _is_resnet(name: str) -> bool:
-    return name.startswith(("resnet", "resnext", "wide_resnet"))
 
 
 def small_stem(net: nn.Module, name: str, in_channels: int) -> None:
@@ -119,20 +116,15 @@ def small_stem(net: nn.Module, name: str, in_channels: int) -> None:
 
 def _set_in_channels(net: nn.Module, in_channels: int) -> None:
     """Replace the stem convolution (the first Conv2d) with one taking `in_channels` inputs."""
-    for path, module in net.named_modules():
-        if isinstance(module, nn.Conv2d):
-            parent_path, _, attr = path.rpartition(".")
-            parent = net.get_submodule(parent_path) if parent_path else net
-            stem = nn.Conv2d(
-                in_channels,
-                module.out_channels,
-                kernel_size=module.kernel_size,
-                stride=module.stride,
-                padding=module.padding,
-                dilation=module.dilation,
-                groups=1,
-                bias=module.bias is not None,
-            )
-            setattr(parent, attr, stem)
-            return
-    raise LightclsError(f"cannot find the input convolution of {type(net).__name__}")
+    parent, attr, conv = first_conv(net)
+    stem = nn.Conv2d(
+        in_channels,
+        conv.out_channels,
+        kernel_size=conv.kernel_size,
+        stride=conv.stride,
+        padding=conv.padding,
+        dilation=conv.dilation,
+        groups=1,
+        bias=conv.bias is not None,
+    )
+    setattr(parent, attr, stem)

@@ -18,6 +18,7 @@ from lightcls.files import write_json
 from lightcls.inference import contract
 from lightcls.models import build_model
 from lightcls.models.size import count
+from lightcls.models.zoo import check_input_size, check_name, describe, zoo_table
 from lightcls.training import ClassificationModule
 from lightcls.workflows.checks import check_info
 
@@ -39,6 +40,8 @@ def info(cfg: DictConfig) -> dict[str, Any]:
     """Facts about `cfg.ckpt_path` or `cfg.model.name`; optionally publish the checkpoint; return them."""
     check_info(cfg)
     out_dir = Path(str(cfg.save_dir or cfg.paths.output_dir)).expanduser().resolve()
+    if cfg.get("list") == "models":
+        return list_models(cfg, out_dir)
     if cfg.ckpt_path:
         ckpt = read_checkpoint(cfg.ckpt_path)
         net = ClassificationModule.from_checkpoint(cfg.ckpt_path).net
@@ -48,12 +51,11 @@ def info(cfg: DictConfig) -> dict[str, Any]:
         }
         facts["epoch"] = ckpt.get("epoch")
     elif cfg.get("model"):
-        for key in ("image_size", "channels", "num_classes"):
-            value = cfg[key]
-            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-                raise LightclsError(f"{key} must be a whole number >= 1 (a square input side), got {value}")
-        pre = {"image_size": int(cfg.image_size), "channels": int(cfg.channels), "mean": [], "std": []}
-        net = build_model(cfg.model.name, int(cfg.num_classes), pre["channels"])
+        check_name(cfg.model.name)
+        size = cfg.image_size or describe(cfg.model.name)["image_size"]
+        pre = {"image_size": int(size), "channels": int(cfg.channels), "mean": [], "std": []}
+        check_input_size(cfg.model.name, pre["image_size"], key="image_size")
+        net = build_model(cfg.model.name, int(cfg.num_classes), pre["channels"], image_size=pre["image_size"])
         facts = {"model": cfg.model.name, "classes": int(cfg.num_classes), "preprocess": pre}
     else:
         raise LightclsError("pass ckpt_path=/path/to/model.ckpt or model=NAME")
@@ -67,6 +69,45 @@ def info(cfg: DictConfig) -> dict[str, Any]:
     write_json(out_dir / "info.json", facts)
     print_info(facts)
     return facts
+
+
+def list_models(cfg: DictConfig, out_dir: Path) -> dict[str, Any]:
+    """Every model (of `cfg.family`): family, parameters, FLOPs at `cfg.image_size`, the input sides it
+    takes, its published weights; printed as a table and written to models.json."""
+    rows = zoo_table(cfg.image_size, int(cfg.channels), cfg.family)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    write_json(out_dir / "models.json", rows)
+    where = f"at {cfg.image_size} px" if cfg.image_size else "at its weights' side (torchvision's figures)"
+    table = Table(
+        title=f"lightcls models: {len(rows)}, FLOPs of one {cfg.channels}-channel image {where}",
+        caption="takes px: the smallest side, x: a multiple it must be; top-1: ImageNet with the weights",
+    )
+    for column in (
+        "model",
+        "family",
+        "params (M)",
+        "GFLOPs",
+        "side",
+        "takes px",
+        "weights",
+        "ImageNet top-1",
+    ):
+        left = column in ("model", "family", "weights")
+        table.add_column(column, justify="left" if left else "right", no_wrap=column != "ImageNet top-1")
+    for row in rows:
+        takes = f"{row['min_size']}+" + (f" x{row['multiple']}" if row["multiple"] else "")
+        table.add_row(
+            row["model"],
+            row["family"],
+            f"{row['params'] / 1e6:.1f}" if row["params"] else "-",
+            f"{row['flops'] / 1e9:.3f}" if row["flops"] else "-",
+            str(row["image_size"]),
+            takes,
+            row["weights"] or "-",
+            f"{row['imagenet_top1']:.1f}" if row["imagenet_top1"] else "-",
+        )
+    Console().print(table)
+    return {"models": rows}
 
 
 def publish(path: Path, out_dir: Path) -> Path:

@@ -81,7 +81,11 @@ class ClassificationModule(L.LightningModule):
         self.multilabel = task == "multilabel"
         self.preprocess = Preprocess.from_dict(preprocess)
         self.net = build_model(
-            model["name"], num_classes, self.preprocess.channels, stem=model.get("stem") or "imagenet"
+            model["name"],
+            num_classes,
+            self.preprocess.channels,
+            stem=model.get("stem") or "imagenet",
+            image_size=self.preprocess.image_size,
         )
         self.criterion = build_loss(loss or {}, task, class_weights, label_smoothing)
         self.mix = build_mix(mix or {}, num_classes)

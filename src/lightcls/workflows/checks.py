@@ -22,6 +22,7 @@ from lightcls.errors import LightclsError, one_line
 from lightcls.evaluation.metrics import check_metric_options
 from lightcls.inference.export import FORMATS
 from lightcls.models.registry import resolve_stem
+from lightcls.models.zoo import check_input_size
 from lightcls.training.distill import check_distill
 from lightcls.training.module import build_loss, build_mix
 from lightcls.training.optim import check_optimization
@@ -51,9 +52,9 @@ def check_train(cfg: DictConfig) -> None:
     chosen by name, against the task its data gives (its annotation files read, its images not)."""
     datamodule = build_datamodule(cfg)
     check_train_values(cfg)
-    resolve_stem(
-        str(cfg.model.name), str(cfg.model.get("stem") or "imagenet"), datamodule.preprocess.image_size
-    )
+    name, size = str(cfg.model.name), datamodule.preprocess.image_size
+    check_input_size(name, size)
+    resolve_stem(name, str(cfg.model.get("stem") or "imagenet"), size)
     loss = plain(cfg.get("loss")) or {}
     named = loss.get("name", "auto") != "auto"
     if named and isinstance(datamodule, SplitFolderDataModule) and datamodule.root.is_dir():

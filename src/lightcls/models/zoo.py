@@ -1,0 +1,212 @@
+"""The model zoo: every torchvision classification architecture and LeNet-5, grouped in families, with the
+input sizes each takes and what its published weights are."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from typing import Any
+from unittest import mock
+
+import torch
+from torch import nn
+from torchvision import models as tvm
+from torchvision.models import regnet
+
+from lightcls.config.compose import close_names
+from lightcls.errors import LightclsError
+
+
+@dataclass(frozen=True)
+class Family:
+    """One architecture family: its name, torchvision's title, the model names it holds (by prefix), the
+    smallest input side its members take, and the side they must be a multiple of (0: any)."""
+
+    name: str
+    title: str
+    prefixes: tuple[str, ...]
+    min_size: int = 1
+    multiple: int = 0
+    small_stem: bool = False
+
+
+#: torchvision's families (as its documentation groups them) and LeNet-5; sizes found by a forward pass
+#: at every side (tests/models/test_zoo.py checks them against the builders)
+FAMILIES: tuple[Family, ...] = (
+    Family("lenet", "LeNet-5", ("lenet",), min_size=10),
+    Family("alexnet", "AlexNet", ("alexnet",), min_size=63),
+    Family("convnext", "ConvNeXt", ("convnext_",), min_size=32),
+    Family("densenet", "DenseNet", ("densenet",), min_size=29),
+    Family("efficientnet_v2", "EfficientNetV2", ("efficientnet_v2_",)),
+    Family("efficientnet", "EfficientNet", ("efficientnet_b",)),
+    Family("googlenet", "GoogLeNet", ("googlenet",), min_size=15),
+    Family("inception", "Inception V3", ("inception_v3",), min_size=75),
+    # MaxViT's windows of 7 must tile every stage (1/4 to 1/32 of the input): multiples of 224
+    Family("maxvit", "MaxVit", ("maxvit_",), min_size=224, multiple=224),
+    Family("mnasnet", "MNASNet", ("mnasnet",)),
+    Family("mobilenet_v2", "MobileNet V2", ("mobilenet_v2",)),
+    Family("mobilenet_v3", "MobileNet V3", ("mobilenet_v3_",)),
+    Family("regnet", "RegNet", ("regnet_",)),
+    Family("resnet", "ResNet", ("resnet",), small_stem=True),
+    Family("resnext", "ResNeXt", ("resnext",), small_stem=True),
+    Family("shufflenet_v2", "ShuffleNet V2", ("shufflenet_v2_",)),
+    Family("squeezenet", "SqueezeNet", ("squeezenet",), min_size=21),
+    Family("swin", "SwinTransformer", ("swin_",), min_size=4),
+    Family("vgg", "VGG", ("vgg",), min_size=32),
+    # a ViT is built for one input side (torchvision's image_size), a multiple of its patch
+    Family("vit", "VisionTransformer", ("vit_",), min_size=14),
+    Family("wide_resnet", "Wide ResNet", ("wide_resnet",), small_stem=True),
+)
+
+#: members whose smallest input differs from their family's
+MIN_SIZE = {"squeezenet1_1": 17}
+
+
+def zoo_names() -> list[str]:
+    """Every model usable as `model=NAME`: torchvision's classification builders and lenet."""
+    return sorted([*tvm.list_models(module=tvm), "lenet"])
+
+
+def family_of(name: str) -> Family:
+    """The family of model `name` (a name no family holds is a one-line error with the closest names)."""
+    check_name(name)
+    return next(f for f in FAMILIES if name.startswith(f.prefixes))
+
+
+def check_name(name: str) -> None:
+    """A model name torchvision (or lightcls) builds; else one line naming the closest ones."""
+    names = zoo_names()
+    if name in names:
+        return
+    close = close_names(name, names)
+    hint = f" (did you mean {', '.join(close)}?)" if close else ""
+    raise LightclsError(f"unknown model {name!r}{hint}; `lightcls-info models` lists them")
+
+
+def members(family: str) -> list[str]:
+    """The models of `family`, smallest (fewest parameters of its published weights) first."""
+    names = [n for n in zoo_names() if family_of(n).name == family]
+    return sorted(names, key=lambda n: weights_of(n).meta["num_params"] if weights_of(n) else 0)
+
+
+def patch_size(name: str) -> int:
+    """A ViT's patch side, from its name (vit_b_16: 16)."""
+    return int(name.rsplit("_", 1)[-1])
+
+
+def size_rule(name: str) -> tuple[int, int]:
+    """The smallest input side model `name` takes and the side it must be a multiple of (0: any)."""
+    family = family_of(name)
+    if family.name == "vit":
+        return patch_size(name), patch_size(name)
+    return MIN_SIZE.get(name, family.min_size), family.multiple
+
+
+def check_input_size(name: str, image_size: int, key: str = "data.image_size") -> None:
+    """One line naming the sides that work when model `name` cannot take `image_size` px inputs (`key`)."""
+    smallest, multiple = size_rule(name)
+    if multiple and image_size % multiple:
+        below, above = image_size // multiple * multiple, (image_size // multiple + 1) * multiple
+        near = " or ".join(str(s) for s in (below, above) if s >= smallest)
+        raise LightclsError(
+            f"model={name} takes {key} in multiples of {multiple} (its "
+            f"{'patches' if family_of(name).name == 'vit' else 'attention windows'} tile the image); "
+            f"got {image_size}, try {near}"
+        )
+    if image_size < smallest:
+        raise LightclsError(
+            f"model={name} needs {key} >= {smallest} (its pooling and strides leave nothing "
+            f"smaller); got {image_size}"
+        )
+
+
+def builder_kwargs(name: str, image_size: int | None) -> dict[str, Any]:
+    """What torchvision's builder for `name` needs besides the class count: the input side of ViT and
+    MaxViT, and no auxiliary heads for GoogLeNet and Inception (their training forward would return them)."""
+    family = family_of(name).name
+    if family == "vit" and image_size:
+        return {"image_size": image_size}
+    if family == "maxvit" and image_size:
+        return {"input_size": (image_size, image_size)}
+    if family in ("googlenet", "inception"):
+        return {"aux_logits": False, "init_weights": True}
+    return {}
+
+
+def weights_of(name: str) -> Any | None:
+    """torchvision's default published weights enum for `name`, or None (lenet)."""
+    if name == "lenet":
+        return None
+    return tvm.get_model_weights(name).DEFAULT
+
+
+@contextmanager
+def on_meta_device() -> Iterator[None]:
+    """Build modules without memory or initialisation (sizes and FLOPs of the largest models in ms).
+
+    torchvision's RegNet builders compute block widths with tensors and read them back, which the meta
+    device cannot: those few run on the CPU.
+    """
+    original = regnet.BlockParams.from_init_params
+
+    def widths_on_cpu(*args: Any, **kwargs: Any) -> Any:
+        with torch.device("cpu"):
+            return original(*args, **kwargs)
+
+    with mock.patch.object(regnet.BlockParams, "from_init_params", widths_on_cpu), torch.device("meta"):
+        yield
+
+
+def describe(name: str, image_size: int | None = None, channels: int = 3) -> dict[str, Any]:
+    """One zoo entry: family, parameters and FLOPs (counted at `image_size`; None: torchvision's figures at
+    its weights' side, 1000 classes, RGB), the smallest side and the side it must be a multiple of, and the
+    published weights with their ImageNet top-1."""
+    from lightcls.models.registry import build_model
+    from lightcls.models.size import count
+
+    family = family_of(name)
+    weights = weights_of(name)
+    native = int(weights.transforms().crop_size[0]) if weights is not None else 32
+    smallest, multiple = size_rule(name)
+    entry: dict[str, Any] = {
+        "model": name,
+        "family": family.name,
+        "image_size": image_size or native,
+        "min_size": smallest,
+        "multiple": multiple,
+        "weights": str(weights).split(".", 1)[-1] if weights is not None else None,
+        "imagenet_top1": weights.meta["_metrics"]["ImageNet-1K"]["acc@1"] if weights is not None else None,
+        "small_stem": family.small_stem,
+        "params": weights.meta["num_params"] if weights is not None else None,
+        # torchvision's `_ops` are GFLOPs counting a multiply-add as one, as `count`'s MACs do
+        "flops": round(2e9 * weights.meta["_ops"]) if weights is not None else None,
+    }
+    if image_size is None and weights is not None:
+        return entry
+    try:
+        check_input_size(name, entry["image_size"])
+    except LightclsError:
+        return {**entry, "params": None, "flops": None}
+    with on_meta_device():
+        net = build_model(name, 1000, channels, image_size=entry["image_size"])
+    sizes = count(net, channels, entry["image_size"], device="meta")
+    return {**entry, "params": sizes["params"], "flops": sizes["flops"]}
+
+
+def zoo_table(image_size: int | None = None, channels: int = 3, family: str | None = None) -> list[dict]:
+    """`describe` for every model (of one family, if given)."""
+    if family is not None and family not in {f.name for f in FAMILIES}:
+        names = ", ".join(f.name for f in FAMILIES)
+        raise LightclsError(f"family={family}: not a model family; choose one of {names}")
+    names = [n for n in zoo_names() if family is None or family_of(n).name == family]
+    return [describe(n, image_size, channels) for n in names]
+
+
+def first_conv(net: nn.Module) -> tuple[nn.Module, str, nn.Conv2d]:
+    """The parent, attribute name and module of `net`'s input convolution (its first Conv2d)."""
+    for path, module in net.named_modules():
+        if isinstance(module, nn.Conv2d):
+            parent_path, _, attr = path.rpartition(".")
+            return (net.get_submodule(parent_path) if parent_path else net), attr, module
+    raise LightclsError(f"cannot find the input convolution of {type(net).__name__}")
