@@ -50,6 +50,8 @@ class ImageDataModule(L.LightningDataModule):
         image_size: side of the square model input.
         channels: 1 (grayscale) or 3 (RGB).
         mean, std: per-channel normalization after scaling to [0, 1].
+        resize_size, interpolation: evaluation resizes the short side to `resize_size` (None: image_size)
+            with `interpolation` (bilinear, bicubic, nearest), then takes the center `image_size` square.
         batch_size: images per batch.
         num_workers: loader processes; "auto": none where a batch is one gather in the main process,
             else one per CPU up to 8.
@@ -84,6 +86,8 @@ class ImageDataModule(L.LightningDataModule):
         hflip: float = 0.5,
         device_augment: bool = True,
         balance: str = "none",
+        resize_size: int | None = None,
+        interpolation: str = "bilinear",
     ) -> None:
         super().__init__()
         if isinstance(channels, bool) or channels not in (1, 3):
@@ -107,7 +111,14 @@ class ImageDataModule(L.LightningDataModule):
         self.location = self.hparams["root"]
         self.name = name or self.root.name
         self.preprocess = Preprocess.from_dict(
-            {"image_size": image_size, "channels": channels, "mean": mean, "std": std}
+            {
+                "image_size": image_size,
+                "channels": channels,
+                "mean": mean,
+                "std": std,
+                "resize_size": resize_size,
+                "interpolation": interpolation,
+            }
         )
         self.batch_size = batch_size
         self.num_workers = num_workers

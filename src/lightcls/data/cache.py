@@ -30,7 +30,8 @@ def cache_path(
 ) -> Path:
     """The cache file for these files at this size: its name changes when any file changes."""
     size, channels = preprocess.image_size, preprocess.channels
-    digest = hashlib.sha1(f"v{CACHE_VERSION} {size} {channels}".encode())
+    resize = {k: v for k, v in preprocess.to_dict().items() if k in ("resize_size", "interpolation")}
+    digest = hashlib.sha1(f"v{CACHE_VERSION} {size} {channels}{' ' + str(resize) if resize else ''}".encode())
     for path, label in samples:
         stat = path.stat()
         digest.update(f"\n{path}\t{label}\t{stat.st_size}\t{stat.st_mtime_ns}".encode())
@@ -52,7 +53,9 @@ def build_cache(
         tmp, mode="w+", dtype=np.uint8, shape=(len(samples), channels, size, size)
     )
     decoded = DataLoader(
-        ImageDataset(samples, channels, preprocess.resize(), min_side=size, num_classes=len(classes)),
+        ImageDataset(
+            samples, channels, preprocess.resize(), min_side=preprocess.resize_side, num_classes=len(classes)
+        ),
         batch_size=256,
         num_workers=workers,
         generator=torch.Generator(),  # its workers' seed is not drawn from the run's random state

@@ -139,7 +139,7 @@ class SplitFolderDataModule(ImageDataModule):
                 samples,
                 self.preprocess.channels,
                 transform,
-                min_side=self.preprocess.image_size,
+                min_side=self.preprocess.resize_side,
                 num_classes=len(self.classes),
             )
 

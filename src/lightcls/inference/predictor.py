@@ -58,7 +58,7 @@ class Predictor:
         uint8 in 0-255, or float in [0, 1] (scaled by 255; any other float range is refused).
         """
         if isinstance(image, (str, Path)):
-            return load_image(image, self.channels, self.preprocess.image_size)
+            return load_image(image, self.channels, self.preprocess.resize_side)
         if isinstance(image, torch.Tensor):
             image = (image.permute(1, 2, 0) if image.ndim == 3 else image).cpu().numpy()
         if isinstance(image, np.ndarray):

@@ -114,7 +114,7 @@ class ShardDataset(IterableDataset):
 def decode_row(reader: ShardReader, row: np.ndarray, preprocess: Preprocess) -> torch.Tensor:
     """The image of a manifest row as load_image decodes a file (at reduced scale where that is enough)."""
     data, name = reader.read(row)
-    return decode_bytes(data, preprocess.channels, preprocess.image_size, name)
+    return decode_bytes(data, preprocess.channels, preprocess.resize_side, name)
 
 
 class ShardImageDataset(Dataset):
