@@ -123,3 +123,14 @@ def test_a_real_mmpretrain_model_gives_the_same_logits_once_loaded(
     with torch.no_grad():
         expected = mm(x, mode="tensor")
         torch.testing.assert_close(net(x), expected, rtol=1e-5, atol=1e-5 * float(expected.abs().max()))
+
+
+def test_vit_weights_for_another_side_get_their_positions_interpolated(tmp_path: Path) -> None:
+    source = build_model("vit_b_32", 10, 3, image_size=96)  # 3x3 patches (+ the class token)
+    path = tmp_path / "vit.pth"
+    torch.save(source.state_dict(), path)
+    target = build_model("vit_b_32", 10, 1, image_size=64)  # 2x2 patches, grayscale
+    result = load_pretrained(target, "vit_b_32", str(path))
+    assert set(result["adapted"]) == {"conv_proj.weight", "encoder.pos_embedding"}
+    assert result["missing"] == [] and target.encoder.pos_embedding.shape == (1, 5, 768)
+    assert torch.equal(target.encoder.pos_embedding[:, 0], source.encoder.pos_embedding[:, 0])  # class token

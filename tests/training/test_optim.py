@@ -112,7 +112,7 @@ def test_norm_and_bias_parameters_can_go_without_weight_decay() -> None:
 
 @pytest.mark.parametrize(
     ("model", "optimizer", "lr"),
-    [("lenet", "SGD", 0.05), ("resnet18", "AdamW", 0.001), ("resnet50", "SGD", 0.01)],
+    [("lenet", "SGD", 0.05), ("resnet18", "AdamW", 0.001), ("resnet50", "AdamW", 0.001)],
 )
 def test_each_model_brings_its_own_optimizer_and_learning_rate(model: str, optimizer: str, lr: float) -> None:
     cfg = compose_train([f"model={model}"])

@@ -16,17 +16,20 @@ def _line(overrides: list[str]) -> str:
 
 def test_the_start_of_run_line_names_each_setting_and_its_source() -> None:
     assert _line(["model=resnet18"]) == (
-        "optimizer adamw, lr 0.001, wd 0.05 (model=resnet18's default); schedule cosine over 10 epochs "
-        "(the default); batch 64 (data=digits)"
+        "optimizer adamw, lr 0.001, wd 0.05 (model=resnet18: the resnet family's default); schedule cosine "
+        "over 10 epochs (the default); batch 64 (data=digits)"
     )
     assert _line(["model=resnet18", "optimizer.lr=0.01", "data.batch_size=16"]) == (
-        "optimizer adamw (model=resnet18's default); lr 0.01; wd 0.05 (model=resnet18's default); "
-        "schedule cosine over 10 epochs (the default); batch 16"
+        "optimizer adamw (model=resnet18: the resnet family's default); lr 0.01; wd 0.05 (model=resnet18: "
+        "the resnet family's default); schedule cosine over 10 epochs (the default); batch 16"
     )
     assert "schedule cosine over 1 epoch (the default)" in _line(["trainer.max_epochs=1"])
     assert _line(["model=resnet50", "optimizer=sgd", "scheduler=warmup_cosine"]) == (
         "optimizer sgd; lr 0.01 (model=resnet50's sgd lr); wd 0.0001 (optimizer=sgd's default); "
         "schedule warmup_cosine over 10 epochs, warmup 1; batch 64 (data=digits)"
+    )
+    assert _line(["model=vit_b_32"]).startswith(
+        "optimizer adamw, lr 0.001, wd 0.05 (model=vit_b_32: the vit family's default); "
     )
 
 

@@ -17,8 +17,9 @@ from lightcls.errors import LightclsError
 from lightcls.files import write_json
 from lightcls.inference import contract
 from lightcls.models import build_model
+from lightcls.models.catalog import describe, zoo_table
 from lightcls.models.size import count
-from lightcls.models.zoo import check_input_size, check_name, describe, zoo_table
+from lightcls.models.zoo import check_input_size, check_name
 from lightcls.training import ClassificationModule
 from lightcls.workflows.checks import check_info
 

@@ -30,8 +30,9 @@ from lightcls.data import ImageDataModule, StreamingDataModule
 from lightcls.errors import Interrupted, one_line
 from lightcls.evaluation.metrics import macro_f1, tune_thresholds
 from lightcls.files import write_json
-from lightcls.models import load_pretrained
+from lightcls.models import list_models, load_pretrained
 from lightcls.models.registry import resolve_stem
+from lightcls.models.zoo import family_of
 from lightcls.training import ClassificationModule
 from lightcls.training.callbacks import (
     CheckpointOnInterrupt,
@@ -125,8 +126,12 @@ def settings_line(
             return None
         return f"experiment={recipe}" if recipe else default
 
+    family = family_of(model).name if model in list_models() else "its"
     optimizer = origin(
-        "optimizer", f"model={model}'s default" if picked != _default_choice("optimizer") else "the default"
+        "optimizer",
+        f"model={model}: the {family} family's default"
+        if picked != _default_choice("optimizer")
+        else "the default",
     )
     own = f"optimizer={picked}'s default" if "optimizer" in keys else optimizer
     special = choices.get("model_optimizer")  # conf/model_optimizer/<model>_<optimizer>.yaml, where it exists
