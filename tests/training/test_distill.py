@@ -9,11 +9,10 @@ from pathlib import Path
 import torch
 from torch.nn import functional as F
 
-from helpers import compose_train, one_line_error, quoted
+from helpers import compose_task, compose_train, one_line_error, quoted
 from lightcls.data.preprocess import Preprocess
 from lightcls.models import build_model
-from lightcls.tasks import train
-from lightcls.training import ClassificationModule
+from lightcls.tasks import evaluate, export, predict, train
 from lightcls.training.distill import Teacher, distill_loss
 from lightcls.workflows.checks import check_train
 
@@ -43,13 +42,18 @@ def test_a_teacher_takes_the_students_batch_through_its_own_contract() -> None:
     assert torch.allclose(seen[0], torch.full_like(seen[0], 2.0))  # white, normalized as the teacher's
 
 
-def test_a_distilled_student_records_its_teacher_and_needs_it_no_more(
+def test_a_distilled_small_stem_student_records_its_teacher_and_needs_it_no_more(
     trained_run: Path, digits_root: Path, tmp_path: Path
 ) -> None:
     teacher = tmp_path / "teacher.ckpt"
     shutil.copy(trained_run / "checkpoints" / "last.ckpt", teacher)
     overrides = [f"data.root={digits_root}", f"distill.teacher={quoted(teacher)}", "distill.alpha=0.7"]
-    overrides += ["trainer.max_epochs=1", "trainer.limit_train_batches=4", "trainer.limit_val_batches=2"]
+    overrides += ["model=resnet18", "model.stem=small", "data.batch_size=16", "trainer.max_epochs=1"]
+    overrides += [
+        "trainer.limit_train_batches=4",
+        "trainer.limit_val_batches=2",
+        "+trainer.limit_test_batches=2",
+    ]
     metrics = train(compose_train(overrides, tmp_path / "student"))
     student = tmp_path / "student" / metrics["last_ckpt"]
     saved = torch.load(student, weights_only=True)
@@ -59,10 +63,20 @@ def test_a_distilled_student_records_its_teacher_and_needs_it_no_more(
         "temperature": 4.0,
         "alpha": 0.7,
     }
+    assert saved["hyper_parameters"]["model"]["stem"] == "small"
     assert not any("teacher" in key for key in saved["state_dict"])  # the teacher is no part of the student
     teacher.unlink()
-    module = ClassificationModule.from_checkpoint(student)  # eval, predict, export: the checkpoint alone
-    assert module(torch.zeros(1, 1, 32, 32)).shape == (1, 10)
+    # eval, export and predict: the checkpoint alone rebuilds the small stem
+    report = evaluate(compose_task("eval", [f"ckpt_path={quoted(student)}", "split=val"], tmp_path / "eval"))
+    assert report["num_images"] == 270 and 0 <= report["top1"] <= 1
+    export(compose_task("export", [f"ckpt_path={quoted(student)}"], tmp_path / "export"))
+    onnx = tmp_path / "export" / "model.onnx"
+    image = next((digits_root / "val_set").rglob("*.png"))
+    found = [
+        predict(compose_task("predict", [f"ckpt_path={quoted(path)}", f"input={image}"], tmp_path / name))
+        for path, name in ((student, "ckpt"), (onnx, "onnx"))
+    ]
+    assert found[0]["results"][0]["pred_class"] == found[1]["results"][0]["pred_class"]
 
 
 def test_distill_mistakes_are_one_line_before_any_run(trained_run: Path, tmp_path: Path) -> None:
