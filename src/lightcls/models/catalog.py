@@ -19,9 +19,9 @@ from lightcls.models.zoo import (
 
 
 def describe(name: str, image_size: int | None = None, channels: int = 3) -> dict[str, Any]:
-    """One zoo entry: family, parameters and FLOPs (counted at `image_size`; None: torchvision's figures at
-    its weights' side, 1000 classes, RGB), the smallest side and the side it must be a multiple of, and the
-    published weights with their ImageNet top-1."""
+    """One zoo entry: family, parameters and FLOPs counted at `image_size` (None: the side its weights were
+    trained at; 32 for lenet) on the meta device, the smallest side and the side it must be a multiple of, and
+    the published weights with their ImageNet top-1."""
     family = family_of(name)
     weights = weights_of(name)
     native = int(weights.transforms().crop_size[0]) if weights is not None else 32
@@ -35,12 +35,7 @@ def describe(name: str, image_size: int | None = None, channels: int = 3) -> dic
         "weights": str(weights).split(".", 1)[-1] if weights is not None else None,
         "imagenet_top1": weights.meta["_metrics"]["ImageNet-1K"]["acc@1"] if weights is not None else None,
         "small_stem": family.small_stem,
-        "params": weights.meta["num_params"] if weights is not None else None,
-        # torchvision's `_ops` are GFLOPs counting a multiply-add as one, as `count`'s MACs do
-        "flops": round(2e9 * weights.meta["_ops"]) if weights is not None else None,
     }
-    if image_size is None and weights is not None:
-        return entry
     try:
         check_input_size(name, entry["image_size"])
     except LightclsError:

@@ -11,7 +11,8 @@ def count(net: nn.Module, channels: int, image_size: int, device: str = "cpu") -
     """Parameters (all and trainable) and FLOPs of one forward pass at `image_size` (MACs = FLOPs / 2), on
     `device` (meta: a model built without memory)."""
     net = net.eval()
-    with torch.no_grad(), FlopCounterMode(display=False) as counter:
+    # with gradients on: attention's fused inference path (no_grad) hides its matmuls from the counter
+    with torch.enable_grad(), FlopCounterMode(display=False) as counter:
         net(torch.zeros(1, channels, image_size, image_size, device=device))
     flops = int(counter.get_total_flops())
     return {

@@ -19,7 +19,7 @@ from lightcls.inference import contract
 from lightcls.models import build_model
 from lightcls.models.catalog import describe, zoo_table
 from lightcls.models.size import count
-from lightcls.models.zoo import check_input_size, check_name
+from lightcls.models.zoo import check_input_size, check_name, on_meta_device
 from lightcls.training import ClassificationModule
 from lightcls.workflows.checks import check_info
 
@@ -56,12 +56,16 @@ def info(cfg: DictConfig) -> dict[str, Any]:
         size = cfg.image_size or describe(cfg.model.name)["image_size"]
         pre = {"image_size": int(size), "channels": int(cfg.channels), "mean": [], "std": []}
         check_input_size(cfg.model.name, pre["image_size"], key="image_size")
-        net = build_model(cfg.model.name, int(cfg.num_classes), pre["channels"], image_size=pre["image_size"])
+        with on_meta_device():  # sizes without memory: counted as `lightcls-info models` counts them
+            net = build_model(
+                cfg.model.name, int(cfg.num_classes), pre["channels"], image_size=pre["image_size"]
+            )
         facts = {"model": cfg.model.name, "classes": int(cfg.num_classes), "preprocess": pre}
     else:
         raise LightclsError("pass ckpt_path=/path/to/model.ckpt or model=NAME")
     pre = facts["preprocess"]
-    facts.update(count(net, int(pre["channels"]), int(pre["image_size"])))
+    device = "meta" if next(net.parameters()).is_meta else "cpu"
+    facts.update(count(net, int(pre["channels"]), int(pre["image_size"]), device=device))
     if cfg.publish:
         if not cfg.ckpt_path:
             raise LightclsError("publish=true needs ckpt_path=... (a trained checkpoint)")
@@ -75,10 +79,11 @@ def info(cfg: DictConfig) -> dict[str, Any]:
 def list_models(cfg: DictConfig, out_dir: Path) -> dict[str, Any]:
     """Every model (of `cfg.family`): family, parameters, FLOPs at `cfg.image_size`, the input sides it
     takes, its published weights; printed as a table and written to models.json."""
-    rows = zoo_table(cfg.image_size, int(cfg.channels), cfg.family)
+    with Console().status("counting every model's parameters and FLOPs (on the meta device: no memory)"):
+        rows = zoo_table(cfg.image_size, int(cfg.channels), cfg.family)
     out_dir.mkdir(parents=True, exist_ok=True)
     write_json(out_dir / "models.json", rows)
-    where = f"at {cfg.image_size} px" if cfg.image_size else "at its weights' side (torchvision's figures)"
+    where = f"at {cfg.image_size} px" if cfg.image_size else "at the side its weights were trained at"
     table = Table(
         title=f"lightcls models: {len(rows)}, FLOPs of one {cfg.channels}-channel image {where}",
         caption="takes px: the smallest side, x: a multiple it must be; top-1: ImageNet with the weights",
