@@ -48,7 +48,8 @@ def test_a_distilled_small_stem_student_records_its_teacher_and_needs_it_no_more
     teacher = tmp_path / "teacher.ckpt"
     shutil.copy(trained_run / "checkpoints" / "last.ckpt", teacher)
     overrides = [f"data.root={digits_root}", f"distill.teacher={quoted(teacher)}", "distill.alpha=0.7"]
-    overrides += ["model=resnet18", "model.stem=small", "data.batch_size=16", "trainer.max_epochs=1"]
+    overrides += ["model=resnet18", "model.stem=small", "data.image_size=16", "data.batch_size=16"]
+    overrides += ["trainer.max_epochs=1"]
     overrides += [
         "trainer.limit_train_batches=4",
         "trainer.limit_val_batches=2",
@@ -63,7 +64,7 @@ def test_a_distilled_small_stem_student_records_its_teacher_and_needs_it_no_more
         "temperature": 4.0,
         "alpha": 0.7,
     }
-    assert saved["hyper_parameters"]["model"]["stem"] == "small"
+    assert saved["hyper_parameters"]["model"]["stem"] == "small"  # at 16 px: the teacher sees its own 32
     assert not any("teacher" in key for key in saved["state_dict"])  # the teacher is no part of the student
     teacher.unlink()
     # eval, export and predict: the checkpoint alone rebuilds the small stem
