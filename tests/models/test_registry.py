@@ -56,9 +56,13 @@ def test_stem_auto_and_where_the_small_stem_applies() -> None:
         and resolve_stem("resnext50_32x4d", "auto", 64) == "small"
     )
     assert resolve_stem("resnet18", "auto", 96) == "imagenet"
-    assert (
-        resolve_stem("mobilenet_v2", "auto", 32) == "imagenet"
-    )  # no ResNet stem: left as torchvision builds it
+    assert resolve_stem("mobilenet_v2", "auto", 32) == "small"  # its stride-2 stem, stride 1
+    assert resolve_stem("vit_b_16", "auto", 32) == "imagenet"  # patches, no stem to swap: left as built
+    assert one_line_error(resolve_stem, "swin_t", "small", 32) == (
+        "model.stem=small: swin_t has no ImageNet stem to swap; the small stem is for these families: "
+        "densenet, efficientnet_v2, efficientnet, googlenet, mnasnet, mobilenet_v2, mobilenet_v3, regnet, "
+        "resnet, resnext, shufflenet_v2, wide_resnet"
+    )
     assert one_line_error(resolve_stem, "lenet", "small", 32).startswith(
         "model.stem=small: lenet has no ImageNet"
     )

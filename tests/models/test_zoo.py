@@ -15,6 +15,7 @@ from lightcls.config import config_dir
 from lightcls.models import build_model, list_models, model_lines
 from lightcls.models.catalog import describe
 from lightcls.models.registry import _set_in_channels
+from lightcls.models.size import count
 from lightcls.models.zoo import (
     FAMILIES,
     check_input_size,
@@ -70,6 +71,21 @@ def test_every_model_runs_at_its_smallest_side_with_1_and_3_channels(family: str
             if i == 0 and not multiple and smallest > 1:  # the smallest side is the smallest: one less fails
                 with pytest.raises((RuntimeError, ValueError)):
                     net(torch.zeros(2, 1, side - 1, side - 1))
+
+
+@pytest.mark.parametrize("family", [f.name for f in FAMILIES if f.stem])
+def test_the_small_stem_keeps_a_32px_images_detail(family: str) -> None:
+    name = members(family)[0]
+    conv_path, pool_path = family_of(name).stem
+    with on_meta_device():
+        nets = {stem: build_model(name, 7, 1, stem=stem) for stem in ("imagenet", "small")}
+    conv = nets["small"].get_submodule(conv_path)
+    assert (conv.kernel_size, conv.stride, conv.in_channels) == ((3, 3), (1, 1), 1)
+    if pool_path:
+        assert isinstance(nets["small"].get_submodule(pool_path), torch.nn.Identity)
+    flops = {stem: count(net, 1, 32, device="meta")["flops"] for stem, net in nets.items()}
+    # every layer after the stem sees 4x the map (16x without the max-pool); the classifier stays
+    assert flops["small"] >= 2 * flops["imagenet"], flops
 
 
 @pytest.mark.parametrize("family", [f.name for f in FAMILIES])

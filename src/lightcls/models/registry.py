@@ -7,7 +7,15 @@ from torchvision import models as tvm
 
 from lightcls.errors import LightclsError
 from lightcls.models.lenet import LeNet5
-from lightcls.models.zoo import builder_kwargs, check_name, family_of, first_conv, weights_of, zoo_names
+from lightcls.models.zoo import (
+    FAMILIES,
+    builder_kwargs,
+    check_name,
+    family_of,
+    first_conv,
+    weights_of,
+    zoo_names,
+)
 
 #: MMEdu's and mmpretrain's spellings of our backbones (matched case-insensitively, '-' and '_' ignored)
 ALIASES: dict[str, str] = {
@@ -80,11 +88,6 @@ def build_model(
     return net
 
 
-def has_small_stem(net: nn.Module) -> bool:
-    """Whether `small_stem` applies to `net`: a torchvision ResNet (ResNet, ResNeXt, Wide ResNet)."""
-    return isinstance(net, tvm.ResNet)
-
-
 def resolve_stem(name: str, stem: str, image_size: int) -> str:
     """`model.stem` as built: auto is small for a model that has one at AUTO_SMALL px or less, else imagenet;
     small on a model without one is a one-line LightclsError."""
@@ -96,27 +99,37 @@ def resolve_stem(name: str, stem: str, image_size: int) -> str:
     if stem == "auto":
         return "small" if supported and image_size <= AUTO_SMALL else "imagenet"
     if not supported:
+        families = ", ".join(f.name for f in FAMILIES if f.small_stem)
         raise LightclsError(
-            f"model.stem=small: {name} has no ImageNet stem to swap; the small stem is for the ResNet family "
-            "(resnet*, resnext*, wide_resnet*)"
+            f"model.stem=small: {name} has no ImageNet stem to swap; the small stem is for these families: "
+            f"{families}"
         )
     return stem
 
 
 def small_stem(net: nn.Module, name: str, in_channels: int) -> None:
-    """A ResNet's 7x7 stride-2 convolution and max-pool (a 32x32 input is 8x8 after them) become one 3x3
-    stride-1 convolution, as CIFAR recipes (mmpretrain's ResNet_CIFAR) build it: 4x the compute of every
-    later layer, for 16x the feature map."""
-    if not has_small_stem(net):
+    """The stem's stride-2 convolution (and the max-pool after it, where there is one) become one 3x3
+    stride-1 convolution, as CIFAR recipes (mmpretrain's ResNet_CIFAR) build it: a ResNet's 32x32 input
+    is 32x32 after it, not 8x8; 4x the compute of every later layer (16x with a max-pool), for that map."""
+    spec = family_of(name).stem
+    if spec is None:
         raise LightclsError(f"model.stem=small: {name} has no ImageNet stem to swap")
-    out = net.conv1.out_channels
-    net.conv1 = nn.Conv2d(in_channels, out, kernel_size=3, stride=1, padding=1, bias=False)
-    net.maxpool = nn.Identity()
+    conv_path, pool_path = spec
+    conv = net.get_submodule(conv_path)
+    small = nn.Conv2d(in_channels, conv.out_channels, 3, stride=1, padding=1, bias=conv.bias is not None)
+    _replace(net, conv_path, small)
+    if pool_path is not None:
+        _replace(net, pool_path, nn.Identity())
+
+
+def _replace(net: nn.Module, path: str, module: nn.Module) -> None:
+    parent_path, _, attr = path.rpartition(".")
+    setattr(net.get_submodule(parent_path) if parent_path else net, attr, module)
 
 
 def _set_in_channels(net: nn.Module, in_channels: int) -> None:
     """Replace the stem convolution (the first Conv2d) with one taking `in_channels` inputs."""
-    parent, attr, conv = first_conv(net)
+    path, conv = first_conv(net)
     stem = nn.Conv2d(
         in_channels,
         conv.out_channels,
@@ -127,4 +140,4 @@ def _set_in_channels(net: nn.Module, in_channels: int) -> None:
         groups=1,
         bias=conv.bias is not None,
     )
-    setattr(parent, attr, stem)
+    _replace(net, path, stem)

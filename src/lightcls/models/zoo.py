@@ -21,14 +21,20 @@ from lightcls.errors import LightclsError
 @dataclass(frozen=True)
 class Family:
     """One architecture family: its name, torchvision's title, the model names it holds (by prefix), the
-    smallest input side its members take, and the side they must be a multiple of (0: any)."""
+    smallest input side its members take, the side they must be a multiple of (0: any), and its stem."""
 
     name: str
     title: str
     prefixes: tuple[str, ...]
     min_size: int = 1
     multiple: int = 0
-    small_stem: bool = False
+    #: where `model.stem=small` applies: the stem convolution's path and the max-pool after it (or None)
+    stem: tuple[str, str | None] | None = None
+
+    @property
+    def small_stem(self) -> bool:
+        """Whether `model.stem=small` applies to the family."""
+        return self.stem is not None
 
 
 #: torchvision's families (as its documentation groups them) and LeNet-5; sizes found by a forward pass
@@ -37,26 +43,26 @@ FAMILIES: tuple[Family, ...] = (
     Family("lenet", "LeNet-5", ("lenet",), min_size=10),
     Family("alexnet", "AlexNet", ("alexnet",), min_size=63),
     Family("convnext", "ConvNeXt", ("convnext_",), min_size=32),
-    Family("densenet", "DenseNet", ("densenet",), min_size=29),
-    Family("efficientnet_v2", "EfficientNetV2", ("efficientnet_v2_",)),
-    Family("efficientnet", "EfficientNet", ("efficientnet_b",)),
-    Family("googlenet", "GoogLeNet", ("googlenet",), min_size=15),
+    Family("densenet", "DenseNet", ("densenet",), min_size=29, stem=("features.conv0", "features.pool0")),
+    Family("efficientnet_v2", "EfficientNetV2", ("efficientnet_v2_",), stem=("features.0.0", None)),
+    Family("efficientnet", "EfficientNet", ("efficientnet_b",), stem=("features.0.0", None)),
+    Family("googlenet", "GoogLeNet", ("googlenet",), min_size=15, stem=("conv1.conv", "maxpool1")),
     Family("inception", "Inception V3", ("inception_v3",), min_size=75),
     # MaxViT's windows of 7 must tile every stage (1/4 to 1/32 of the input): multiples of 224
     Family("maxvit", "MaxVit", ("maxvit_",), min_size=224, multiple=224),
-    Family("mnasnet", "MNASNet", ("mnasnet",)),
-    Family("mobilenet_v2", "MobileNet V2", ("mobilenet_v2",)),
-    Family("mobilenet_v3", "MobileNet V3", ("mobilenet_v3_",)),
-    Family("regnet", "RegNet", ("regnet_",)),
-    Family("resnet", "ResNet", ("resnet",), small_stem=True),
-    Family("resnext", "ResNeXt", ("resnext",), small_stem=True),
-    Family("shufflenet_v2", "ShuffleNet V2", ("shufflenet_v2_",)),
+    Family("mnasnet", "MNASNet", ("mnasnet",), stem=("layers.0", None)),
+    Family("mobilenet_v2", "MobileNet V2", ("mobilenet_v2",), stem=("features.0.0", None)),
+    Family("mobilenet_v3", "MobileNet V3", ("mobilenet_v3_",), stem=("features.0.0", None)),
+    Family("regnet", "RegNet", ("regnet_",), stem=("stem.0", None)),
+    Family("resnet", "ResNet", ("resnet",), stem=("conv1", "maxpool")),
+    Family("resnext", "ResNeXt", ("resnext",), stem=("conv1", "maxpool")),
+    Family("shufflenet_v2", "ShuffleNet V2", ("shufflenet_v2_",), stem=("conv1.0", "maxpool")),
     Family("squeezenet", "SqueezeNet", ("squeezenet",), min_size=21),
     Family("swin", "SwinTransformer", ("swin_",), min_size=4),
     Family("vgg", "VGG", ("vgg",), min_size=32),
     # a ViT is built for one input side (torchvision's image_size), a multiple of its patch
     Family("vit", "VisionTransformer", ("vit_",), min_size=14),
-    Family("wide_resnet", "Wide ResNet", ("wide_resnet",), small_stem=True),
+    Family("wide_resnet", "Wide ResNet", ("wide_resnet",), stem=("conv1", "maxpool")),
 )
 
 #: members whose smallest input differs from their family's
@@ -158,10 +164,9 @@ def on_meta_device() -> Iterator[None]:
         yield
 
 
-def first_conv(net: nn.Module) -> tuple[nn.Module, str, nn.Conv2d]:
-    """The parent, attribute name and module of `net`'s input convolution (its first Conv2d)."""
+def first_conv(net: nn.Module) -> tuple[str, nn.Conv2d]:
+    """The path and module of `net`'s input convolution (its first Conv2d)."""
     for path, module in net.named_modules():
         if isinstance(module, nn.Conv2d):
-            parent_path, _, attr = path.rpartition(".")
-            return (net.get_submodule(parent_path) if parent_path else net), attr, module
+            return path, module
     raise LightclsError(f"cannot find the input convolution of {type(net).__name__}")

@@ -226,11 +226,15 @@ def _build_module(cfg: DictConfig, datamodule: ImageDataModule, resume: str | No
     trainable = sum(p.numel() for p in module.net.parameters() if p.requires_grad)
     log.info("%s: %s parameters (%s trainable)", cfg.model.name, f"{params:,}", f"{trainable:,}")
     if cfg.model.get("pretrained") and not resume:
-        load_pretrained(module.net, cfg.model.name, cfg.model.pretrained)
+        loaded = load_pretrained(module.net, cfg.model.name, cfg.model.pretrained)["loaded"]
         if module.hparams["model"]["stem"] == "small":
-            log.info(
-                "model.stem=small: the stem convolution starts from random weights (the rest pretrained)"
+            conv = family_of(cfg.model.name).stem[0]
+            how = (
+                "keeps its pretrained 3x3 weights"
+                if f"{conv}.weight" in loaded
+                else "starts from random weights"
             )
+            log.info("model.stem=small: the stem convolution (stride 1 now) %s; the rest is pretrained", how)
     return module
 
 
