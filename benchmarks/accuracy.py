@@ -33,6 +33,7 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+from typing import Any
 
 REPO = Path(__file__).resolve().parents[1]
 SKIP = 5
@@ -46,6 +47,19 @@ VARIANTS = {
     "folder_scratch": ["experiment=folder_scratch"],  # its own 10 epochs
     "folder_fast": ["experiment=folder_fast"],  # its own 4 epochs
 }
+
+
+def hand_epoch(net: Any, loader: Any, optimizer: Any, loss_fn: Any) -> float:
+    """One plain epoch (zero_grad, forward, backward, step per batch); images/s after SKIP batches."""
+    net.train()
+    times, sizes = [], []
+    for x, y in loader:
+        optimizer.zero_grad()
+        loss_fn(net(x), y).backward()
+        optimizer.step()
+        times.append(time.perf_counter())
+        sizes.append(len(y))
+    return sum(sizes[SKIP:]) / (times[-1] - times[SKIP - 1])
 
 
 def hand_loop(root: Path, epochs: int, t0: float, out: Path, workers: int) -> None:
@@ -68,15 +82,7 @@ def hand_loop(root: Path, epochs: int, t0: float, out: Path, workers: int) -> No
     loss_fn = nn.CrossEntropyLoss()
     rows, speeds = [], []
     for epoch in range(1, epochs + 1):
-        net.train()
-        times, sizes = [], []
-        for x, y in train_loader:
-            optimizer.zero_grad()
-            loss_fn(net(x), y).backward()
-            optimizer.step()
-            times.append(time.perf_counter())
-            sizes.append(len(y))
-        speeds.append(sum(sizes[SKIP:]) / (times[-1] - times[SKIP - 1]))
+        speeds.append(hand_epoch(net, train_loader, optimizer, loss_fn))
         net.eval()
         correct = 0
         with torch.no_grad():

@@ -12,6 +12,9 @@ ship with scikit-learn.
 
 from __future__ import annotations
 
+import json
+import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -89,3 +92,21 @@ def make_colour_digits(root: Path, n_train: int = 4000, n_val: int = 1000, seed:
             draw(digits.images[k], rng).save(folder / f"{i:05d}.jpg", quality=int(rng.integers(85, 96)))
     (root / "classes.txt").write_text("".join(f"{c}\n" for c in range(10)))
     return root
+
+
+def train_on(root: Path, run_dir: Path, extra: list[str], size: int = 32) -> dict:
+    """`python train.py` on the set at `size` px (batch 64, no flips: a mirrored digit is another), CPU, no
+    report or logger, in `run_dir`, with `extra` overrides; its metrics.json (metrics.csv is in `run_dir`)."""
+    args = [
+        f"data.root={root}",
+        "data=folder",
+        f"data.image_size={size}",
+        "data.batch_size=64",
+        "data.hflip=0",
+    ]
+    args += ["trainer=cpu", "report=false", "logger=none", f"hydra.run.dir={run_dir}", *extra]
+    train_py = Path(__file__).resolve().parents[1] / "train.py"
+    done = subprocess.run([sys.executable, str(train_py), *args], capture_output=True, text=True)
+    if done.returncode:
+        raise SystemExit(f"train.py {' '.join(extra)} failed:\n{done.stderr[-3000:]}")
+    return json.loads((run_dir / "metrics.json").read_text())

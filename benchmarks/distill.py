@@ -14,25 +14,12 @@ student is `python train.py model=STUDENT` for --epochs, alone and with `distill
 from __future__ import annotations
 
 import argparse
-import json
 import statistics
-import subprocess
 import sys
 import tempfile
 from pathlib import Path
 
-REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-
-
-def train(root: Path, run_dir: Path, extra: list[str]) -> dict:
-    """`python train.py` on the colour digits at 32x32 with `extra`; its metrics.json."""
-    args = [f"data.root={root}", "data=folder", "data.image_size=32", "data.batch_size=64", "data.hflip=0"]
-    args += ["trainer=cpu", "report=false", "logger=none", f"hydra.run.dir={run_dir}", *extra]
-    done = subprocess.run([sys.executable, str(REPO / "train.py"), *args], capture_output=True, text=True)
-    if done.returncode:
-        raise SystemExit(f"{extra} failed:\n{done.stderr[-3000:]}")
-    return json.loads((run_dir / "metrics.json").read_text())
 
 
 def main() -> None:
@@ -44,12 +31,12 @@ def main() -> None:
     parser.add_argument("--teacher-epochs", type=int, default=3)
     parser.add_argument("--seeds", type=int, nargs="+", default=[42], help="a student pair per seed")
     args = parser.parse_args()
-    from colour_digits import make_colour_digits
+    from colour_digits import make_colour_digits, train_on
 
     with tempfile.TemporaryDirectory() as tmp:
         scratch = Path(tmp)
         root = make_colour_digits(scratch / "digits", n_train=2000, n_val=500)
-        teacher = train(
+        teacher = train_on(
             root,
             scratch / "teacher",
             ["model=resnet18", "model.stem=small", f"trainer.max_epochs={args.teacher_epochs}"],
@@ -57,9 +44,9 @@ def main() -> None:
         runs: dict[str, list[dict]] = {"student alone": [], "student distilled": []}
         for seed in args.seeds:
             student = [f"model={args.student}", f"trainer.max_epochs={args.epochs}", f"seed={seed}"]
-            runs["student alone"].append(train(root, scratch / f"alone-{seed}", student))
+            runs["student alone"].append(train_on(root, scratch / f"alone-{seed}", student))
             distill = [*student, f"distill.teacher={scratch / 'teacher'}"]
-            runs["student distilled"].append(train(root, scratch / f"distilled-{seed}", distill))
+            runs["student distilled"].append(train_on(root, scratch / f"distilled-{seed}", distill))
     print(
         f"\n{args.student} at 32x32, {args.epochs} epochs, seeds {args.seeds}; "
         f"teacher resnet18 (small stem), {args.teacher_epochs} epochs:\n"

@@ -33,7 +33,6 @@ import time
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
-SKIP = 5
 MEAN, STD = [0.485, 0.456, 0.406], [0.229, 0.224, 0.225]
 
 #: lightcls variants: overrides added to the common command line
@@ -49,6 +48,7 @@ def hand_loop(root: Path, epochs: int, model: str, workers: int, out: Path) -> N
     """The hand-written baseline (run in its own process by main)."""
     import torch
     import torchvision
+    from accuracy import hand_epoch
     from PIL import Image
     from torch import nn
     from torch.utils.data import DataLoader, Dataset
@@ -89,15 +89,7 @@ def hand_loop(root: Path, epochs: int, model: str, workers: int, out: Path) -> N
     loss_fn = nn.BCEWithLogitsLoss()
     rows, speeds = [], []
     for epoch in range(1, epochs + 1):
-        net.train()
-        times, sizes = [], []
-        for x, y in train_loader:
-            optimizer.zero_grad()
-            loss_fn(net(x), y).backward()
-            optimizer.step()
-            times.append(time.perf_counter())
-            sizes.append(len(y))
-        speeds.append(sum(sizes[SKIP:]) / (times[-1] - times[SKIP - 1]))
+        speeds.append(hand_epoch(net, train_loader, optimizer, loss_fn))
         net.eval()
         probs, targets = [], []
         with torch.no_grad():

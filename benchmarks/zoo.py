@@ -17,7 +17,6 @@ from __future__ import annotations
 import argparse
 import json
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
@@ -25,7 +24,6 @@ from pathlib import Path
 
 import torch
 
-REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from lightcls.models import build_model  # noqa: E402
@@ -54,23 +52,9 @@ def train_speed(name: str, size: int, steps: int) -> float:
 
 def accuracy(root: Path, name: str, size: int, epochs: int, run_dir: Path) -> float:
     """The last epoch's val top-1 of a `train.py` run with the family's defaults."""
-    args = [
-        f"model={name}",
-        "data=folder",
-        f"data.root={root}",
-        f"data.image_size={size}",
-        "data.batch_size=64",
-        "data.hflip=0",
-        "trainer=cpu",
-        f"trainer.max_epochs={epochs}",
-        "report=false",
-        "logger=none",
-        f"hydra.run.dir={run_dir}",
-    ]
-    done = subprocess.run([sys.executable, str(REPO / "train.py"), *args], capture_output=True, text=True)
-    if done.returncode:
-        raise SystemExit(f"{name} failed:\n{done.stderr[-3000:]}")
-    return json.loads((run_dir / "metrics.json").read_text())["final_val_top1"]
+    from colour_digits import train_on
+
+    return train_on(root, run_dir, [f"model={name}", f"trainer.max_epochs={epochs}"], size)["final_val_top1"]
 
 
 def fits(name: str, size: int) -> int | None:
