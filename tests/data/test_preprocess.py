@@ -31,6 +31,17 @@ def test_a_bad_resize_is_one_line() -> None:
     )
 
 
+def test_a_bad_data_resize_is_one_line_naming_the_key() -> None:
+    from lightcls.workflows.checks import check_train
+
+    assert one_line_error(check_train, compose_train(["data.resize_size=10"])) == (
+        "data.resize_size must be a whole number >= data.image_size (32) or null, got 10"
+    )
+    assert one_line_error(check_train, compose_train(["data.interpolation=lanczos"])) == (
+        "data.interpolation must be one of bilinear, bicubic, nearest, got 'lanczos'"
+    )
+
+
 def test_pretrained_torchvision_weights_bring_their_preprocessing() -> None:
     run = ["model=efficientnet_b0", "model.pretrained=true", "data=digits"]
     weights = build_datamodule(compose_train(run)).preprocess  # digits: 32 px grayscale, mean/std 0.5

@@ -76,9 +76,7 @@ def _composition_error(err: HydraException, config_name: str, overrides: Sequenc
     if isinstance(err, MissingConfigException) and err.missing_cfg_file and err.options is not None:
         group, _, name = err.missing_cfg_file.rpartition("/")
         if group == "model":  # every torchvision architecture: too many to list in a line
-            close = close_names(name, err.options)
-            hint = f" (did you mean {', '.join(close)}?)" if close else ""
-            return f"unknown model {name!r}{hint}; `lightcls-info models` lists them"
+            return unknown_model(name, err.options)
         if group:
             choices = f"; choose one of: {', '.join(err.options)}" if err.options else ""
             return f"unknown {group} {name!r}{did_you_mean(name, err.options)}{choices}"
@@ -106,6 +104,13 @@ def _folder_only(key: str, overrides: Sequence[str]) -> bool:
     if group != "data" or "data=streaming" not in overrides:
         return False
     return name in OmegaConf.load(config_dir() / "base" / "folder.yaml")
+
+
+def unknown_model(name: str, models: Sequence[str]) -> str:
+    """The one line for a model name that is none of `models`: the closest names, and where all are."""
+    close = close_names(name, models)
+    hint = f" (did you mean {', '.join(close)}?)" if close else ""
+    return f"unknown model {name!r}{hint}; `lightcls-info models` lists them"
 
 
 def close_names(name: str, choices: Sequence[str], n: int = 3) -> list[str]:

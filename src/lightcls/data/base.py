@@ -19,7 +19,7 @@ from torch.utils.data import Dataset
 from torchvision.transforms import v2
 
 from lightcls.data.layout import Layout
-from lightcls.data.preprocess import Preprocess
+from lightcls.data.preprocess import INTERPOLATIONS, Preprocess
 from lightcls.errors import LightclsError
 
 log = logging.getLogger(__name__)
@@ -99,6 +99,16 @@ class ImageDataModule(L.LightningDataModule):
             raise LightclsError(f"data.num_workers must be auto or a number >= 0, got {num_workers!r}")
         if not isinstance(device_augment, bool):
             raise LightclsError(f"data.device_augment must be true or false, got {device_augment!r}")
+        side = isinstance(resize_size, int) and not isinstance(resize_size, bool)
+        if resize_size is not None and not (side and resize_size >= image_size):
+            raise LightclsError(
+                f"data.resize_size must be a whole number >= data.image_size ({image_size}) or null, "
+                f"got {resize_size!r}"
+            )
+        if interpolation not in INTERPOLATIONS:
+            raise LightclsError(
+                f"data.interpolation must be one of {', '.join(INTERPOLATIONS)}, got {interpolation!r}"
+            )
         if balance not in BALANCE:
             raise LightclsError(f"data.balance must be one of {', '.join(BALANCE)}, got {balance!r}")
         self.save_hyperparameters(ignore=["augment"])  # a subclass's own arguments too (its __init__ frame)

@@ -14,7 +14,7 @@ from torch import nn
 from torchvision import models as tvm
 from torchvision.models import regnet
 
-from lightcls.config.compose import close_names
+from lightcls.config.compose import unknown_model
 from lightcls.errors import LightclsError
 
 
@@ -85,9 +85,7 @@ def check_name(name: str) -> None:
     names = zoo_names()
     if name in names:
         return
-    close = close_names(name, names)
-    hint = f" (did you mean {', '.join(close)}?)" if close else ""
-    raise LightclsError(f"unknown model {name!r}{hint}; `lightcls-info models` lists them")
+    raise LightclsError(unknown_model(name, names))
 
 
 def members(family: str) -> list[str]:
