@@ -127,7 +127,7 @@ def test_an_added_key_no_command_reads_is_refused() -> None:
         "(only trainer.*, callbacks.*, logger.*, optimizer.*, scheduler.* pass new keys to a library)"
     )
     _check(
-        "train", ["+trainer.enable_progress_bar=false", "+optimizer.foreach=true"]
+        "train", ["+trainer.enable_progress_bar=false", "+optimizer.maximize=false"]
     )  # a library reads these
 
 

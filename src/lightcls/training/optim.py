@@ -53,7 +53,7 @@ def build_optimizer(
         optimizer = instantiate(config)(params)
     except InstantiationException as err:
         raise LightclsError(f"cannot build the optimizer from the config: {err.__cause__ or err}") from None
-    except (ValueError, TypeError) as err:
+    except (ValueError, TypeError, RuntimeError) as err:  # RuntimeError: options that exclude each other
         raise LightclsError(f"{_optimizer_key(config, str(err))}: {err}") from None
     if lr is not None and lr <= 0:
         raise LightclsError(f"optimizer.lr must be > 0, got {lr}")
