@@ -60,6 +60,19 @@ def caption_font(size: int) -> Any:
     return ImageFont.truetype(found[1], size) if found else ImageFont.load_default(size=size)
 
 
+def warn_missing_glyphs(names: list[str] | tuple[str, ...] | Any) -> None:
+    """One log line where class names have characters beyond Latin and no CJK font is installed (Pillow
+    draws them as boxes)."""
+    if cjk_font() is None and any(ord(ch) > 0x2FF for name in names for ch in str(name)):
+        log.warning(MISSING)
+
+
+MISSING = (
+    "some class names show as boxes in the figures: no installed font has their characters "
+    "(install one, e.g. fonts-noto-cjk or fonts-wqy-zenhei, then remove ~/.cache/matplotlib)"
+)
+
+
 @contextlib.contextmanager
 def figure_fonts() -> Iterator[None]:
     """matplotlib text drawn with its default font, falling back glyph by glyph to the installed CJK font;
@@ -80,7 +93,4 @@ def figure_fonts() -> Iterator[None]:
     for other in (w for w in caught if w not in missing):
         warnings.warn_explicit(other.message, other.category, other.filename, other.lineno)
     if missing:
-        log.warning(
-            "some class names show as boxes in the figures: no installed font has their characters "
-            "(install one, e.g. fonts-noto-cjk or fonts-wqy-zenhei, then remove ~/.cache/matplotlib)"
-        )
+        log.warning(MISSING)

@@ -9,7 +9,6 @@ from typing import Any
 
 import lightning as L
 import torch
-from lightning.pytorch.loggers import TensorBoardLogger
 from torch import nn
 from torchmetrics import MeanMetric, Metric, MetricCollection, SumMetric
 from torchmetrics.classification import MulticlassAccuracy, MulticlassConfusionMatrix, MultilabelF1Score
@@ -19,8 +18,6 @@ from lightcls.ckpt import read_checkpoint
 from lightcls.data import ImageDataModule
 from lightcls.data.preprocess import Preprocess
 from lightcls.errors import LightclsError
-from lightcls.evaluation import confusion_matrix_figure
-from lightcls.evaluation.fonts import figure_fonts
 from lightcls.evaluation.metrics import binarize, mean_average_precision
 from lightcls.models import build_model
 from lightcls.training.distill import Teacher, distill_loss
@@ -108,6 +105,7 @@ class ClassificationModule(L.LightningModule):
         self.test_metrics = self.val_metrics.clone(prefix="test/")
         self.test_confusion = MulticlassConfusionMatrix(num_classes) if not self.multilabel else None
         self.test_images = SumMetric()
+        self.test_confusion_counts: list[list[int]] | None = None
         self.preprocessor = BatchPreprocessor(self.preprocess, self.mix)
         self._recorder = EpochRecorder()
         self._epoch_lrs: list[float] = []
@@ -313,20 +311,14 @@ class ClassificationModule(L.LightningModule):
         return logits
 
     def on_test_epoch_end(self) -> None:
-        """Log how many images were tested and show the confusion matrix in TensorBoard."""
+        """Log how many images were tested; keep the confusion matrix (`test_confusion_counts`)."""
         self.log("test/images", self.test_images.compute().float())
         self.test_images.reset()
         if self.test_confusion is None:
             return
-        counts = self.test_confusion.compute()
+        #: the last test's confusion matrix (rows: true class), as lists: the training run draws it once
+        self.test_confusion_counts = self.test_confusion.compute().tolist()
         self.test_confusion.reset()
-        matrix = counts.tolist()
-        loggers = [lg for lg in self.loggers if isinstance(lg, TensorBoardLogger)]
-        if loggers and self.trainer.is_global_zero:
-            with figure_fonts():  # drawn when added
-                figure = confusion_matrix_figure(matrix, self.classes)
-                for logger in loggers:
-                    logger.experiment.add_figure("test/confusion_matrix", figure, self.global_step)
 
     def _eval_step(
         self, batch: tuple[torch.Tensor, torch.Tensor], metrics: MetricCollection, split: str

@@ -19,6 +19,7 @@ from lightcls.config import compose, quote
 from lightcls.data.decode import load_image
 from lightcls.errors import LightclsError
 from lightcls.evaluation.gallery import safe_name
+from lightcls.evaluation.plots import line_chart_svg
 from lightcls.files import read_json
 from lightcls.inference.explain import explain, save_picture
 from lightcls.models.size import count
@@ -199,30 +200,10 @@ def _cams(evaluation: dict[str, Any], worst: list[dict[str, Any]], method: str) 
 
 
 def _curves(run: Path) -> dict[str, str]:
-    """Training curves, one PNG per group: from the run's TensorBoard event files (a point a step), or,
+    """Training curves, one SVG chart per group: from the run's TensorBoard event files (a point a step), or,
     where it logged none (logger=none), from its metrics.csv (a point an epoch)."""
     x_label, groups = _board_series(run / "tensorboard") or _csv_series(run / "metrics.csv")
-    if not groups:
-        return {}
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    curves = {}
-    for name, lines in groups.items():
-        figure, axes = plt.subplots(figsize=(6, 3.2))
-        for label, points in lines.items():
-            axes.plot([x for x, _ in points], [y for _, y in points], marker=".", label=label)
-        axes.set_xlabel(x_label)
-        axes.set_title(name)
-        axes.legend()
-        figure.tight_layout()
-        buffer = io.BytesIO()
-        figure.savefig(buffer, format="png", dpi=90)
-        plt.close(figure)
-        curves[name] = _png_uri(buffer.getvalue())
-    return curves
+    return {name: _svg_uri(line_chart_svg(lines, name, x_label)) for name, lines in groups.items() if lines}
 
 
 def _board_series(board: Path) -> Series | None:
@@ -315,6 +296,10 @@ def _settings(run: Path, ckpt: str | None) -> str:
 
 def _data_uri(path: Path) -> str:
     return _png_uri(path.read_bytes()) if path.is_file() else ""
+
+
+def _svg_uri(svg: str) -> str:
+    return "data:image/svg+xml;base64," + base64.b64encode(svg.encode("utf-8")).decode("ascii")
 
 
 def _png_uri(data: bytes) -> str:

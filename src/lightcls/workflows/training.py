@@ -3,6 +3,7 @@ report page). The train task runs one; a search runs one per trial."""
 
 from __future__ import annotations
 
+import io
 import logging
 import time
 from collections.abc import Mapping, Sequence
@@ -10,6 +11,7 @@ from pathlib import Path
 from typing import Any
 
 import lightning as L
+import numpy as np
 import torch
 import yaml
 from hydra.core.hydra_config import HydraConfig
@@ -19,15 +21,17 @@ from lightning.pytorch.callbacks import Callback, LearningRateMonitor, ModelChec
 from lightning.pytorch.loggers import TensorBoardLogger
 from lightning.pytorch.utilities.exceptions import SIGTERMException
 from omegaconf import DictConfig, OmegaConf
+from PIL import Image
 from rich.console import Console
 from rich.table import Table
 
 from lightcls.ckpt import best_of_sweep, check_resume, read_checkpoint
 from lightcls.ckpt.io import AtomicCheckpointIO, remove_partial_saves
-from lightcls.config import STARTED_AT, compose, config_dir, quote
+from lightcls.config import clock, compose, config_dir, quote
 from lightcls.config.rundir import check_run_dir, requeued
 from lightcls.data import ImageDataModule, StreamingDataModule
 from lightcls.errors import Interrupted, one_line
+from lightcls.evaluation import plot_confusion_matrix
 from lightcls.evaluation.metrics import macro_f1, tune_thresholds
 from lightcls.files import write_json
 from lightcls.models import list_models, load_pretrained
@@ -63,25 +67,24 @@ def run_training(cfg: DictConfig, callbacks: Sequence[Callback] = ()) -> dict[st
 
 def _train(cfg: DictConfig, extra: list[Callback]) -> dict[str, Any]:
     """Build -> fit -> test -> write."""
-    clock = {"startup": _seconds_since_process_start(), "start": time.perf_counter()}
+    laps = Laps(time.time() - clock.started_at())
     check_train_values(cfg)
     run_dir = Path(cfg.paths.output_dir).resolve()
     resume = resume_from(cfg, run_dir)
     check_run_dir(run_dir, resume, bool(cfg.get("overwrite")))
     remove_partial_saves(run_dir / "checkpoints")
     datamodule = _prepared_data(cfg, run_dir)
-    clock["data"] = time.perf_counter() - clock["start"]
+    laps.lap("data")
     module = _build_module(cfg, datamodule, resume)
     trainer, checkpoint = _build_trainer(cfg, datamodule, extra)
-
     if cfg.get("lr_find") and not resume:
         find_lr(trainer, module, datamodule)
-    start = time.perf_counter()
+    laps.lap("model")
     try:
         trainer.fit(module, datamodule=datamodule, ckpt_path=resume, weights_only=True)
     except (SystemExit, SIGTERMException) as stop:  # Lightning's way out after Ctrl-C or SIGTERM
         _interrupted(stop, trainer.callbacks)
-    clock["train"] = time.perf_counter() - start
+    laps.lap("train")
     fit = {k: _float(v) for k, v in trainer.callback_metrics.items()}  # read before test() resets them
 
     best = checkpoint.best_model_path if checkpoint is not None else ""
@@ -89,23 +92,51 @@ def _train(cfg: DictConfig, extra: list[Callback]) -> dict[str, Any]:
         _release_process_group()
     if trainer.global_rank != 0:  # another rank of a DDP run: rank 0 tests and writes the results
         return {}
-    start = time.perf_counter()
     if module.multilabel and cfg.get("threshold") == "tune":
         tuned = best or (_last(checkpoint) if checkpoint is not None else "")
         tune_thresholds_on_val(cfg, module, datamodule, tuned)
     elif module.multilabel:
         module.thresholds.fill_(float(cfg.get("threshold", 0.5)))
     test, predictions = _test(cfg, trainer, module, datamodule, checkpoint, best)
-    clock["test"] = time.perf_counter() - start
+    laps.lap("test")
 
-    metrics = _metrics(cfg, fit, test, checkpoint, best, module, datamodule, run_dir, clock)
-    write_json(run_dir / "metrics.json", metrics)
-    _log_hparams(trainer.loggers, cfg, metrics)
-    print_summary(metrics, run_dir)
+    metrics = _metrics(cfg, fit, test, checkpoint, best, module, datamodule, run_dir, laps.seconds)
+    write_json(run_dir / "metrics.json", metrics)  # what the report page shows
+    laps.lap("teardown")
     page = write_run_report(cfg, run_dir, metrics, predictions, datamodule) if cfg.get("report") else None
+    laps.lap("report")
+    _board_confusion(trainer.loggers, module, trainer.global_step)
+    _log_hparams(trainer.loggers, cfg, metrics)
+    metrics["seconds"] = laps.rounded()
+    print_summary(metrics, run_dir)
     if page is not None:
         Console().print(f"-> {page}", soft_wrap=True)
+    laps.lap("teardown")
+    metrics["seconds"] = laps.rounded()
+    write_json(run_dir / "metrics.json", metrics)
+    clock.restart()  # a next run in this process (a multirun's next job) counts from here
     return metrics
+
+
+class Laps:
+    """A run's wall time in consecutive parts (metrics.json `seconds`): from the command's start to the task
+    (`startup`: the interpreter, imports, Hydra, the config check), then each part up to its `lap`."""
+
+    PARTS = ("startup", "data", "model", "train", "test", "report", "teardown")
+
+    def __init__(self, startup: float) -> None:
+        self.seconds = {"startup": startup}
+        self._last = time.perf_counter()
+
+    def lap(self, part: str) -> None:
+        """The time since the last lap goes to `part` (added, when it already has some)."""
+        now = time.perf_counter()
+        self.seconds[part] = self.seconds.get(part, 0.0) + now - self._last
+        self._last = now
+
+    def rounded(self) -> dict[str, float]:
+        """Every part so far, in the order of a run, to 10 ms."""
+        return {k: round(self.seconds[k], 2) for k in self.PARTS if k in self.seconds}
 
 
 def settings_line(
@@ -382,7 +413,7 @@ def _metrics(
     module: ClassificationModule,
     datamodule: ImageDataModule,
     run_dir: Path,
-    clock: dict[str, float],
+    seconds: dict[str, float],
 ) -> dict[str, Any]:
     """metrics.json: the fit's and the test's results, the checkpoints, where the time went."""
     monitored = bool(best and checkpoint is not None and checkpoint.monitor)
@@ -406,10 +437,8 @@ def _metrics(
         "data": datamodule.location,
         "epochs": int(fit["fit/epochs"]),
         "global_step": int(fit["fit/global_step"]),
-        "train_seconds": round(clock["train"], 1),
-        "seconds": {  # startup: the command's start to the task (imports, Hydra, the config check)
-            key: round(clock[key], 2) for key in ("startup", "data", "train", "test")
-        },
+        "train_seconds": round(seconds["train"], 1),
+        "seconds": {k: round(v, 2) for k, v in seconds.items()},
         "train_images_per_second": _round(fit.get("fit/images_per_second")),
     }
 
@@ -523,6 +552,21 @@ def _log_hparams(loggers: list, cfg: DictConfig, metrics: dict[str, Any]) -> Non
         logger.finalize("success")
 
 
+def _board_confusion(loggers: list, module: ClassificationModule, step: int) -> None:
+    """The test's confusion matrix as a picture in TensorBoard (as eval's confusion_matrix.png)."""
+    board = [lg for lg in loggers if isinstance(lg, TensorBoardLogger)]
+    counts = module.test_confusion_counts
+    if not board or counts is None:
+        return
+    buffer = io.BytesIO()
+    plot_confusion_matrix(counts, module.classes, buffer)
+    png = buffer.getvalue()
+    with Image.open(io.BytesIO(png)) as picture:
+        pixels = np.asarray(picture.convert("RGB"))
+    for logger in board:
+        logger.experiment.add_image("test/confusion_matrix", pixels, step, dataformats="HWC")
+
+
 def _flat(node: Any, prefix: str = "") -> dict[str, Any]:
     """A nested dict as dotted keys (lists kept whole)."""
     if not isinstance(node, dict):
@@ -600,12 +644,6 @@ def _threshold(values: list[float]) -> float | list[float]:
     """One number when every class shares it, else the per-class list."""
     rounded = [round(v, 4) for v in values]
     return rounded[0] if len(set(rounded)) == 1 else rounded
-
-
-def _seconds_since_process_start() -> float:
-    """Seconds since lightcls.config was imported (a command imports it first thing, so: its start, give
-    or take the interpreter's ~50 ms): what imports, Hydra and the config check took before the task."""
-    return time.time() - STARTED_AT
 
 
 def _sweep_safe(cfg: DictConfig) -> dict[str, Any]:
