@@ -16,7 +16,7 @@ from lightcls.data.augment import crops_first
 from lightcls.data.base import SPLITS, ImageDataModule
 from lightcls.data.cache import build_cache, build_disk_cache, cache_path, disk_cache_path, load_cache
 from lightcls.data.check import checked_layout
-from lightcls.data.datasets import ImageDataset, TensorImageDataset, targets
+from lightcls.data.datasets import ImageDataset, TensorImageDataset, collate, targets
 from lightcls.data.digits import BUILTIN
 from lightcls.data.layout import Layout
 from lightcls.data.shards import Manifest, ShardImageDataset
@@ -162,6 +162,7 @@ class SplitFolderDataModule(ImageDataModule):
             prefetch_factor=self.prefetch_factor if workers > 0 else None,
             pin_memory=self.pin_memory,
             drop_last=self.drop_last and split == "train",
+            collate_fn=collate,
         )
 
     def balanced_sampler(self) -> WeightedRandomSampler:

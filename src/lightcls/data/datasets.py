@@ -4,9 +4,10 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from pathlib import Path
+from typing import Any
 
 import torch
-from torch.utils.data import Dataset
+from torch.utils.data import Dataset, default_collate
 
 from lightcls.data.annotations import Label
 from lightcls.data.decode import load_image
@@ -55,7 +56,8 @@ class TensorImageDataset(Dataset):
     indices, or multi-hot rows (N, classes) for a multi-label set.
 
     A DataLoader fetches a whole batch at once (`__getitems__`): one gather from the cache, and
-    augmentations that all draw per image (lightcls.data.augment) applied to the batch in one go.
+    augmentations that all draw per image (lightcls.data.augment) applied to the batch in one go, handed
+    over as the finished (images, labels) batch (`collate` passes it through).
     """
 
     def __init__(
@@ -68,6 +70,7 @@ class TensorImageDataset(Dataset):
             raise ValueError(f"{len(images)} images but {len(labels)} labels")
         self.images = images
         self.labels = labels if isinstance(labels, torch.Tensor) else list(labels)
+        self._label_tensor = torch.as_tensor(self.labels)
         self.augment = list(augment)
         self.batched = all(getattr(t, "batched", False) for t in self.augment)
 
@@ -80,10 +83,22 @@ class TensorImageDataset(Dataset):
             image = transform(image)
         return image, self.labels[index]
 
-    def __getitems__(self, indices: list[int]) -> list[tuple[torch.Tensor, int]]:
+    def __getitems__(self, indices: list[int]) -> Batch | list[tuple[torch.Tensor, int]]:
         if not self.batched:
             return [self[i] for i in indices]
-        images = self.images[torch.as_tensor(indices)]
+        index = torch.as_tensor(indices)
+        images = self.images[index]
         for transform in self.augment:
             images = transform(images)
-        return list(zip(images, (self.labels[i] for i in indices), strict=True))
+        return Batch((images, self._label_tensor[index]))
+
+
+class Batch(tuple):
+    """A batch a dataset assembled itself (images, labels): `collate` hands it on as it is."""
+
+
+def collate(samples: Batch | list[Any]) -> Any:
+    """A DataLoader's collate_fn: a `Batch` as it is (no unbinding and restacking), else torch's default."""
+    if isinstance(samples, Batch):
+        return tuple(samples)
+    return default_collate(samples)

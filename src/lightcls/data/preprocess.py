@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -13,6 +14,17 @@ from lightcls.errors import LightclsError
 
 #: torchvision's resize interpolations a contract may name
 INTERPOLATIONS = ("bilinear", "bicubic", "nearest")
+
+
+@functools.cache
+def _affine(
+    mean: tuple[float, ...], std: tuple[float, ...], device: torch.device
+) -> tuple[torch.Tensor, ...]:
+    """Per-channel 1 / (255 std) and -mean / std on `device`, made once: what `normalize` uses."""
+    deviation = torch.tensor(std, dtype=torch.float64)
+    scale = 1 / (255 * deviation)
+    shift = -torch.tensor(mean, dtype=torch.float64) / deviation
+    return tuple(t.to(torch.float32).view(-1, 1, 1).to(device) for t in (scale, shift))
 
 
 @dataclass(frozen=True)
@@ -116,10 +128,8 @@ class Preprocess:
                 f"expected uint8 images (0-255), got {images.dtype}; convert float images in [0, 1] with "
                 "(x * 255).round().to(torch.uint8) first"
             )
-        x = images.to(torch.float32).div_(255)
-        mean = torch.tensor(self.mean, dtype=x.dtype, device=x.device).view(-1, 1, 1)
-        std = torch.tensor(self.std, dtype=x.dtype, device=x.device).view(-1, 1, 1)
-        return x.sub_(mean).div_(std)
+        scale, shift = _affine(tuple(self.mean), tuple(self.std), images.device)
+        return images.to(torch.float32).mul_(scale).add_(shift)  # (x / 255 - mean) / std in two passes
 
     def eval_transform(self) -> v2.Compose:
         """Deterministic: `resize`, then `normalize` (what prediction and export parity use)."""
