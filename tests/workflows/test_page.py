@@ -69,7 +69,7 @@ def test_a_run_without_a_test_split_reports_its_val_split(make_split_folder, tmp
     from lightcls.tasks import train
 
     root = make_split_folder(per_class={"training_set": 4, "val_set": 2})
-    args = [f"data.root={root}", "data=folder", "data.image_size=16", "data.num_workers=0", "trainer=cpu"]
+    args = [f"data.root={root}", "data=folder", "data.image_size=16", "trainer=cpu"]  # num_workers=auto
     run = tmp_path / "run"
     metrics = train(compose_train([*args, "trainer.max_epochs=2", "logger=none"], run, report=True))
     assert metrics["test_top1"] is None and not (run / "tensorboard").exists()  # curves from metrics.csv

@@ -479,7 +479,11 @@ def write_run_report(
                 thresholds,
             )
         settings = [f"accelerator={cfg.trainer.get('accelerator', 'auto')}"]  # where the run trained
-        settings += [f"data.{k}={cfg.data[k]}" for k in ("batch_size", "num_workers") if k in cfg.data]
+        settings += [
+            f"data.{k}={cfg.data[k]}"
+            for k in ("batch_size", "num_workers")
+            if isinstance(cfg.data.get(k), int)  # num_workers=auto: eval's own default
+        ]
         return build_report(run_dir, eval_overrides=settings)
     except Exception as err:  # noqa: BLE001 - metrics.json and the checkpoints are written; the page is extra
         message = one_line(str(err))
