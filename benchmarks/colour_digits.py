@@ -73,8 +73,11 @@ def draw(digit: np.ndarray, rng: np.random.Generator) -> Image.Image:
     return Image.fromarray(np.uint8(canvas.clip(0, 255)))
 
 
-def make_colour_digits(root: Path, n_train: int = 4000, n_val: int = 1000, seed: int = 0) -> Path:
-    """Write the set to `root` (training_set/, val_set/, classes.txt) unless it is there already."""
+def make_colour_digits(
+    root: Path, n_train: int = 4000, n_val: int = 1000, seed: int = 0, gray: bool = False
+) -> Path:
+    """Write the set to `root` (training_set/, val_set/, classes.txt) unless it is there already; `gray`:
+    the same pictures as grayscale PNGs instead of colour JPEGs."""
     from sklearn.datasets import load_digits
 
     if (root / "classes.txt").is_file():
@@ -89,7 +92,11 @@ def make_colour_digits(root: Path, n_train: int = 4000, n_val: int = 1000, seed:
             k = int(pool[rng.integers(len(pool))])
             folder = root / split / str(digits.target[k])
             folder.mkdir(parents=True, exist_ok=True)
-            draw(digits.images[k], rng).save(folder / f"{i:05d}.jpg", quality=int(rng.integers(85, 96)))
+            picture, quality = draw(digits.images[k], rng), int(rng.integers(85, 96))
+            if gray:
+                picture.convert("L").save(folder / f"{i:05d}.png")
+            else:
+                picture.save(folder / f"{i:05d}.jpg", quality=quality)
     (root / "classes.txt").write_text("".join(f"{c}\n" for c in range(10)))
     return root
 

@@ -59,13 +59,8 @@ def make_dataset(root: Path, n_train: int, n_val: int, size: int) -> Path:
     return root
 
 
-def images_per_second(step_times: list[float], sizes: list[int]) -> float:
-    """Images/s over the batches after the first SKIP of an epoch (as lightcls's TrainThroughput)."""
-    return sum(sizes[SKIP:]) / (step_times[-1] - step_times[SKIP - 1])
-
-
-def baseline(root: Path, model: str, size: int, batch: int, workers: int) -> float:
-    """(a) ImageFolder + DataLoader + plain loop, one epoch."""
+def baseline(root: Path, model: str, size: int, batch: int, workers: int, epochs: int = 1) -> float:
+    """(a) ImageFolder + DataLoader + plain loop: images/s over `epochs` epochs."""
     transform = T.Compose([T.RandomCrop(size, padding=2), T.ToTensor(), T.Normalize(MEAN, STD)])
     data = datasets.ImageFolder(root / "training_set", transform=transform)
     loader = DataLoader(data, batch_size=batch, shuffle=True, num_workers=workers, persistent_workers=False)
@@ -73,17 +68,21 @@ def baseline(root: Path, model: str, size: int, batch: int, workers: int) -> flo
     optimizer = torch.optim.SGD(net.parameters(), lr=0.01, momentum=0.9)
     loss_fn = nn.CrossEntropyLoss()
     net.train()
-    times, sizes = [], []
-    for x, y in loader:
-        optimizer.zero_grad()
-        loss_fn(net(x), y).backward()
-        optimizer.step()
-        times.append(time.perf_counter())
-        sizes.append(len(y))
-    return images_per_second(times, sizes)
+    images = seconds = 0.0
+    for _ in range(epochs):
+        times, sizes = [], []
+        for x, y in loader:
+            optimizer.zero_grad()
+            loss_fn(net(x), y).backward()
+            optimizer.step()
+            times.append(time.perf_counter())
+            sizes.append(len(y))
+        images += sum(sizes[SKIP:])
+        seconds += times[-1] - times[SKIP - 1]
+    return images / seconds
 
 
-def limit(model: str, size: int, batch: int, images: int) -> float:
+def limit(model: str, size: int, batch: int, images: int, epochs: int = 1) -> float:
     """(c) The same epoch of steps (the last batch partial, as in (a) and (b)) on tensors in memory, with
     lightcls's own optimizer settings (torch's fused SGD update)."""
     net = build_model(model, 10, 3)
@@ -92,17 +91,23 @@ def limit(model: str, size: int, batch: int, images: int) -> float:
     x, y = torch.randn(batch, 3, size, size), torch.randint(0, 10, (batch,))
     sizes = [batch] * (images // batch) + ([images % batch] if images % batch else [])
     net.train()
-    times = []
-    for n in sizes:
-        optimizer.zero_grad()
-        loss_fn(net(x[:n]), y[:n]).backward()
-        optimizer.step()
-        times.append(time.perf_counter())
-    return images_per_second(times, sizes)
+    done = seconds = 0.0
+    for _ in range(epochs):
+        times = []
+        for n in sizes:
+            optimizer.zero_grad()
+            loss_fn(net(x[:n]), y[:n]).backward()
+            optimizer.step()
+            times.append(time.perf_counter())
+        done += sum(sizes[SKIP:])
+        seconds += times[-1] - times[SKIP - 1]
+    return done / seconds
 
 
-def lightcls_run(root: Path, out: Path, model: str, size: int, batch: int, workers: int) -> dict:
-    """(b) The real train task, one epoch, no validation or test in the timing."""
+def lightcls_run(
+    root: Path, out: Path, model: str, size: int, batch: int, workers: int, epochs: int = 1
+) -> dict:
+    """(b) The real train task, `epochs` epochs, no validation or test in the timing."""
     overrides = [
         "data=folder",
         f"data.root={root}",
@@ -116,7 +121,7 @@ def lightcls_run(root: Path, out: Path, model: str, size: int, batch: int, worke
         "optimizer=sgd",  # the same update as (a) and (c), whatever the model's own optimizer
         "optimizer.lr=0.01",
         "trainer=cpu",
-        "trainer.max_epochs=1",
+        f"trainer.max_epochs={epochs}",
         "trainer.limit_val_batches=0",
         "+trainer.enable_progress_bar=false",
         "trainer.enable_model_summary=false",
