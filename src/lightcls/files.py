@@ -9,6 +9,10 @@ from typing import Any
 
 from lightcls.errors import LightclsError
 
+#: Pillow's options for the PNG figures and grids lightcls writes: zlib level 1 encodes about 5x faster
+#: than Pillow's default 6 (a gallery's ten grids: 0.94 -> 0.2 s), for files about 20% larger
+PNG = {"format": "PNG", "compress_level": 1}
+
 
 def write_text(path: Path, text: str) -> Path:
     """Write `text` to `path` through a temporary file beside it, renamed over `path` once complete."""

@@ -111,6 +111,8 @@ def test_resized_crop_refuses_a_scale_outside_0_to_1() -> None:
 def test_every_augment_recipe_gives_batches_of_the_input_size(recipe: str, digits_root) -> None:
     from hydra.utils import instantiate
 
+    from lightcls.data.datasets import collate
+
     for channels in (1, 3):  # the policies take grayscale too
         overrides = [f"augment={recipe}", f"data.root={digits_root}", f"data.channels={channels}"]
         overrides += ["data.num_workers=0", "data.hflip=0.5"]  # the decode cache shared with other tests
@@ -121,7 +123,7 @@ def test_every_augment_recipe_gives_batches_of_the_input_size(recipe: str, digit
         draws = []
         for seed in (1, 2):  # the same 16 images, augmented twice
             torch.manual_seed(seed)
-            draws.append(torch.stack([image for image, _ in dataset.__getitems__(list(range(16)))]))
+            draws.append(collate(dataset.__getitems__(list(range(16))))[0])  # as the DataLoader hands it on
         assert draws[0].shape == (16, channels, 32, 32) and draws[0].dtype == torch.uint8
         assert torch.equal(draws[0], draws[1]) == (recipe == "none")
         assert dataset.batched == (recipe not in ("trivialaugment", "randaugment", "autoaugment", "erasing"))

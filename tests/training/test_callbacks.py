@@ -12,7 +12,9 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+from typing import Any
 
+import lightning as L
 import pytest
 import torch
 
@@ -109,3 +111,48 @@ def test_kill_during_save_leaves_previous_checkpoint(tmp_path: Path) -> None:
     assert sorted(p.name for p in last.parent.iterdir()) == ["last.ckpt"]
     loaded = torch.load(last, map_location="cpu", weights_only=True)
     assert loaded["global_step"] == 1 and torch.equal(loaded["state_dict"]["w"], torch.ones(3))
+
+
+class _ScoredByEpoch(L.LightningModule):
+    """Validation logits that are right at epoch 0, wrong at 1, half right at 2: the best is epoch 0."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.weight = torch.nn.Parameter(torch.zeros(1))
+
+    def probabilities(self, logits: torch.Tensor) -> torch.Tensor:
+        return logits.softmax(dim=-1)
+
+    def training_step(self, batch: Any, batch_idx: int) -> torch.Tensor:
+        return (self.weight**2).sum()
+
+    def validation_step(self, batch: Any, batch_idx: int) -> torch.Tensor:
+        y = batch[1]
+        right = torch.nn.functional.one_hot(y, 2).float() * 5
+        logits = [right, right.flip(-1), torch.cat([right[:2], right.flip(-1)[2:]])][self.current_epoch]
+        self.log("val/top1", (logits.argmax(-1) == y).float().mean())
+        return logits
+
+    def configure_optimizers(self) -> torch.optim.Optimizer:
+        return torch.optim.SGD(self.parameters(), lr=0.1)
+
+
+def test_the_report_keeps_the_val_predictions_of_the_best_checkpoint(tmp_path: Path) -> None:
+    from lightning.pytorch.callbacks import ModelCheckpoint
+    from torch.utils.data import DataLoader, TensorDataset
+
+    from lightcls.training.callbacks import BestValPredictions
+
+    data = DataLoader(TensorDataset(torch.zeros(4, 1), torch.tensor([0, 1, 0, 1])), batch_size=4)
+    kept, checkpoint = BestValPredictions(), ModelCheckpoint(tmp_path, monitor="val/top1", mode="max")
+    trainer = L.Trainer(
+        max_epochs=3,
+        callbacks=[kept, checkpoint],
+        logger=False,
+        enable_progress_bar=False,
+        num_sanity_val_steps=0,
+    )
+    trainer.fit(_ScoredByEpoch(), train_dataloaders=data, val_dataloaders=data)
+    assert "epoch=0" in checkpoint.best_model_path and kept.of(checkpoint.best_model_path)
+    probs, labels = kept.tensors()
+    assert probs.argmax(-1).tolist() == labels.tolist() == [0, 1, 0, 1]  # epoch 0's, all right

@@ -65,13 +65,23 @@ def test_a_training_runs_report_renders_with_every_image_and_no_request_out(
     print(f"screenshot: {tmp_path / 'report.png'}")
 
 
-def test_a_run_without_a_test_split_reports_its_val_split(make_split_folder, tmp_path: Path) -> None:
+def test_a_run_without_a_test_split_reports_its_val_split(
+    make_split_folder, tmp_path: Path, monkeypatch
+) -> None:
     from lightcls.tasks import train
+    from lightcls.workflows import page
 
+    def predicted_again(*_: object) -> None:
+        raise AssertionError("the val split was predicted again: the best validation's predictions were kept")
+
+    monkeypatch.setattr(page, "evaluate_checkpoint", predicted_again)
     root = make_split_folder(per_class={"training_set": 4, "val_set": 2})
     args = [f"data.root={root}", "data=folder", "data.image_size=16", "trainer=cpu"]  # num_workers=auto
     run = tmp_path / "run"
     metrics = train(compose_train([*args, "trainer.max_epochs=2", "logger=none"], run, report=True))
+    assert json.loads((run / "eval" / "eval.json").read_text())["top1"] == pytest.approx(
+        metrics["best_val_top1"]
+    )
     assert metrics["test_top1"] is None and not (run / "tensorboard").exists()  # curves from metrics.csv
     evaluation = json.loads((run / "eval" / "eval.json").read_text())
     assert evaluation["split"] == "val" and evaluation["num_images"] == 6  # 2 a class

@@ -8,6 +8,7 @@ from typing import Any
 from PIL import Image, ImageDraw, ImageOps
 
 from lightcls.evaluation.fonts import caption_font
+from lightcls.files import PNG
 
 
 def annotate(source: Path, result: dict[str, Any], target: Path) -> Path:
@@ -24,5 +25,5 @@ def annotate(source: Path, result: dict[str, Any], target: Path) -> Path:
     draw.rectangle((0, 0, right + 4, bottom + 4), fill=(0, 0, 0))
     draw.text((4, 4), text, fill=(255, 255, 0), font=font)
     target.parent.mkdir(parents=True, exist_ok=True)
-    img.save(target.with_suffix(".png"))
+    img.save(target.with_suffix(".png"), **PNG)
     return target.with_suffix(".png")

@@ -14,6 +14,7 @@ import torch
 from PIL import Image, ImageDraw
 
 from lightcls.evaluation.fonts import caption_font, figure_fonts, warn_missing_glyphs
+from lightcls.files import PNG
 
 #: the figure's height at most (inches at 100 dpi): 1,000 classes would otherwise be a 90,000 px wide PNG
 MAX_INCHES = 24.0
@@ -29,7 +30,7 @@ def plot_confusion_matrix(
     """Save the confusion matrix as a PNG (a file, or a binary buffer): counts on the left, row-normalised
     (recall) on the right."""
     picture, _ = confusion_matrix_picture(matrix, classes)
-    picture.save(path, format="PNG")
+    picture.save(path, **PNG)
     return path
 
 

@@ -19,6 +19,7 @@ from torch import nn
 
 from lightcls.errors import LightclsError
 from lightcls.evaluation.fonts import caption_font
+from lightcls.files import PNG
 from lightcls.models.zoo import family_of
 from lightcls.training import ClassificationModule
 
@@ -175,5 +176,5 @@ def save_picture(item: Explanation, path: Path | BinaryIO, side: int = 256) -> P
     ImageDraw.Draw(canvas).text((4, tiles[0].height + 4), caption, fill=(0, 0, 0), font=font)
     if isinstance(path, Path):
         path.parent.mkdir(parents=True, exist_ok=True)
-    canvas.save(path, format="PNG")
+    canvas.save(path, **PNG)
     return path

@@ -66,14 +66,26 @@ class EpochCheckpoint(ModelCheckpoint):
             self._save_last_checkpoint(trainer, self._monitor_candidates(trainer))
 
 
-class TestPredictions(Callback):
-    """Every test batch's class probabilities (the module's `probabilities`: softmax, or sigmoid for
-    multi-label) and labels, in order: what an evaluation's files are written
-    from (the test step returns its logits)."""
+class KeptPredictions(Callback):
+    """Class probabilities (the module's `probabilities`: softmax, or sigmoid for multi-label) and labels
+    of a split's batches, in order: what an evaluation's files are written from."""
 
     def __init__(self) -> None:
         self.probs: list[torch.Tensor] = []
         self.labels: list[torch.Tensor] = []
+
+    @property
+    def count(self) -> int:
+        """How many images were predicted."""
+        return sum(len(labels) for labels in self.labels)
+
+    def tensors(self) -> tuple[torch.Tensor, torch.Tensor]:
+        """All probabilities (N, classes) and labels (N)."""
+        return torch.cat(self.probs), torch.cat(self.labels)
+
+
+class TestPredictions(KeptPredictions):
+    """Every test batch's predictions (the test step returns its logits)."""
 
     def on_test_epoch_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         self.probs, self.labels = [], []
@@ -90,14 +102,62 @@ class TestPredictions(Callback):
         self.probs.append(pl_module.probabilities(outputs.detach()).cpu())
         self.labels.append(batch[1].detach().cpu())
 
-    @property
-    def count(self) -> int:
-        """How many images were tested."""
-        return sum(len(labels) for labels in self.labels)
 
-    def tensors(self) -> tuple[torch.Tensor, torch.Tensor]:
-        """All probabilities (N, classes) and labels (N)."""
-        return torch.cat(self.probs), torch.cat(self.labels)
+class BestValPredictions(KeptPredictions):
+    """The val split's probabilities and labels from the validation that gave the best checkpoint (the one
+    ModelCheckpoint keeps), so the end-of-run report of a run without a test split shows them instead of
+    predicting the val split again. Kept on one device only (a DDP rank validates its shard)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.best: tuple[str, float] | None = None  # the checkpoint (path, score) they are of
+        self._latest: tuple[list[torch.Tensor], list[torch.Tensor]] | None = None
+
+    def on_validation_epoch_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        self._adopt(trainer)  # ModelCheckpoint has judged the last validation (on its end, or its epoch's)
+        self._probs: list[torch.Tensor] = []
+        self._labels: list[torch.Tensor] = []
+
+    def on_validation_batch_end(
+        self,
+        trainer: L.Trainer,
+        pl_module: L.LightningModule,
+        outputs: Any,
+        batch: Any,
+        batch_idx: int,
+        dataloader_idx: int = 0,
+    ) -> None:
+        if trainer.sanity_checking or trainer.world_size > 1 or not isinstance(outputs, torch.Tensor):
+            return
+        self._probs.append(pl_module.probabilities(outputs.detach()).cpu())
+        self._labels.append(batch[1].detach().cpu())
+
+    def on_validation_epoch_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        if not trainer.sanity_checking and self._probs:
+            self._latest = (self._probs, self._labels)
+
+    def on_fit_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        self._adopt(trainer)
+
+    def of(self, ckpt: str | Path) -> bool:
+        """Whether the kept predictions are of checkpoint `ckpt`."""
+        return self.best is not None and Path(self.best[0]).resolve() == Path(ckpt).resolve()
+
+    def _adopt(self, trainer: L.Trainer) -> None:
+        """The latest validation's predictions, where it made a new best checkpoint."""
+        checkpoint = trainer.checkpoint_callback
+        score = getattr(checkpoint, "best_model_score", None)
+        if (
+            self._latest is not None
+            and checkpoint is not None
+            and checkpoint.best_model_path
+            and score is not None
+        ):
+            best = (checkpoint.best_model_path, float(score))
+            if best != self.best:
+                self.best = best
+                self.probs, self.labels = self._latest
+        self._latest = None
 
 
 class SeedEachEpoch(Callback):

@@ -295,8 +295,9 @@ class ClassificationModule(L.LightningModule):
         self._resumed_lrs = list(saved.get("epoch_lrs") or [])
         self._resumed_lrs_epoch = int(saved.get("lrs_epoch") or 0)
 
-    def validation_step(self, batch: tuple[torch.Tensor, torch.Tensor], batch_idx: int) -> None:
-        self._eval_step(batch, self.val_metrics, "val")
+    def validation_step(self, batch: tuple[torch.Tensor, torch.Tensor], batch_idx: int) -> torch.Tensor:
+        """The batch's logits (a BestValPredictions callback keeps them), after updating the val metrics."""
+        return self._eval_step(batch, self.val_metrics, "val")
 
     def on_validation_epoch_end(self) -> None:
         if not self.trainer.sanity_checking:

@@ -68,6 +68,8 @@ def build_report(
     else:
         raise LightclsError(f"{run}: not a run dir (no metrics.json or eval.json)")
     evaluation = _json(eval_dir / "eval.json") if eval_dir else None
+    ckpt = evaluation["ckpt"] if evaluation else None
+    module = ClassificationModule.from_checkpoint(ckpt) if ckpt and Path(ckpt).suffix == ".ckpt" else None
     page = {
         "title": _title(metrics, evaluation),
         "kind": kind,
@@ -75,10 +77,10 @@ def build_report(
         "data": (metrics or evaluation or {}).get("data"),
         "written": dt.datetime.now().strftime("%Y-%m-%d %H:%M"),
         "results": _results(metrics, evaluation),
-        "model": _model(evaluation["ckpt"] if evaluation else None),
+        "model": _model(module),
         "curves": _curves(run) if kind == "training" else {},
         "settings": _settings(run, evaluation["ckpt"] if evaluation else None),
-        **_evaluation(eval_dir, evaluation, cams, method),
+        **_evaluation(eval_dir, evaluation, cams, method, module),
     }
     env = Environment(loader=FileSystemLoader(TEMPLATES), autoescape=select_autoescape(["html"]))
     path = run / "report.html"
@@ -132,7 +134,11 @@ def _evaluates(done: Path, ckpt: str, run: Path) -> bool:
 
 
 def _evaluation(
-    eval_dir: Path | None, evaluation: dict[str, Any] | None, cams: int, method: str
+    eval_dir: Path | None,
+    evaluation: dict[str, Any] | None,
+    cams: int,
+    method: str,
+    module: ClassificationModule | None,
 ) -> dict[str, Any]:
     """The eval run's part of the page: per class, confusion matrix, confused pairs, gallery, CAMs."""
     if eval_dir is None or evaluation is None:
@@ -155,12 +161,14 @@ def _evaluation(
     worst = sorted((i for items in mistakes["wrong"].values() for i in items), key=lambda i: -i["score"])[
         :cams
     ]
-    if worst and Path(evaluation["ckpt"]).suffix == ".ckpt":
-        part.update(_cams(evaluation, worst, method))
+    if worst and module is not None:
+        part.update(_cams(evaluation, worst, method, module))
     return part
 
 
-def _cams(evaluation: dict[str, Any], worst: list[dict[str, Any]], method: str) -> dict[str, Any]:
+def _cams(
+    evaluation: dict[str, Any], worst: list[dict[str, Any]], method: str, module: ClassificationModule
+) -> dict[str, Any]:
     """CAM pictures of the most confident mistakes, for the class the model wrongly chose (a multi-label
     model: for the first label it added, else the first it missed)."""
     try:
@@ -168,7 +176,6 @@ def _cams(evaluation: dict[str, Any], worst: list[dict[str, Any]], method: str) 
     except ImportError:
         log.info("no Grad-CAM in the report: pip install 'lightcls[explain]'")
         return {}
-    module = ClassificationModule.from_checkpoint(evaluation["ckpt"])
     root = Path(evaluation["data"])
     images = [load_image(root / item["file"], module.preprocess.channels) for item in worst]
     try:
@@ -250,11 +257,10 @@ def _csv_series(path: Path) -> Series:
     return "epoch", groups
 
 
-def _model(ckpt: str | None) -> dict[str, str]:
+def _model(module: ClassificationModule | None) -> dict[str, str]:
     """Parameters and FLOPs of the checkpoint's network at its input size."""
-    if not ckpt or Path(ckpt).suffix != ".ckpt":
+    if module is None:
         return {}
-    module = ClassificationModule.from_checkpoint(ckpt)
     pre = module.preprocess
     facts = count(module.net, pre.channels, pre.image_size)
     return {

@@ -39,8 +39,10 @@ from lightcls.models.registry import resolve_stem
 from lightcls.models.zoo import family_of
 from lightcls.training import ClassificationModule
 from lightcls.training.callbacks import (
+    BestValPredictions,
     CheckpointOnInterrupt,
     FitResults,
+    KeptPredictions,
     LoaderPosition,
     ProgressBar,
     TestPredictions,
@@ -303,6 +305,9 @@ def _build_trainer(
     if cfg.trainer.get("enable_progress_bar") is False:
         callbacks = [c for c in callbacks if not isinstance(c, ProgressBar)]
     callbacks += [TrainThroughput(), FitResults(), LoaderPosition(), *extra]
+    report_from_val = cfg.get("report") and datamodule.has_val and not datamodule.has_test
+    if report_from_val and not isinstance(datamodule, StreamingDataModule):
+        callbacks.append(BestValPredictions())  # the page then shows them: val is not predicted again
     checkpoint = next((c for c in callbacks if isinstance(c, ModelCheckpoint)), None)
     adapted: dict[str, Any] = {"enable_model_summary": True} if cfg.get("verbose") else {}
     if checkpoint is None:
@@ -389,12 +394,14 @@ def _test(
     datamodule: ImageDataModule,
     checkpoint: ModelCheckpoint | None,
     best: str,
-) -> tuple[dict[str, Any], TestPredictions | None]:
+) -> tuple[dict[str, Any], KeptPredictions | None]:
     """The test split's metrics for the best (else last) checkpoint, and its predictions where the report
-    page will be written from them (shards name no image files to show)."""
-    if not datamodule.has_test:
-        return {}, None
+    page will be written from them (shards name no image files to show); without a test split, the val
+    predictions of the best checkpoint where they were kept."""
     streaming = isinstance(datamodule, StreamingDataModule)
+    if not datamodule.has_test:
+        kept = next((c for c in trainer.callbacks if isinstance(c, BestValPredictions)), None)
+        return {}, kept if kept is not None and best and kept.of(best) and kept.count else None
     keep = bool(cfg.get("report")) and checkpoint is not None and not streaming
     predictions = TestPredictions() if keep else None
     tested = best or (_last(checkpoint) if checkpoint is not None else "")  # the file eval.json names
@@ -447,19 +454,21 @@ def write_run_report(
     cfg: DictConfig,
     run_dir: Path,
     metrics: dict[str, Any],
-    predictions: TestPredictions | None,
+    predictions: KeptPredictions | None,
     datamodule: ImageDataModule,
 ) -> Path | None:
     """report.html at the end of training, or None (a warning) where it cannot be written: the run's results
-    stand. Its eval/ (as `lightcls-eval` writes it) comes from the run's own test of the best (else last)
-    checkpoint, so the test split is not predicted again; a run without one evaluates its val split."""
+    stand. Its eval/ (as `lightcls-eval` writes it) comes from the run's own predictions of the best (else
+    last) checkpoint: its test, or without a test split, the best validation's, so no split is predicted
+    again; where there are none, the val split is evaluated."""
     ckpt = metrics["best_ckpt"] or metrics["last_ckpt"]
     tested = predictions.count if predictions is not None else 0
+    split = "val" if isinstance(predictions, BestValPredictions) else "test"
     try:
         if ckpt and tested:
             overrides = [f"ckpt_path={quote(run_dir / ckpt)}", f"paths.output_dir={quote(run_dir / 'eval')}"]
             probs, target = predictions.tensors()
-            samples = datamodule.layout.splits["test"][:tested]  # a limited test: its first batches, in order
+            samples = datamodule.layout.splits[split][:tested]  # a limited split: its first batches, in order
             threshold = metrics.get("threshold")
             thresholds = (
                 None
@@ -469,7 +478,7 @@ def write_run_report(
                 else [threshold] * len(datamodule.classes)
             )
             write_evaluation(
-                compose("eval", [*overrides, "split=test", *END_EVAL]),
+                compose("eval", [*overrides, f"split={split}", *END_EVAL]),
                 run_dir / ckpt,
                 metrics["model"],
                 datamodule,
