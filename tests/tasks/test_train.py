@@ -452,7 +452,9 @@ def test_last_ckpt_is_every_epoch_when_val_never_improves_and_a_crash_resumes_th
     assert (metrics["epochs"], metrics["global_step"]) == (5, 5)
     assert [int(r["epoch"]) for r in _epochs_csv(run)] == [1, 2, 3, 4, 5]  # only the new epochs trained
     assert torch.load(last, map_location="cpu", weights_only=True)["global_step"] == 5
-    assert (run / metrics["best_ckpt"]).is_file()
+    best = run / metrics["best_ckpt"]  # epoch 1's: last.ckpt was a hard link to it, then rewritten apart
+    assert torch.load(best, map_location="cpu", weights_only=True)["global_step"] == 1
+    assert not last.samefile(best)
 
 
 def test_a_run_dir_holding_another_runs_results_is_refused(
@@ -476,6 +478,7 @@ def test_a_run_dir_holding_another_runs_results_is_refused(
     metrics = train(compose_train([*args, "overwrite=true"], run))
     assert metrics["last_ckpt"] == "checkpoints/last.ckpt"
     assert sorted(p.name for p in (run / "checkpoints").iterdir()) == [metrics["best_ckpt"][12:], "last.ckpt"]
+    assert (run / "checkpoints" / "last.ckpt").samefile(run / metrics["best_ckpt"])  # one step: one file
     assert [r["epoch"] for r in _epochs_csv(run)] == ["1"]
 
 

@@ -41,6 +41,19 @@ class AtomicCheckpointIO(TorchCheckpointIO):
         _fsync_dir(target.parent)
 
 
+def link_over(source: Path, target: Path) -> None:
+    """Make `target` a hard link to `source` atomically: linked beside it, then renamed over it (a kill
+    leaves the previous `target` whole). Raises OSError where the filesystem has no hard links."""
+    tmp = target.with_name(f"{target.name}.tmp-{os.getpid()}")
+    tmp.unlink(missing_ok=True)
+    os.link(source, tmp)
+    try:
+        os.replace(tmp, target)
+    finally:
+        tmp.unlink(missing_ok=True)
+    _fsync_dir(target.parent)
+
+
 def remove_partial_saves(folder: Path) -> None:
     """Remove the `<file>.tmp-<pid>` a killed save left in `folder` (its process no longer runs)."""
     for tmp in folder.glob("*.tmp-*"):

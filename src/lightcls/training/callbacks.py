@@ -6,6 +6,7 @@ import logging
 import time
 from pathlib import Path
 from typing import Any
+from weakref import proxy
 
 import lightning as L
 import torch
@@ -13,6 +14,7 @@ from lightning.pytorch.callbacks import Callback, ModelCheckpoint, RichProgressB
 from lightning.pytorch.utilities.exceptions import SIGTERMException
 from torch.utils.data import DataLoader, RandomSampler
 
+from lightcls.ckpt.io import link_over
 from lightcls.data.shards import ShardLoader
 
 log = logging.getLogger(__name__)
@@ -58,12 +60,40 @@ class EpochCheckpoint(ModelCheckpoint):
 
     The installed ModelCheckpoint writes `last.ckpt` only in a step where it also saves a top-k file, so
     after a plateau `last.ckpt` stays at the last improvement; validation has run by `on_train_epoch_end`.
+    Where a top-k file was just written at the same step, `last.ckpt` becomes a hard link to it, renamed
+    into place (lightcls.ckpt.io.link_over): atomic as a write, and no second copy of the same state
+    (resnet18 with AdamW: 134 MB and 0.35 s a save here). Lightning's `save_last="link"` makes a symlink
+    after removing the old file: not atomic, and it dangles once that top-k file is replaced.
     """
 
     def on_train_epoch_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         super().on_train_epoch_end(trainer, pl_module)
         if self.save_last and not self._should_skip_saving_checkpoint(trainer):
             self._save_last_checkpoint(trainer, self._monitor_candidates(trainer))
+
+    def _save_checkpoint(self, trainer: L.Trainer, filepath: str) -> None:
+        source = self._last_checkpoint_saved  # the file this step already wrote, if any
+        local = "://" not in f"{source}{filepath}"
+        last = Path(filepath).name.startswith(self.CHECKPOINT_NAME_LAST)
+        if (
+            local
+            and last
+            and source
+            and source != filepath
+            and self._last_global_step_saved == trainer.global_step
+        ):
+            linked = True
+            if trainer.is_global_zero:
+                try:
+                    link_over(Path(source), Path(filepath))
+                except OSError:  # no hard links on this filesystem: write it
+                    linked = False
+            if trainer.strategy.broadcast(linked):
+                self._last_checkpoint_saved = filepath
+                for logger in trainer.loggers if trainer.is_global_zero else []:
+                    logger.after_save_checkpoint(proxy(self))
+                return
+        super()._save_checkpoint(trainer, filepath)
 
 
 class KeptPredictions(Callback):
