@@ -5,22 +5,24 @@ from __future__ import annotations
 import os
 import time
 
-_start = {"at": time.time()}  # until a command says otherwise: when lightcls's configuration was imported
+_clock = {"run": time.time()}
+
+
+def count_from_process_start() -> None:
+    """A command's first run counts from its process's start: the interpreter and every import count."""
+    _clock["command"] = process_start() or time.time()
+
+
+def run_started() -> float:
+    """A run begins; when its clock starts: its command's process start for a command's first run, else
+    now (a multirun's next job in the same process, a run started from Python)."""
+    _clock["run"] = _clock.pop("command", None) or time.time()
+    return _clock["run"]
 
 
 def started_at() -> float:
     """The wall-clock time (time.time()) the current run's clock counts from."""
-    return _start["at"]
-
-
-def count_from_process_start() -> None:
-    """A command's clock starts with its process: the interpreter's start and every import count."""
-    _start["at"] = process_start() or _start["at"]
-
-
-def restart() -> None:
-    """The next run in this process (a multirun's next job) counts from now."""
-    _start["at"] = time.time()
+    return _clock["run"]
 
 
 def process_start() -> float | None:

@@ -69,7 +69,7 @@ def run_training(cfg: DictConfig, callbacks: Sequence[Callback] = ()) -> dict[st
 
 def _train(cfg: DictConfig, extra: list[Callback]) -> dict[str, Any]:
     """Build -> fit -> test -> write."""
-    laps = Laps(time.time() - clock.started_at())
+    laps = Laps(time.time() - clock.run_started())
     check_train_values(cfg)
     run_dir = Path(cfg.paths.output_dir).resolve()
     resume = resume_from(cfg, run_dir)
@@ -116,13 +116,13 @@ def _train(cfg: DictConfig, extra: list[Callback]) -> dict[str, Any]:
     laps.lap("teardown")
     metrics["seconds"] = laps.rounded()
     write_json(run_dir / "metrics.json", metrics)
-    clock.restart()  # a next run in this process (a multirun's next job) counts from here
     return metrics
 
 
 class Laps:
     """A run's wall time in consecutive parts (metrics.json `seconds`): from the command's start to the task
-    (`startup`: the interpreter, imports, Hydra, the config check), then each part up to its `lap`."""
+    (`startup`: the interpreter, imports, Hydra, the config check; 0 for a run started from Python or a
+    multirun's later job), then each part up to its `lap`."""
 
     PARTS = ("startup", "data", "model", "train", "test", "report", "teardown")
 
