@@ -4,11 +4,12 @@
     python benchmarks/overhead.py --parts steps --repeats 7
     python benchmarks/overhead.py --parts recipe --seeds 0 1 2
 
-- steps: training images/s of lightcls (the real train task in this process, `optimizer=sgd
+- steps: training images/s of (b) lightcls (the real train task in this process, `optimizer=sgd
   optimizer.lr=0.01`, no validation) against (c) the same steps on tensors already in memory, with the same
-  fused SGD update (the limit), and (a) a hand-written loop (ImageFolder + DataLoader, plain SGD), for lenet
-  and resnet18 on 32x32 RGB PNGs (benchmarks/train_throughput.py's set); median of `--repeats`, the order
-  rotated each repeat, the first 5 batches of each epoch left out.
+  fused SGD update (the limit), (a) a hand-written loop (ImageFolder + DataLoader, plain SGD), and (d) the
+  limit's steps in a bare Lightning Trainer (Lightning's own floor), for lenet and resnet18 on 32x32 RGB
+  PNGs (benchmarks/train_throughput.py's set); median of `--repeats`, the order rotated each repeat, the
+  first 5 batches of each epoch left out.
 - run: the default `python train.py` (lenet on the embedded digits, 10 epochs, report.html) in the
   repository, `--runs` times after one that writes the data and its cache: the whole process's wall time
   against metrics.json's `seconds`, part by part; `unaccounted` is the wall time no part holds (before
@@ -37,8 +38,8 @@ REPO = Path(__file__).resolve().parents[1]
 PARTS = ("startup", "data", "model", "train", "test", "report", "teardown")
 
 
-def steps(repeats: int, epochs: int, data: Path) -> None:
-    """lightcls vs the in-memory limit vs a hand loop, images/s per model."""
+def steps(repeats: int, epochs: int, data: Path, models: list[str]) -> None:
+    """lightcls vs the in-memory limit vs a hand loop vs Lightning's own floor, images/s per model."""
     import train_throughput as tt
 
     root = tt.make_dataset(data, 5000, 500, 32)
@@ -46,26 +47,83 @@ def steps(repeats: int, epochs: int, data: Path) -> None:
         f"\nsteps: {root}, 5,000 train images 32x32 RGB PNG, batch 64, {epochs} epochs a run, "
         f"{torch.get_num_threads()} threads, median of {repeats}"
     )
-    print("| model | (a) hand loop | (b) lightcls | (c) limit | b/a | b/c |")
-    print("| --- | ---: | ---: | ---: | ---: | ---: |")
+    print("| model | (a) hand loop | (b) lightcls | (c) limit | (d) Lightning floor | b/a | b/c | d/c |")
+    print("| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |")
     with tempfile.TemporaryDirectory() as out:
-        for model in ("lenet", "resnet18"):
-            runs: dict[str, list[float]] = {"a": [], "b": [], "c": []}
+        for model in models:
+            runs: dict[str, list[float]] = {"a": [], "b": [], "c": [], "d": []}
             tt.lightcls_run(root, Path(out) / f"{model}-warm", model, 32, 64, 0)  # the decode cache, once
             for rep in range(repeats):
-                for key in "abc"[rep % 3 :] + "abc"[: rep % 3]:
+                for key in "abcd"[rep % 4 :] + "abcd"[: rep % 4]:
                     if key == "a":
                         runs["a"].append(tt.baseline(root, model, 32, 64, 2, epochs))
                     elif key == "b":
                         run = Path(out) / f"{model}{rep}"
                         metrics = tt.lightcls_run(root, run, model, 32, 64, 0, epochs)
                         runs["b"].append(metrics["train_images_per_second"])
-                    else:
+                    elif key == "c":
                         runs["c"].append(tt.limit(model, 32, 64, 5000, epochs))
-            a, b, c = (statistics.median(runs[k]) for k in "abc")
-            print(f"| {model} | {a:.0f} | {b:.0f} | {c:.0f} | {b / a:.2f} | {b / c:.2f} |")
-            every = "; ".join(f"{k}: " + " ".join(f"{v:.0f}" for v in runs[k]) for k in "abc")
-            print(f"|   runs: {every} | | | | | |")
+                    else:
+                        runs["d"].append(lightning_floor(model, 32, 64, 5000, epochs))
+            a, b, c, d = (statistics.median(runs[k]) for k in "abcd")
+            print(
+                f"| {model} | {a:.0f} | {b:.0f} | {c:.0f} | {d:.0f} | "
+                f"{b / a:.2f} | {b / c:.2f} | {d / c:.2f} |"
+            )
+            every = "; ".join(f"{k}: " + " ".join(f"{v:.0f}" for v in runs[k]) for k in "abcd")
+            print(f"|   runs: {every} | | | | | | | |")
+
+
+def lightning_floor(model: str, size: int, batch: int, images: int, epochs: int) -> float:
+    """(d) The limit's steps inside a bare Lightning Trainer (a LightningModule that only computes the loss,
+    no callbacks, logger, progress bar or checkpoints): what Lightning's loop itself costs a step."""
+    import lightning as L
+    from torch import nn
+
+    from lightcls.models import build_model
+
+    x, y = torch.randn(batch, 3, size, size), torch.randint(0, 10, (batch,))
+    sizes = [batch] * (images // batch) + ([images % batch] if images % batch else [])
+
+    class Batches:
+        def __iter__(self):  # noqa: ANN204
+            return iter([(x[:n], y[:n]) for n in sizes])
+
+        def __len__(self) -> int:
+            return len(sizes)
+
+    class Step(L.LightningModule):
+        def __init__(self) -> None:
+            super().__init__()
+            self.net, self.loss = build_model(model, 10, 3), nn.CrossEntropyLoss()
+            self.times: list[float] = []
+
+        def training_step(self, b: tuple[torch.Tensor, torch.Tensor], i: int) -> torch.Tensor:
+            return self.loss(self.net(b[0]), b[1])
+
+        def on_train_batch_end(self, *_: object) -> None:
+            self.times.append(time.perf_counter())
+
+        def configure_optimizers(self) -> torch.optim.Optimizer:
+            return torch.optim.SGD(self.parameters(), lr=0.01, momentum=0.9, weight_decay=1e-4, fused=True)
+
+    step = Step()
+    trainer = L.Trainer(
+        accelerator="cpu",
+        max_epochs=epochs,
+        logger=False,
+        enable_checkpointing=False,
+        enable_progress_bar=False,
+        enable_model_summary=False,
+    )
+    trainer.fit(step, train_dataloaders=Batches())
+    per_epoch = len(sizes)
+    done = seconds = 0.0
+    for e in range(epochs):
+        times = step.times[e * per_epoch : (e + 1) * per_epoch]
+        done += sum(sizes[5:])
+        seconds += times[-1] - times[4]
+    return done / seconds
 
 
 def run_parts(runs: int) -> None:
@@ -151,6 +209,7 @@ def main() -> None:
         "--parts", nargs="+", default=["steps", "run", "recipe"], choices=["steps", "run", "recipe"]
     )
     parser.add_argument("--repeats", type=int, default=5)
+    parser.add_argument("--models", nargs="+", default=["lenet", "resnet18"], help="models of the steps part")
     parser.add_argument("--epochs", type=int, default=2, help="epochs of each steps run")
     parser.add_argument("--runs", type=int, default=5)
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
@@ -158,7 +217,7 @@ def main() -> None:
     parser.add_argument("--data", type=Path, default=Path(tempfile.gettempdir()))
     args = parser.parse_args()
     if "steps" in args.parts:
-        steps(args.repeats, args.epochs, args.data / "lightcls-bench-5000")
+        steps(args.repeats, args.epochs, args.data / "lightcls-bench-5000", args.models)
     if "run" in args.parts:
         run_parts(args.runs)
     if "recipe" in args.parts:
