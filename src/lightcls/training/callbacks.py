@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import math
 import time
 from pathlib import Path
 from typing import Any
@@ -224,7 +225,7 @@ class TrainThroughput(L.Callback):
         self.skip = skip
         self.images = 0
         self.seconds = 0.0
-        self._epoch_images = 0
+        self._epoch_images = self._pending = 0
         self._start = self._last = 0.0
 
     @property
@@ -233,21 +234,28 @@ class TrainThroughput(L.Callback):
         return self.images / self.seconds if self.seconds > 0 else None
 
     def on_train_epoch_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
-        self._epoch_images = 0
+        self._epoch_images = self._pending = 0
 
     def on_train_batch_end(
         self, trainer: L.Trainer, pl_module: L.LightningModule, outputs: Any, batch: Any, batch_idx: int
     ) -> None:
-        if batch_idx + 1 < self.skip:
+        done = batch_idx + 1
+        if done < self.skip:
             return
+        if done > self.skip:
+            images = batch[0] if isinstance(batch, (tuple, list)) else batch
+            self._pending += len(images) * trainer.world_size
         if pl_module.device.type == "cuda":
+            # timed at batch `skip` and the epoch's last only: a sync every step would stall the GPU's queue
+            total = trainer.num_training_batches
+            if done != self.skip and done < total and not math.isinf(total):
+                return
             torch.cuda.synchronize(pl_module.device)
         self._last = time.perf_counter()
-        if batch_idx + 1 == self.skip:
+        if done == self.skip:
             self._start = self._last
-        else:
-            images = batch[0] if isinstance(batch, (tuple, list)) else batch
-            self._epoch_images += len(images) * trainer.world_size
+        self._epoch_images += self._pending
+        self._pending = 0
 
     def on_train_epoch_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         if self._epoch_images and self._last > self._start:

@@ -86,18 +86,20 @@ class ClassificationModule(L.LightningModule):
         )
         self.criterion = build_loss(loss or {}, task, class_weights, label_smoothing)
         self.mix = build_mix(mix or {}, num_classes)
-        self.train_loss = MeanMetric()
+        # the training metrics update every step: no argument checks or NaN test (each a host-device sync
+        # on a GPU); the labels were checked with the data, and a NaN loss shows in the epoch's line
+        self.train_loss = MeanMetric(nan_strategy="disable")
         if self.multilabel:
             # a label is predicted at probability >= its threshold (tuned ones are saved with the weights)
             self.register_buffer("thresholds", torch.full((num_classes,), DEFAULT_THRESHOLD))
-            self.train_top1 = MultilabelF1Score(num_classes, average="micro")
+            self.train_top1 = MultilabelF1Score(num_classes, average="micro", validate_args=False)
             scores: dict[str, Metric] = {
                 "map": MeanAveragePrecision(),
                 "f1_micro": MultilabelF1Score(num_classes, average="micro"),
                 "f1_macro": MultilabelF1Score(num_classes, average="macro"),
             }
         else:
-            self.train_top1 = MulticlassAccuracy(num_classes, top_k=1, average="micro")
+            self.train_top1 = MulticlassAccuracy(num_classes, top_k=1, average="micro", validate_args=False)
             scores = {"top1": MulticlassAccuracy(num_classes, top_k=1, average="micro")}
             if num_classes > 5:
                 scores["top5"] = MulticlassAccuracy(num_classes, top_k=5, average="micro")
