@@ -104,6 +104,7 @@ class KeptPredictions(Callback):
     def __init__(self) -> None:
         self.probs: list[torch.Tensor] = []
         self.labels: list[torch.Tensor] = []
+        self._filling: tuple[list[torch.Tensor], list[torch.Tensor]] | None = None
 
     @property
     def count(self) -> int:
@@ -114,14 +115,7 @@ class KeptPredictions(Callback):
         """All probabilities (N, classes) and labels (N)."""
         return torch.cat(self.probs), torch.cat(self.labels)
 
-
-class TestPredictions(KeptPredictions):
-    """Every test batch's predictions (the test step returns its logits)."""
-
-    def on_test_epoch_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
-        self.probs, self.labels = [], []
-
-    def on_test_batch_end(
+    def _keep(
         self,
         trainer: L.Trainer,
         pl_module: L.LightningModule,
@@ -130,8 +124,21 @@ class TestPredictions(KeptPredictions):
         batch_idx: int,
         dataloader_idx: int = 0,
     ) -> None:
-        self.probs.append(pl_module.probabilities(outputs.detach()).cpu())
-        self.labels.append(batch[1].detach().cpu())
+        """A batch's probabilities (its step returns the logits) and labels, onto the lists being filled."""
+        if self._filling is None or trainer.sanity_checking or not isinstance(outputs, torch.Tensor):
+            return
+        self._filling[0].append(pl_module.probabilities(outputs.detach()).cpu())
+        self._filling[1].append(batch[1].detach().cpu())
+
+
+class TestPredictions(KeptPredictions):
+    """Every test batch's predictions."""
+
+    def on_test_epoch_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        self.probs, self.labels = [], []
+        self._filling = (self.probs, self.labels)
+
+    on_test_batch_end = KeptPredictions._keep
 
 
 class BestValPredictions(KeptPredictions):
@@ -146,26 +153,13 @@ class BestValPredictions(KeptPredictions):
 
     def on_validation_epoch_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         self._adopt(trainer)  # ModelCheckpoint has judged the last validation (on its end, or its epoch's)
-        self._probs: list[torch.Tensor] = []
-        self._labels: list[torch.Tensor] = []
+        self._filling = ([], []) if trainer.world_size == 1 else None
 
-    def on_validation_batch_end(
-        self,
-        trainer: L.Trainer,
-        pl_module: L.LightningModule,
-        outputs: Any,
-        batch: Any,
-        batch_idx: int,
-        dataloader_idx: int = 0,
-    ) -> None:
-        if trainer.sanity_checking or trainer.world_size > 1 or not isinstance(outputs, torch.Tensor):
-            return
-        self._probs.append(pl_module.probabilities(outputs.detach()).cpu())
-        self._labels.append(batch[1].detach().cpu())
+    on_validation_batch_end = KeptPredictions._keep
 
     def on_validation_epoch_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
-        if not trainer.sanity_checking and self._probs:
-            self._latest = (self._probs, self._labels)
+        if not trainer.sanity_checking and self._filling is not None and self._filling[0]:
+            self._latest = self._filling
 
     def on_fit_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         self._adopt(trainer)
