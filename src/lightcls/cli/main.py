@@ -196,7 +196,13 @@ def leave(code: Any) -> NoReturn:
     if code is not None and not isinstance(code, int):  # as sys.exit does with a message
         print(code, file=sys.stderr)
         code = 1
-    threading._shutdown()  # as the interpreter ends: threading's exit hooks (executors), then its threads
+    shutdown = getattr(threading, "_shutdown", None)  # what the interpreter runs first as it ends:
+    if shutdown is not None:  # threading's exit hooks (executors shut down), then it joins the threads
+        shutdown()
+    else:
+        for thread in threading.enumerate():
+            if thread is not threading.current_thread() and not thread.daemon:
+                thread.join()
     atexit._run_exitfuncs()
     sys.stdout.flush()
     sys.stderr.flush()

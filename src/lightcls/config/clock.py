@@ -32,6 +32,6 @@ def process_start() -> float | None:
             ticks = int(f.read().rpartition(")")[2].split()[19])  # field 22: start time, ticks after boot
         with open("/proc/uptime", encoding="ascii") as f:
             uptime = float(f.read().split()[0])
-    except (OSError, ValueError, IndexError):
+    except (OSError, ValueError, IndexError, AttributeError):  # no /proc, no os.sysconf (Windows)
         return None
     return time.time() - (uptime - ticks / os.sysconf("SC_CLK_TCK"))
