@@ -66,6 +66,12 @@ def test_the_check_is_the_builder_own_error() -> None:
     assert (
         one_line_error(check_optimization, sgd, None) == "optimizer.momentum=-1: Invalid momentum value: -1"
     )
+    both = {**sgd, "momentum": 0.9, "fused": True, "foreach": True}  # foreach asked for, fused the default
+    assert one_line_error(check_optimization, both, None) == (
+        "optimizer.fused=True: `fused` and `foreach` cannot be `True` together. "
+        "(fused is lightcls's default: optimizer.fused=false turns it off)"
+    )
+    assert _built(["optimizer=sgd"])[0].defaults["fused"] is True  # torch's one-kernel update
     bad_schedule = {"schedule": {"_target_": "torch.optim.lr_scheduler.StepLR", "_partial_": True}}
     message = one_line_error(check_optimization, {**sgd, "momentum": 0.9}, bad_schedule)
     assert message.startswith("cannot build scheduler.schedule from the config: ")

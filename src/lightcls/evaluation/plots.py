@@ -16,8 +16,6 @@ from PIL import Image, ImageDraw
 from lightcls.evaluation.fonts import caption_font, figure_fonts, warn_missing_glyphs
 from lightcls.files import PNG
 
-#: the figure's height at most (inches at 100 dpi): 1,000 classes would otherwise be a 90,000 px wide PNG
-MAX_INCHES = 24.0
 #: up to this many classes the axes name them; beyond, the labels' numbers
 NAMED = 80
 #: up to this many classes the cells show their values

@@ -54,7 +54,12 @@ def build_optimizer(
     except InstantiationException as err:
         raise LightclsError(f"cannot build the optimizer from the config: {err.__cause__ or err}") from None
     except (ValueError, TypeError, RuntimeError) as err:  # RuntimeError: options that exclude each other
-        raise LightclsError(f"{_optimizer_key(config, str(err))}: {err}") from None
+        default = (
+            " (fused is lightcls's default: optimizer.fused=false turns it off)"
+            if "fused" in str(err)
+            else ""
+        )
+        raise LightclsError(f"{_optimizer_key(config, str(err))}: {err}{default}") from None
     if lr is not None and lr <= 0:
         raise LightclsError(f"optimizer.lr must be > 0, got {lr}")
     return optimizer

@@ -110,7 +110,8 @@ def _train(cfg: DictConfig, extra: list[Callback]) -> dict[str, Any]:
     _board_confusion(trainer.loggers, module, trainer.global_step)
     _log_hparams(trainer.loggers, cfg, metrics)
     metrics["seconds"] = laps.rounded()
-    print_summary(metrics, run_dir)
+    shown = {k: v for k, v in metrics["seconds"].items() if k != "teardown"}  # not over yet: metrics.json
+    print_summary({**metrics, "seconds": shown}, run_dir)
     if page is not None:
         Console().print(f"-> {page}", soft_wrap=True)
     laps.lap("teardown")
