@@ -121,3 +121,32 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     """The long (slow-marked) runs first: the two xdist workers then end together on short tests instead
     of one waiting alone on the notebook."""
     items.sort(key=lambda item: item.get_closest_marker("slow") is None)
+
+
+CHROMIUM, CHROMEDRIVER = (
+    shutil.which("chromium") or shutil.which("chromium-browser"),
+    shutil.which("chromedriver"),
+)
+
+
+@pytest.fixture
+def browser():
+    """Headless Chromium through Selenium; every host name but 127.0.0.1 unresolvable (nothing may leave
+    the machine)."""
+    if not (CHROMIUM and CHROMEDRIVER):
+        pytest.skip("Chromium and chromedriver are not installed: apt-get install chromium chromium-driver")
+    from selenium import webdriver
+    from selenium.webdriver.chrome.service import Service
+
+    options = webdriver.ChromeOptions()
+    options.binary_location = CHROMIUM
+    for arg in (
+        "--headless=new",
+        "--no-sandbox",
+        "--disable-gpu",
+        "--host-resolver-rules=MAP * ~NOTFOUND, EXCLUDE 127.0.0.1",
+    ):
+        options.add_argument(arg)
+    driver = webdriver.Chrome(service=Service(executable_path=CHROMEDRIVER), options=options)
+    yield driver
+    driver.quit()

@@ -12,28 +12,6 @@ import pytest
 from helpers import compose_train, quoted
 from lightcls.workflows.page import build_report
 
-CHROMIUM, CHROMEDRIVER = (
-    shutil.which("chromium") or shutil.which("chromium-browser"),
-    shutil.which("chromedriver"),
-)
-
-
-@pytest.fixture
-def browser():
-    """Headless Chromium through Selenium; every host name unresolvable (nothing may leave the machine)."""
-    if not (CHROMIUM and CHROMEDRIVER):
-        pytest.skip("Chromium and chromedriver are not installed: apt-get install chromium chromium-driver")
-    from selenium import webdriver
-    from selenium.webdriver.chrome.service import Service
-
-    options = webdriver.ChromeOptions()
-    options.binary_location = CHROMIUM
-    for arg in ("--headless=new", "--no-sandbox", "--disable-gpu", "--host-resolver-rules=MAP * ~NOTFOUND"):
-        options.add_argument(arg)
-    driver = webdriver.Chrome(service=Service(executable_path=CHROMEDRIVER), options=options)
-    yield driver
-    driver.quit()
-
 
 @pytest.mark.slow
 def test_a_training_runs_report_renders_with_every_image_and_no_request_out(

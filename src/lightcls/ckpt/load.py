@@ -87,6 +87,16 @@ def best_of_sweep(path: Path) -> Path:
     return Path(best)
 
 
+def model_file(path: Path) -> Path:
+    """The model a path names: a file as it is; a run dir's best (else last) checkpoint; a sweep or search
+    dir's best run's best checkpoint."""
+    path = best_of_sweep(path)
+    if path.is_dir() and (path / "metrics.json").is_file():
+        metrics = read_json(path / "metrics.json", "a run's results")
+        path = path / (metrics.get("best_ckpt") or metrics.get("last_ckpt") or "checkpoints/last.ckpt")
+    return path
+
+
 def read_checkpoint(path: str | Path, what: str = "ckpt_path") -> dict[str, Any]:
     """A lightcls checkpoint (weights and the hyperparameters that rebuild its model), loaded safely."""
     ckpt = load_checkpoint(path, what)

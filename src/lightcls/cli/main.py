@@ -232,3 +232,5 @@ def info() -> Any:
 search = command("search", "lightcls.tasks.search:search")
 #: `lightcls-explain ckpt_path=... input=IMG_OR_DIR [method=gradcam] [target=pred|CLASS] [layer=NAME]`
 explain = command("explain", "lightcls.tasks.explain:explain_images")
+#: `lightcls-serve ckpt_path=... [host=127.0.0.1] [port=8000] [max_batch_size=16] [api_key=...]`
+serve = command("serve", "lightcls.tasks.serve:serve")

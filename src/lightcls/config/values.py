@@ -53,6 +53,18 @@ RULES: dict[str, dict[str, str]] = {
         "device": "device",
         "print_rows": "int:0",
     },
+    "serve": {
+        "host": "choice:127.0.0.1|localhost|0.0.0.0|::",
+        "port": "int:1024-65535",
+        "device": "device",
+        "topk": "int:1",
+        "max_batch_size": "int:1",
+        "batch_timeout": "number:>=0",
+        "workers": "int:1",
+        "max_body_mb": "number:>0",
+        "max_pixels": "int:1",
+        "log_level": "choice:critical|error|warning|info|debug",
+    },
     "explain": {"topk": "int:1", "batch_size": "int:1", "device": "device"},
     "export": {"opset": "int:1?", "parity_atol": "number:>=0", "parity_rtol": "number:>=0"},
     "info": {

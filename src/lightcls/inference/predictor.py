@@ -35,6 +35,7 @@ class Predictor:
         self.preprocess = Preprocess.from_dict(meta["preprocess"])
         self.channels = self.preprocess.channels
         self.transform = self.preprocess.eval_transform()
+        self.resize = self.preprocess.resize()
         #: several labels per image: sigmoid scores, and each label predicted at or above its threshold
         self.multilabel = meta.get("task") == "multilabel"
         thresholds = meta.get("thresholds")
@@ -76,8 +77,12 @@ class Predictor:
     def probabilities(self, images: Sequence[torch.Tensor]) -> torch.Tensor:
         """Probabilities (N, classes) for uint8 image tensors (preprocessed here): softmax, or each label's
         sigmoid for a multi-label model."""
-        batch = torch.stack([self.transform(image) for image in images])
-        logits = self.logits(batch).float()
+        return self.scores(torch.stack([self.resize(image) for image in images]))
+
+    @torch.inference_mode()
+    def scores(self, resized: torch.Tensor) -> torch.Tensor:
+        """`probabilities` of a batch already resized to the model's input (N, C, S, S) uint8."""
+        logits = self.logits(self.preprocess.normalize(resized)).float()
         if self.activation == "sigmoid":
             return logits
         return logits.sigmoid() if self.multilabel else logits.softmax(dim=-1)

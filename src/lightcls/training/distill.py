@@ -12,7 +12,7 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
-from lightcls.ckpt import best_of_sweep
+from lightcls.ckpt import model_file
 from lightcls.data.preprocess import Preprocess
 from lightcls.errors import LightclsError
 
@@ -33,12 +33,7 @@ def check_distill(config: Mapping[str, Any] | None) -> tuple[str, float, float] 
         if not (number and ok(value)):
             said = "a number > 0" if key == "temperature" else "a number from 0 to 1"
             raise LightclsError(f"distill.{key}={value}: give {said}")
-    path = best_of_sweep(Path(str(config["teacher"])).expanduser())
-    if path.is_dir() and (path / "metrics.json").is_file():  # a run dir: its best (else last) checkpoint
-        from lightcls.files import read_json
-
-        metrics = read_json(path / "metrics.json", "a run's results")
-        path = path / (metrics.get("best_ckpt") or metrics.get("last_ckpt") or "checkpoints/last.ckpt")
+    path = model_file(Path(str(config["teacher"])).expanduser())
     if not path.is_file():
         raise LightclsError(f"distill.teacher={config['teacher']}: no such checkpoint (or run or sweep dir)")
     return str(path), float(temperature), float(alpha)

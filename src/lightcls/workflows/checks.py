@@ -8,6 +8,8 @@ runs it again as it starts (the Python API and sweep jobs come in there).
 
 from __future__ import annotations
 
+import errno
+import socket
 from pathlib import Path
 from typing import Any
 
@@ -105,6 +107,22 @@ def check_export(cfg: DictConfig) -> None:
 def check_predict(cfg: DictConfig) -> None:
     """`lightcls-predict`: its values."""
     check_values(cfg, "predict")
+
+
+def check_serve(cfg: DictConfig) -> None:
+    """`lightcls-serve`: its values and the model it names, before anything starts."""
+    check_values(cfg, "serve")
+    if not best_of_sweep(Path(str(cfg.ckpt_path)).expanduser()).exists():
+        raise LightclsError(f"ckpt_path={cfg.ckpt_path}: no such file (or run or sweep dir)")
+    host = "127.0.0.1" if cfg.host == "localhost" else str(cfg.host)
+    with socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET) as sock:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            sock.bind((host, int(cfg.port)))
+        except OSError as err:
+            reason = "in use" if err.errno == errno.EADDRINUSE else err.strerror
+            taken = f"port={cfg.port}: {host}:{cfg.port} is {reason}"
+            raise LightclsError(f"{taken}; choose another port=") from None
 
 
 def check_explain(cfg: DictConfig) -> None:
