@@ -61,6 +61,7 @@ RULES: dict[str, dict[str, str]] = {
         "max_batch_size": "int:1",
         "batch_timeout": "number:>=0",
         "workers": "int:1",
+        "threads": "int:1?",
         "max_body_mb": "number:>0",
         "max_pixels": "int:1",
         "log_level": "choice:critical|error|warning|info|debug",

@@ -33,7 +33,7 @@ from lightcls.errors import LightclsError, one_line
 try:
     import litserve as ls
     from fastapi import HTTPException, Request
-    from fastapi.responses import HTMLResponse, JSONResponse
+    from fastapi.responses import HTMLResponse, JSONResponse, Response
     from litserve.server import RegularRequestHandler
     from starlette.concurrency import run_in_threadpool
 except ImportError as missing:  # pragma: no cover - the serve extra is not installed
@@ -48,6 +48,9 @@ PAGE = Path(__file__).with_name("serve.html")
 #: The body `/predict` reads, by Content-Type (also named in the 415 answer and the OpenAPI page).
 ACCEPTED = "the image itself (image/*), a form with the image in field 'file' (multipart/form-data) or JSON "
 ACCEPTED += '{"image": "<base64>"}'
+#: An image body smaller than this is decoded in the event loop (well under a millisecond), larger in a
+#: thread
+INLINE_BYTES = 64 * 1024
 
 
 class ImageReader:
@@ -60,8 +63,9 @@ class ImageReader:
         self.max_pixels = max_pixels
 
     async def read(self, request: Request) -> np.ndarray:
-        """The request's image, read, decoded and resized."""
-        return await run_in_threadpool(self.decode, await self.image_bytes(request))
+        """The request's image, read, decoded and resized (a large one in a thread: the server goes on)."""
+        data = await self.image_bytes(request)
+        return self.decode(data) if len(data) < INLINE_BYTES else await run_in_threadpool(self.decode, data)
 
     async def image_bytes(self, request: Request) -> bytes:
         """The encoded image a request carries, however it was sent."""
@@ -145,11 +149,15 @@ class ClassifierAPI(ls.LitAPI):
         topk: int = 3,
         max_batch_size: int = 16,
         batch_timeout: float = 0.005,
+        threads: int | None = None,
     ) -> None:
         super().__init__(max_batch_size=max_batch_size, batch_timeout=batch_timeout, api_path="/predict")
         self.model, self.device_name, self.provider, self.topk = model, device, provider, topk
+        self.threads = threads
 
     def setup(self, device: str) -> None:
+        if self.threads:
+            torch.set_num_threads(self.threads)
         self.predictor = load_predictor(self.model, device=self.device_name, provider=self.provider)
         self.name = self.predictor.meta["model"]
         self.task = "multilabel" if self.predictor.multilabel else "multiclass"
@@ -173,8 +181,8 @@ class ClassifierAPI(ls.LitAPI):
     def unbatch(self, output: list[dict[str, Any]]) -> list[dict[str, Any]]:
         return output
 
-    def encode_response(self, output: dict[str, Any]) -> dict[str, Any]:
-        return output
+    def encode_response(self, output: dict[str, Any]) -> bytes:
+        return json.dumps(output).encode()
 
     def answer(self, result: dict[str, Any]) -> dict[str, Any]:
         """An image's answer: its top-k (a multi-label model: each label at or above its threshold, and the
@@ -228,17 +236,20 @@ def build_server(
     max_body_mb: float = 20.0,
     max_pixels: int = 40_000_000,
     api_key: str | None = None,
+    threads: int | None = None,
 ) -> ls.LitServer:
     """A LitServer for the model at `path` (`.ckpt`, `.onnx` or TorchScript `.pt`): `POST /predict`,
     `GET /health`, `GET /info`, `GET /` (a page to try it), `GET /docs`."""
     meta, info = model_card(path)
     reader = ImageReader(Preprocess.from_dict(meta["preprocess"]), max_pixels)
-    api = ClassifierAPI(str(path), device, provider, topk, max_batch_size, batch_timeout_ms / 1000)
     gpu = (
         device in ("gpu", "cuda")
         or device.startswith("cuda:")
         or (device == "auto" and torch.cuda.is_available())
     )
+    if threads is None and not gpu:  # a core left to the web server: measured 1.5x the requests/s on 2 cores
+        threads = max(1, len(os.sched_getaffinity(0)) - 1) if hasattr(os, "sched_getaffinity") else None
+    api = ClassifierAPI(str(path), device, provider, topk, max_batch_size, batch_timeout_ms / 1000, threads)
     server = ls.LitServer(
         api,
         accelerator="cuda" if gpu else "cpu",
@@ -253,8 +264,9 @@ def build_server(
     ]
     handler = RegularRequestHandler(api, server)
 
-    async def predict(request: Request) -> Any:
-        return await handler.handle_request(await reader.read(request), np.ndarray)
+    async def predict(request: Request) -> Response:
+        answer = await handler.handle_request(await reader.read(request), np.ndarray)
+        return Response(answer, media_type="application/json")
 
     server.app.add_api_route(
         "/predict",

@@ -28,6 +28,7 @@ def serve(cfg: DictConfig) -> dict[str, Any]:
         max_body_mb=float(cfg.max_body_mb),
         max_pixels=int(cfg.max_pixels),
         api_key=str(cfg.api_key) if cfg.api_key else None,
+        threads=cfg.threads,
     )
     run_server(server, host, int(cfg.port), str(cfg.log_level))
     return {"model": str(path), "host": host, "port": int(cfg.port)}
