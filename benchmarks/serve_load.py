@@ -59,11 +59,11 @@ def free_port() -> int:
         return sock.getsockname()[1]
 
 
-def start(ckpt: Path, out: Path, max_batch_size: int) -> tuple[subprocess.Popen, int]:
+def start(ckpt: Path, out: Path, max_batch_size: int, extra: list[str] = ()) -> tuple[subprocess.Popen, int]:
     """A `lightcls-serve` process and its port, once /health answers."""
     port = free_port()
     command = [sys.executable, "-c", "from lightcls.cli.main import serve; serve()", f"ckpt_path={ckpt}"]
-    command += [f"port={port}", f"max_batch_size={max_batch_size}", f"paths.outputs_root={out}"]
+    command += [f"port={port}", f"max_batch_size={max_batch_size}", f"paths.outputs_root={out}", *extra]
     server = subprocess.Popen(command, cwd=out, env=ENV, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     deadline = time.monotonic() + 120
     while time.monotonic() < deadline:
@@ -160,6 +160,7 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--batch-sizes", type=int, nargs="+", default=[16, 1], help="max_batch_size per mode")
     parser.add_argument("--soak", type=int, default=20000, help="requests of the soak (0: none)")
+    parser.add_argument("--serve-args", nargs="*", default=[], help="more lightcls-serve overrides")
     args = parser.parse_args()
 
     from lightcls.ckpt import model_file
@@ -180,7 +181,7 @@ def main() -> None:
                 args.batch_sizes[rep % len(args.batch_sizes) :]
                 + args.batch_sizes[: rep % len(args.batch_sizes)]
             ):
-                server, port = start(ckpt, out, size)
+                server, port = start(ckpt, out, size, args.serve_args)
                 load(port, bodies, expected, 100, args.clients)  # warm-up
                 before = rss_mb(server.pid)
                 row = load(port, bodies, expected, args.requests, args.clients)
@@ -209,7 +210,7 @@ def main() -> None:
                 print(f"\nrequests/s, max_batch_size={first} / {size}: {ratio:.2f}x (median of runs' ratios)")
 
         if args.soak:
-            server, port = start(ckpt, out, args.batch_sizes[0])
+            server, port = start(ckpt, out, args.batch_sizes[0], args.serve_args)
             load(port, bodies, expected, 500, args.clients)
             marks = [(0, rss_mb(server.pid))]
             errors = wrong = 0

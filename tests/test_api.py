@@ -128,3 +128,16 @@ def test_the_mmedu_tutorial_as_written(make_split_folder, tmp_path: Path, capsys
     exported = model.convert(checkpoint=str(checkpoint), out_file="model/hand_gray.onnx")  # MMEdu's export
     assert exported["model"] == str(tmp_path / "model" / "hand_gray.onnx") and exported["same_top1"]
     assert (tmp_path / "model" / "hand_gray.json").is_file()
+
+
+def test_serve_builds_the_server_for_its_checkpoint(trained_run: Path, tmp_path: Path, monkeypatch) -> None:
+    from lightcls.tasks import serve as serve_task
+
+    served = {}
+    monkeypatch.setattr(serve_task, "run_server", lambda server, host, port, level: served.update(locals()))
+    model = Classifier.load(trained_run / "checkpoints" / "last.ckpt")
+    result = model.serve(port=8123, outputs=tmp_path)
+    assert served["host"] == "127.0.0.1" and served["port"] == 8123 and result["port"] == 8123
+    paths = {getattr(route, "path", None) for route in served["server"].app.router.routes}
+    assert {"/", "/predict", "/health", "/info"} <= paths
+    assert served["server"].model_metadata["classes"] == model.classes

@@ -288,6 +288,21 @@ class Classifier:
         args = [f"ckpt_path={ckpt}", f"format={format}", f"fp16={str(fp16).lower()}"]
         return export(self._task_config("export", args, outputs, overrides))
 
+    def serve(
+        self,
+        port: int = 8000,
+        host: str = "127.0.0.1",
+        outputs: str | Path = "outputs",
+        overrides: Sequence[str] = (),
+    ) -> dict[str, Any]:
+        """`lightcls-serve` of this classifier's checkpoint: answers HTTP requests (`POST /predict`, a page
+        at `/`) until Ctrl-C."""
+        from lightcls.tasks.serve import serve
+
+        ckpt = quote(Path(str(self._require_checkpoint())).resolve())
+        args = [f"ckpt_path={ckpt}", f"port={int(port)}", f"host={quote(host)}"]
+        return serve(self._task_config("serve", args, outputs, overrides))
+
     def explain(
         self,
         image: ImageInput | Sequence[ImageInput],

@@ -261,9 +261,11 @@ def test_a_served_model_answers_as_predict_refuses_bad_input_and_stops_on_sigter
             code = server.wait(timeout=20)
             assert code == 0 and time.monotonic() - started < 10, server.communicate()[1][-3000:]
             assert psutil.wait_procs(workers, timeout=5)[1] == []
-    finally:
+    finally:  # a failed test leaves no server behind: its web server, model worker and queue manager too
         if server.poll() is None:
-            server.kill()
+            for process in [*psutil.Process(server.pid).children(recursive=True), server]:
+                with contextlib.suppress(psutil.NoSuchProcess):
+                    process.kill()
             server.wait()
     out, err = server.communicate()
     assert f"ready at http://127.0.0.1:{port}/" in out
