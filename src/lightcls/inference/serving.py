@@ -18,6 +18,7 @@ import urllib.request
 import warnings
 from collections.abc import Callable
 from pathlib import Path
+from queue import Empty
 from typing import Any
 from urllib.parse import parse_qs
 
@@ -34,6 +35,7 @@ try:
     import litserve as ls
     from fastapi import HTTPException, Request
     from fastapi.responses import HTMLResponse, JSONResponse, Response
+    from litserve.loops.simple_loops import BatchedLoop
     from litserve.server import RegularRequestHandler
     from starlette.concurrency import run_in_threadpool
 except ImportError as missing:  # pragma: no cover - the serve extra is not installed
@@ -138,6 +140,31 @@ def _base64_image(body: bytes) -> bytes:
         raise HTTPException(400, "image: not valid base64") from None
 
 
+class _Primed:
+    """A request queue whose next `get` is an item already taken from it."""
+
+    def __init__(self, first: Any, queue: Any) -> None:
+        self.first, self.queue = [first], queue
+
+    def get(self, block: bool = True, timeout: float | None = None) -> Any:
+        return self.first.pop() if self.first else self.queue.get(block, timeout)
+
+    def get_nowait(self) -> Any:
+        return self.first.pop() if self.first else self.queue.get_nowait()
+
+
+class WaitingBatchedLoop(BatchedLoop):
+    """LitServe's batched loop, except that an idle worker waits on the queue: LitServe's polls it every
+    millisecond through its queue manager (about 16% of a core while nothing comes)."""
+
+    def get_batch_requests(self, lit_api: Any, request_queue: Any, transport: Any) -> tuple[list, list]:
+        try:
+            first = request_queue.get(timeout=1.0)
+        except Empty:
+            return [], []
+        return super().get_batch_requests(lit_api, _Primed(first, request_queue), transport)
+
+
 class ClassifierAPI(ls.LitAPI):
     """The model worker: scores batches of resized images and answers each with its top classes."""
 
@@ -151,7 +178,10 @@ class ClassifierAPI(ls.LitAPI):
         batch_timeout: float = 0.005,
         threads: int | None = None,
     ) -> None:
-        super().__init__(max_batch_size=max_batch_size, batch_timeout=batch_timeout, api_path="/predict")
+        loop = WaitingBatchedLoop() if max_batch_size > 1 else "auto"
+        super().__init__(
+            max_batch_size=max_batch_size, batch_timeout=batch_timeout, api_path="/predict", loop=loop
+        )
         self.model, self.device_name, self.provider, self.topk = model, device, provider, topk
         self.threads = threads
 
