@@ -54,7 +54,7 @@ RULES: dict[str, dict[str, str]] = {
         "print_rows": "int:0",
     },
     "serve": {
-        "host": "choice:127.0.0.1|localhost|0.0.0.0|::",
+        "host": "choice:127.0.0.1|0.0.0.0|::",
         "port": "int:1024-65535",
         "device": "device",
         "topk": "int:1",

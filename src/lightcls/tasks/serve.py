@@ -16,7 +16,7 @@ def serve(cfg: DictConfig) -> dict[str, Any]:
     """Serve `cfg.ckpt_path` on `cfg.host`:`cfg.port` until Ctrl-C or SIGTERM; returns what it served."""
     check_serve(cfg)
     path = model_file(Path(str(cfg.ckpt_path)).expanduser())
-    host = "127.0.0.1" if cfg.host == "localhost" else str(cfg.host)
+    host = str(cfg.host)
     server = build_server(
         path,
         device=str(cfg.device),

@@ -114,7 +114,7 @@ def check_serve(cfg: DictConfig) -> None:
     check_values(cfg, "serve")
     if not best_of_sweep(Path(str(cfg.ckpt_path)).expanduser()).exists():
         raise LightclsError(f"ckpt_path={cfg.ckpt_path}: no such file (or run or sweep dir)")
-    host = "127.0.0.1" if cfg.host == "localhost" else str(cfg.host)
+    host = str(cfg.host)
     with socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET) as sock:
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         try:
