@@ -10,6 +10,8 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+
 from lightcls.config import compose, config_dir, quote, resumed_run_dir, unique_dir
 from lightcls.config.rundir import check_run_dir
 from lightcls.data.annotations import find_annotation_file
@@ -206,6 +208,20 @@ class Classifier:
         if show or save_fold is not None:
             self._annotate(Path(save_fold if save_fold is not None else "cls_result"))
         return self.result
+
+    def embed(self, image: ImageInput | Sequence[ImageInput], batch_size: int = 32) -> np.ndarray:
+        """The model's penultimate features of an image (path, numpy array, PIL image, tensor), a list of
+        them or a folder (its images in sorted order): (N, D) float32 rows of length 1, whose inner product
+        is their cosine similarity; needs a `.ckpt` (an exported model gives class scores only)."""
+        from lightcls.inference.embed import checkpoint_predictor, embed, embed_files
+
+        predictor = checkpoint_predictor(self._require_predictor(), self.checkpoint)
+        if isinstance(image, (str, Path)) and Path(image).is_dir():
+            files, skipped = collect_inputs(Path(image))
+            return embed_files(predictor, files, batch_size, skipped)[0]
+        items = list(image) if isinstance(image, (list, tuple)) else [image]
+        chunks = [items[start : start + batch_size] for start in range(0, len(items), batch_size)]
+        return np.concatenate([embed(predictor, [predictor.to_tensor(i) for i in c]).numpy() for c in chunks])
 
     def load_checkpoint(self, checkpoint: str | Path | None = None, device: str = "cpu") -> None:
         """Load a trained model once for `fast_inference` / `predict` (MMEdu's `load_checkpoint`)."""

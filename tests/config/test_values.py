@@ -60,7 +60,18 @@ def _cases(every_value: bool = True) -> list[tuple[str, str, str, str]]:
     rule's own function is checked on every value), and for the keys checked elsewhere a wrong type and
     a value out of range."""
     cases = []
-    for command in ("train", "search", "eval", "predict", "explain", "export", "info", "serve"):
+    for command in (
+        "train",
+        "search",
+        "eval",
+        "predict",
+        "explain",
+        "export",
+        "info",
+        "serve",
+        "index",
+        "similar",
+    ):
         elsewhere = CHECKED_ELSEWHERE.get(command, {})
         for key, rule in {**RULES.get(command, {}), **elsewhere}.items():
             wrong = _wrong(rule)
@@ -99,6 +110,8 @@ def test_a_wrong_value_is_one_line_naming_its_key(
         "export": [f"ckpt_path={ckpt}"],
         "serve": [f"ckpt_path={ckpt}"],
         "predict": [f"ckpt_path={ckpt}", f"input={tmp_path}"],
+        "index": [f"ckpt_path={ckpt}", f"input={tmp_path}"],
+        "similar": [f"index={tmp_path}", f"query={tmp_path}"],
         "explain": [f"ckpt_path={ckpt}", f"input={tmp_path}"],
         "train": [f"data.root={tmp_path}"],
         "search": [f"data.root={tmp_path}"],

@@ -141,3 +141,70 @@ def test_a_negative_gallery_size_is_one_line(trained_run: Path, tmp_path: Path) 
         "eval", [f"ckpt_path={quoted(trained_run / 'checkpoints' / 'last.ckpt')}", "gallery=-1"], tmp_path
     )
     assert one_line_error(evaluate, cfg) == "gallery=-1: give a whole number >= 0"
+
+
+def test_calibrate_fits_a_temperature_that_predict_export_and_eval_apply(
+    trained_run: Path, digits_root: Path, tmp_path: Path
+) -> None:
+    import numpy as np
+    import onnxruntime as ort
+    import torch
+
+    from lightcls.inference import CheckpointPredictor
+    from lightcls.tasks import predict
+
+    ckpt = tmp_path / "model.ckpt"
+    shutil.copy(trained_run / "checkpoints" / "last.ckpt", ckpt)
+    plain = evaluate(compose_task("eval", [f"ckpt_path={quoted(ckpt)}"], tmp_path / "plain"))
+    assert plain["temperature"] == 1.0 and "ece_uncalibrated" not in plain
+    args = [f"ckpt_path={quoted(ckpt)}", "calibrate=true", "min_score=0.9"]
+    report = evaluate(compose_task("eval", args, tmp_path / "calibrated"))
+    saved = json.loads((tmp_path / "calibrated" / "eval.json").read_text())
+    temperature = float(torch.load(ckpt, weights_only=True)["state_dict"]["temperature"])
+    assert saved["temperature"] == pytest.approx(temperature, abs=1e-5) and temperature != 1.0
+    assert saved["ece"] < saved["ece_uncalibrated"] == pytest.approx(plain["ece"], abs=1e-4)
+    assert report["top1"] == pytest.approx(plain["top1"])  # a temperature never moves the top-1
+    assert (tmp_path / "calibrated" / "reliability.svg").read_text().startswith("<svg")
+    chosen = saved["selective"]
+    assert chosen["min_score"] == 0.9 and 0 < chosen["coverage"] < 1 and chosen["accuracy"] > report["top1"]
+
+    # predict answers `unknown` below min_score: as many as eval left unknown on the same test split
+    summary = predict(
+        compose_task(
+            "predict",
+            [f"ckpt_path={quoted(ckpt)}", f"input={digits_root / 'test_set'}", "min_score=0.9"],
+            tmp_path / "p",
+        )
+    )
+    unknown = [r for r in summary["results"] if r["pred_class"] == "unknown"]
+    assert len(unknown) == chosen["unknown"] and all(r["pred_label"] == -1 for r in unknown)
+    assert all(r["pred_score"] < 0.9 and r["topk"][0]["class"] != "unknown" for r in unknown)
+
+    # the checkpoint's scores are softmax(logits / T), and its ONNX export computes the same
+    predictor = CheckpointPredictor(ckpt)
+    image = sorted((digits_root / "test_set" / "three").iterdir())[0]
+    batch = predictor.transform(predictor.to_tensor(image))[None]
+    raw = predictor.module(batch)
+    scores = predictor.probabilities([predictor.to_tensor(image)])
+    assert torch.allclose(scores, (raw / temperature).softmax(1), atol=1e-5)
+    result = export(compose_task("export", [f"ckpt_path={quoted(ckpt)}"], tmp_path / "x"))
+    assert json.loads(Path(result["contract"]).read_text())["temperature"] == pytest.approx(temperature)
+    session = ort.InferenceSession(result["model"], providers=["CPUExecutionProvider"])
+    onnx_logits = session.run(None, {"input": batch.numpy()})[0]
+    assert np.allclose(onnx_logits, (raw / temperature).detach().numpy(), atol=1e-4)
+
+
+def test_an_exported_model_cannot_be_calibrated_and_a_bad_tta_is_one_line(
+    exported_onnx: Path, trained_run: Path, tmp_path: Path
+) -> None:
+    message = one_line_error(
+        evaluate, compose_task("eval", [f"ckpt_path={exported_onnx}", "calibrate=true"], tmp_path)
+    )
+    assert message == (
+        "calibrate=true: model.onnx is an exported model; calibrate its .ckpt, then export it again"
+    )
+    ckpt = trained_run / "checkpoints" / "last.ckpt"
+    message = one_line_error(
+        evaluate, compose_task("eval", [f"ckpt_path={quoted(ckpt)}", "tta=mirror"], tmp_path)
+    )
+    assert message == "tta=mirror: choose one of none, flip, five_crop"

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import contextlib
+import io
 import json
 from pathlib import Path
 
@@ -13,6 +15,7 @@ import torch
 from onnx import numpy_helper
 
 from helpers import compose_task, one_line_error, quoted
+from lightcls.ckpt import DATA_KEY
 from lightcls.data.decode import load_image
 from lightcls.data.preprocess import Preprocess
 from lightcls.inference import CheckpointPredictor
@@ -174,3 +177,157 @@ def test_a_switch_that_is_not_true_or_false_is_refused_before_any_run_dir(
     result = refused_in_process("export", [*args, f"paths.outputs_root={tmp_path}/outputs"], capsys)
     assert_refused(result, "fp16=maybe: give true or false")
     assert not (tmp_path / "outputs").exists()
+
+
+@pytest.fixture(scope="module")
+def int8_export(trained_run: Path, tmp_path_factory: pytest.TempPathFactory) -> tuple[dict, str]:
+    """The session run's last.ckpt exported as int8 (64 calibration images): its result, what it printed."""
+    ckpt = trained_run / "checkpoints" / "last.ckpt"
+    out = tmp_path_factory.mktemp("int8")
+    shown = io.StringIO()
+    with contextlib.redirect_stdout(shown):
+        result = export(
+            compose_task("export", [f"ckpt_path={ckpt}", "quantize=int8", "calibration_images=64"], out)
+        )
+    return result, shown.getvalue()
+
+
+def test_int8_export_is_smaller_agrees_with_fp32_and_predicts(
+    int8_export: tuple[dict, str],
+    trained_run: Path,
+    digits_root: Path,
+    some_images: list[Path],
+    tmp_path: Path,
+) -> None:
+    result, shown = int8_export
+    model = Path(result["model"])
+    assert sorted(p.name for p in model.parent.iterdir()) == ["model.json", "model.onnx"]  # no fp32 left
+    contract = json.loads(model.with_suffix(".json").read_text())
+    assert contract["precision"] == "int8" and contract["file"] == "model.onnx"
+    assert contract["quantization"] == (
+        "static QDQ, per-channel int8 weights, uint8 activations, 64 calibration images"
+    )
+    assert result["quantization"] == "static" and result["calibration_images"] == 64
+    assert result["max_abs_diff"] < 1e-4 and result["same_top1"]  # the fp32 export before quantizing
+
+    # int8 weights: a byte per weight (and per channel's zero point); float32 only in the few scales
+    net = CheckpointPredictor(trained_run / "checkpoints" / "last.ckpt").module.net
+    weights = [p for p in net.parameters() if p.dim() > 1]
+    assert _weight_bytes(str(model), np.int8) == pytest.approx(sum(p.numel() for p in weights), rel=0.01)
+    assert _weight_bytes(str(model), np.float32) < 0.02 * 4 * sum(p.numel() for p in net.parameters())
+    assert result["int8_mb"] == model.stat().st_size / 2**20 < 0.6 * result["fp32_mb"]
+
+    # on the val split: nearly always fp32's top-1, and about its accuracy
+    assert (result["compare_split"], result["compare_images"]) == ("val", 270)
+    assert result["agreement"] >= 0.95
+    assert abs(result["int8_accuracy"] - result["fp32_accuracy"]) <= 0.03 and result["fp32_accuracy"] > 0.5
+    assert result["fp32_images_per_s"] > 0 and result["int8_images_per_s"] > 0 and result["speed_batch"] == 32
+    files = sorted((digits_root / "val_set").glob("*/*.png"))  # the figures, recomputed
+    batch = _batch(files, contract["preprocess"])
+    session = ort.InferenceSession(str(model), providers=["CPUExecutionProvider"])
+    int8 = session.run(None, {"input": batch.numpy()})[0].argmax(1)
+    fp32 = CheckpointPredictor(trained_run / "checkpoints" / "last.ckpt").logits(batch).numpy().argmax(1)
+    truth = np.array([contract["classes"].index(f.parent.name) for f in files])
+    assert result["int8_accuracy"] == pytest.approx((int8 == truth).mean())
+    assert result["agreement"] == pytest.approx((int8 == fp32).mean(), abs=1.5 / 270)  # a tie may flip
+    first, second = shown.strip().splitlines()
+    assert first.startswith(
+        f"exported {model} (int8: static QDQ calibrated on 64 train images, + model.json); fp32 parity on 8 "
+        "real images: max abs logit diff "
+    )
+    assert second == (
+        f"int8 vs fp32 on 270 val images: top-1 {result['int8_accuracy']:.1%} vs "
+        f"{result['fp32_accuracy']:.1%}, same top-1 {result['agreement']:.1%}, "
+        f"{result['int8_mb']:.2f} vs {result['fp32_mb']:.2f} MB, "
+        f"{result['int8_images_per_s']:.0f} vs {result['fp32_images_per_s']:.0f} images/s "
+        "(ONNX Runtime, CPU, batch 32)"
+    )
+
+    # lightcls-predict runs it: the checkpoint's answers
+    listing = tmp_path / "list.txt"
+    listing.write_text("\n".join(str(p) for p in some_images) + "\n")
+    via_int8 = [r["pred_label"] for r in _predict(model, listing, tmp_path / "p1")]
+    via_ckpt = [
+        r["pred_label"] for r in _predict(trained_run / "checkpoints" / "last.ckpt", listing, tmp_path / "p2")
+    ]
+    assert sum(a == b for a, b in zip(via_int8, via_ckpt, strict=True)) >= 9
+
+
+def test_an_int8_model_that_disagrees_with_fp32_is_one_line_and_not_written(
+    trained_run: Path, digits_root: Path, tmp_path: Path, monkeypatch
+) -> None:
+    from lightcls.inference import quantize
+
+    monkeypatch.setattr(quantize, "compare", lambda *_: {"agreement": 0.5})
+    moved = _data_set_moved(trained_run / "checkpoints" / "last.ckpt", tmp_path)
+    calibration = f"calibration_input={digits_root / 'training_set'}"  # its data set is not on disk
+    args = [f"ckpt_path={moved}", "quantize=int8", calibration, "calibration_images=8"]
+    cfg = compose_task("export", args, tmp_path / "out")
+    assert one_line_error(export, cfg) == (
+        "quantize=int8: the int8 model gives fp32's top-1 on only 50.0% of 8 unlabelled images "
+        "(min_agreement=0.9); nothing written: calibrate on other images (calibration_input=DIR, "
+        "calibration_images=) or export fp32"
+    )
+    assert list((tmp_path / "out").iterdir()) == []
+
+
+def _data_set_moved(ckpt: Path, tmp_path: Path) -> Path:
+    """A copy of `ckpt` whose data set is no longer on disk."""
+    saved = torch.load(ckpt, weights_only=True)
+    saved[DATA_KEY] = {**saved[DATA_KEY], "root": str(tmp_path / "gone")}
+    torch.save(saved, tmp_path / "moved.ckpt")
+    return tmp_path / "moved.ckpt"
+
+
+def test_where_static_quantization_fails_dynamic_is_written_in_one_warning(
+    exported_onnx: Path, some_images: list[Path], tmp_path: Path, monkeypatch, caplog
+) -> None:
+    from lightcls.inference import quantize
+
+    def unsupported(*_: object, **__: object) -> None:
+        raise RuntimeError("no QDQ for op Foo\n(details)")
+
+    monkeypatch.setattr(quantize, "quantize_static", unsupported)
+    contract = json.loads(exported_onnx.with_suffix(".json").read_text())
+    reader = quantize.ImageCalibration(some_images, Preprocess.from_dict(contract["preprocess"]))
+    with caplog.at_level("WARNING", logger="lightcls.inference.quantize"):
+        assert quantize.quantize_onnx(exported_onnx, tmp_path / "dynamic.onnx", reader) == "dynamic"
+    assert [r.getMessage() for r in caplog.records] == [
+        "quantize=int8: static quantization failed (no QDQ for op Foo); wrote dynamic quantization instead"
+    ]
+    batch = _batch(some_images, contract["preprocess"]).numpy()
+    run = {
+        p: ort.InferenceSession(str(p), providers=["CPUExecutionProvider"])
+        for p in (exported_onnx, tmp_path / "dynamic.onnx")
+    }
+    fp32, dynamic = (s.run(None, {"input": batch})[0].argmax(1) for s in run.values())
+    assert (fp32 == dynamic).mean() >= 0.9
+
+
+def test_int8_mistakes_are_one_line_before_anything_is_written(trained_run: Path, tmp_path: Path) -> None:
+    ckpt = trained_run / "checkpoints" / "last.ckpt"
+
+    def refused(*args: str) -> str:
+        return one_line_error(export, compose_task("export", [f"ckpt_path={ckpt}", *args], tmp_path / "out"))
+
+    assert refused("quantize=int8", "format=torchscript") == (
+        "quantize=int8: ONNX Runtime quantizes ONNX; give format=onnx"
+    )
+    assert (
+        refused("quantize=int8", "fp16=true")
+        == "quantize=int8: it quantizes the fp32 model; leave fp16=false"
+    )
+    assert refused("quantize=int4") == "quantize=int4: choose one of int8"
+    assert (
+        refused("quantize=int8", "calibration_images=0") == "calibration_images=0: give a whole number >= 1"
+    )
+
+    # a checkpoint whose data set is not on disk: say how to give calibration images
+    moved = _data_set_moved(ckpt, tmp_path)
+    assert one_line_error(
+        export, compose_task("export", [f"ckpt_path={moved}", "quantize=int8"], tmp_path / "out")
+    ) == (
+        f"quantize=int8: {moved} names no data set on disk to calibrate on; give calibration_input=DIR (a "
+        "folder of images like its training images)"
+    )
+    assert not (tmp_path / "out").exists()

@@ -125,3 +125,39 @@ def test_wrong_inputs_are_one_clear_line(trained_run: Path, digits_root: Path, t
     assert one_line_error(_predict, trained_run / "checkpoints" / "last.ckpt", broken, tmp_path / "d") == (
         f"input={broken}: none of its 1 image file(s) could be read ({broken}: cannot decode image)"
     )
+
+
+def test_tta_flip_answers_a_mirror_symmetric_image_as_without_it(
+    trained_run: Path, digits_root: Path, tmp_path: Path
+) -> None:
+    from PIL import Image
+
+    image = Image.open(sorted((digits_root / "test_set" / "zero").iterdir())[0])
+    half = image.crop((0, 0, image.width // 2, image.height))
+    symmetric = Image.new(image.mode, (half.width * 2, image.height))
+    symmetric.paste(half, (0, 0))
+    symmetric.paste(half.transpose(Image.Transpose.FLIP_LEFT_RIGHT), (half.width, 0))
+    symmetric.save(tmp_path / "symmetric.png")
+    ckpt = trained_run / "checkpoints" / "last.ckpt"
+    plain = _predict(ckpt, tmp_path / "symmetric.png", tmp_path / "a", "topk=10")["results"][0]
+    flipped = _predict(ckpt, tmp_path / "symmetric.png", tmp_path / "b", "topk=10", "tta=flip")["results"][0]
+    assert flipped["pred_class"] == plain["pred_class"]
+    assert [t["score"] for t in flipped["topk"]] == pytest.approx(
+        [t["score"] for t in plain["topk"]], abs=1e-6
+    )
+    crops = _predict(ckpt, tmp_path / "symmetric.png", tmp_path / "c", "tta=five_crop")["results"][0]
+    assert crops["pred_score"] != pytest.approx(plain["pred_score"], abs=1e-6)  # five other views
+
+
+def test_eval_reports_what_tta_gains(trained_run: Path, tmp_path: Path) -> None:
+    from lightcls.tasks import evaluate
+
+    ckpt = trained_run / "checkpoints" / "last.ckpt"
+    report = evaluate(compose_task("eval", [f"ckpt_path={quoted(ckpt)}", "tta=flip"], tmp_path))
+    tta = report["tta"]
+    plain = evaluate(compose_task("eval", [f"ckpt_path={quoted(ckpt)}"], tmp_path / "plain"))
+    assert tta["mode"] == "flip" and tta["without"] == pytest.approx(plain["top1"], abs=1e-6)
+    assert tta["with"] == pytest.approx(report["top1"]) and tta["gain"] == pytest.approx(
+        tta["with"] - tta["without"]
+    )
+    assert json.loads((tmp_path / "eval.json").read_text())["tta"] == tta

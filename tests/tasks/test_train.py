@@ -502,3 +502,29 @@ def test_validation_every_other_epoch_still_saves_last_ckpt_every_epoch(make_spl
     assert [(r["epoch"], bool(r["val_top1"])) for r in rows] == [("1", False), ("2", True), ("3", False)]
     state = torch.load(run / "checkpoints" / "last.ckpt", map_location="cpu", weights_only=True)
     assert (state["epoch"], state["global_step"]) == (2, 3)
+
+
+def test_calibrate_saves_the_fitted_temperature_in_the_tested_checkpoint(
+    digits_root: Path, tmp_path: Path, caplog
+) -> None:
+    run = tmp_path / "run"
+    overrides = [
+        f"data.root={digits_root}",
+        "trainer.max_epochs=3",
+        "report=false",
+        "logger=none",
+        "calibrate=true",
+    ]
+    with caplog.at_level(logging.INFO, logger="lightcls"):
+        metrics = train(compose_train(overrides, run))
+    saved = {
+        name: float(torch.load(run / "checkpoints" / name, weights_only=True)["state_dict"]["temperature"])
+        for name in (Path(metrics["best_ckpt"]).name, "last.ckpt")
+    }
+    assert list(saved.values()) == [pytest.approx(metrics["temperature"], abs=1e-5)] * 2
+    assert metrics["temperature"] != 1
+    fitted = re.search(
+        r"calibrate=true: temperature ([\d.]+) fitted on (\d+) val images .* ECE ([\d.]+) -> ([\d.]+)",
+        caplog.text,
+    )
+    assert fitted and int(fitted.group(2)) == 270 and float(fitted.group(4)) < float(fitted.group(3))

@@ -80,6 +80,7 @@ def _write_big(path: Path) -> None:
     """Save a 256 MiB checkpoint at `path` (in a process of its own, to be killed mid-write)."""
     from lightcls.ckpt.io import AtomicCheckpointIO
 
+    torch.set_num_threads(1)  # a forked child must not enter the OpenMP pool of its parent: it hangs there
     state = {"state_dict": {"w": torch.full((64, 1024, 1024), 2.0)}, "global_step": 2}
     AtomicCheckpointIO().save_checkpoint(state, path)
 

@@ -54,6 +54,25 @@ def link_over(source: Path, target: Path) -> None:
     _fsync_dir(target.parent)
 
 
+def update_weights(path: Path, values: dict[str, torch.Tensor]) -> None:
+    """Set `values` in the state_dict of the checkpoint `path` (a fitted temperature, tuned thresholds),
+    written atomically with a new digest; a hard link to it in its folder (`last.ckpt` of the same step)
+    is linked to the new file too."""
+    twins = [p for p in path.parent.glob("*.ckpt") if p != path and _same_file(p, path)]
+    saved = torch.load(path, map_location="cpu", weights_only=True)
+    saved["state_dict"].update({key: value.detach().cpu().clone() for key, value in values.items()})
+    AtomicCheckpointIO().save_checkpoint(saved, path)
+    for twin in twins:
+        link_over(path, twin)
+
+
+def _same_file(a: Path, b: Path) -> bool:
+    try:
+        return a.samefile(b)
+    except OSError:
+        return False
+
+
 def remove_partial_saves(folder: Path) -> None:
     """Remove the `<file>.tmp-<pid>` a killed save left in `folder` (its process no longer runs)."""
     for tmp in folder.glob("*.tmp-*"):

@@ -234,3 +234,7 @@ search = command("search", "lightcls.tasks.search:search")
 explain = command("explain", "lightcls.tasks.explain:explain_images")
 #: `lightcls-serve ckpt_path=... [host=127.0.0.1] [port=8000] [max_batch_size=16] [api_key=...]`
 serve = command("serve", "lightcls.tasks.serve:serve")
+#: `lightcls-index ckpt_path=... input=DIR [evaluate=true] [k=5] [approximate_above=100000]`
+index = command("index", "lightcls.tasks.index:index")
+#: `lightcls-similar index=DIR query=IMG_OR_DIR [k=5] [ckpt_path=...]`
+similar = command("similar", "lightcls.tasks.similar:similar")

@@ -39,6 +39,8 @@ def export_model(
     net = net.eval().cpu()
     if fp16:
         net = Float16(copy.deepcopy(net)).eval()
+    if float(meta.get("temperature", 1.0)) != 1.0:  # a calibrated model's logits are divided by it
+        net = Scaled(net, 1.0 / float(meta["temperature"])).eval()
     multilabel = meta.get("task") == "multilabel"
     if multilabel:  # a deployed multi-label model answers each label's probability
         net = Sigmoid(net).eval()
@@ -73,6 +75,18 @@ class Sigmoid(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.net(x).sigmoid()
+
+
+class Scaled(nn.Module):
+    """`net`'s output times `factor`: a calibrated model's logits divided by its temperature in the graph."""
+
+    def __init__(self, net: nn.Module, factor: float) -> None:
+        super().__init__()
+        self.net = net
+        self.factor = factor
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.net(x) * self.factor
 
 
 class Float16(nn.Module):

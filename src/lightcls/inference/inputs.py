@@ -76,17 +76,22 @@ def check_some_read(given: Any, files: list[Path], read: int, skipped: list[dict
 
 
 def predict_files(
-    predictor: Predictor, files: list[Path], batch_size: int, topk: int
+    predictor: Predictor,
+    files: list[Path],
+    batch_size: int,
+    topk: int,
+    tta: str = "none",
+    min_score: float | None = None,
 ) -> tuple[list[dict[str, Any]], list[dict[str, str]]]:
-    """Results for the files that decode, in batches; the ones that do not are reported, not fatal."""
+    """Results for the files that decode, in batches (`tta`, `min_score`: as `Predictor.probabilities` and
+    `results_from_probs` take them); the ones that do not are reported, not fatal."""
     results: list[dict[str, Any]] = []
     skipped: list[dict[str, str]] = []
     for start in range(0, len(files), batch_size):
         images, names = decode_files(predictor, files[start : start + batch_size], skipped)
         if images:
-            probs = predictor.probabilities(images)
-            for file, result in zip(
-                names, results_from_probs(probs, predictor.classes, topk, predictor.thresholds), strict=True
-            ):
+            probs = predictor.probabilities(images, tta)
+            answers = results_from_probs(probs, predictor.classes, topk, predictor.thresholds, min_score)
+            for file, result in zip(names, answers, strict=True):
                 results.append({"file": str(file), **result})
     return results, skipped

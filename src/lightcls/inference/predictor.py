@@ -46,6 +46,8 @@ class Predictor:
             self.thresholds = [0.5] * len(self.classes)
         #: "sigmoid" where the model's output already is each label's probability (a multi-label export)
         self.activation = meta.get("activation")
+        #: what the logits are divided by for calibrated probabilities (already so in `logits`)
+        self.temperature = float(meta.get("temperature", 1.0))
 
     def logits(self, batch: torch.Tensor) -> torch.Tensor:
         """Logits (N, classes) for a normalized float batch (N, C, H, W) (a multi-label export: its
@@ -74,18 +76,40 @@ class Predictor:
         return F.pil_to_tensor(to_mode(image, self.preprocess.mode))
 
     @torch.inference_mode()
-    def probabilities(self, images: Sequence[torch.Tensor]) -> torch.Tensor:
+    def probabilities(self, images: Sequence[torch.Tensor], tta: str = "none") -> torch.Tensor:
         """Probabilities (N, classes) for uint8 image tensors (preprocessed here): softmax, or each label's
-        sigmoid for a multi-label model."""
-        return self.scores(torch.stack([self.resize(image) for image in images]))
+        sigmoid for a multi-label model; `tta`: averaged over that test-time augmentation's views."""
+        return self.scores(torch.stack([self.resize(image) for image in images]), tta)
 
     @torch.inference_mode()
-    def scores(self, resized: torch.Tensor) -> torch.Tensor:
+    def scores(self, resized: torch.Tensor, tta: str = "none") -> torch.Tensor:
         """`probabilities` of a batch already resized to the model's input (N, C, S, S) uint8."""
+        batches = tta_views(resized, tta, self.preprocess)
+        return torch.stack([self._scores(batch) for batch in batches]).mean(dim=0)
+
+    def _scores(self, resized: torch.Tensor) -> torch.Tensor:
         logits = self.logits(self.preprocess.normalize(resized)).float()
         if self.activation == "sigmoid":
             return logits
         return logits.sigmoid() if self.multilabel else logits.softmax(dim=-1)
+
+
+#: test-time augmentations: each image's probabilities averaged over its views
+TTA = ("none", "flip", "five_crop")
+
+
+def tta_views(resized: torch.Tensor, tta: str, preprocess: Preprocess) -> list[torch.Tensor]:
+    """The views of a resized uint8 batch that `tta` averages over: itself; with its mirror image (flip); or
+    the four corners and centre of it enlarged by 8/7 (five_crop, as a 224 crop of a 256 side)."""
+    if tta == "flip":
+        return [resized, resized.flip(-1)]
+    if tta == "five_crop":
+        size = preprocess.image_size
+        larger = F.resize(resized, [round(size * 8 / 7)] * 2, antialias=True)
+        return list(F.five_crop(larger, [size, size]))
+    if tta != "none":
+        raise LightclsError(f"tta={tta}: choose one of {', '.join(TTA)}")
+    return [resized]
 
 
 class CheckpointPredictor(Predictor):
@@ -99,7 +123,8 @@ class CheckpointPredictor(Predictor):
 
     @torch.inference_mode()
     def logits(self, batch: torch.Tensor) -> torch.Tensor:
-        return self.module(batch.to(self.device)).cpu()
+        """The logits at the checkpoint's calibrated temperature (as an export of it gives them)."""
+        return (self.module(batch.to(self.device)) / self.temperature).cpu()
 
 
 class OnnxPredictor(Predictor):
@@ -187,24 +212,31 @@ def load_predictor(path: str | Path, device: str = "cpu", provider: str | None =
     return CheckpointPredictor(path, device)
 
 
+#: the class of an answer whose best score is below `min_score`
+UNKNOWN = "unknown"
+
+
 def results_from_probs(
     probs: torch.Tensor,
     classes: Sequence[str],
     topk: int = 3,
     thresholds: Sequence[float] | None = None,
+    min_score: float | None = None,
 ) -> list[dict[str, Any]]:
     """Per image: `pred_label`, `pred_score`, `pred_class` (MMEdu/mmpretrain keys) and the top-k; for a
     multi-label model (`thresholds` given) also `labels`: every class at or above its threshold, best first
-    (`pred_*` name the best of them, or the top score when none is)."""
+    (`pred_*` name the best of them, or the top score when none is). A best score below `min_score` is
+    answered `unknown` (label -1; the top-k still lists the classes)."""
     if thresholds is not None:
         return [_labels_result(row, classes, thresholds, topk) for row in probs]
     k = max(1, min(int(topk), len(classes)))
     scores, labels = probs.topk(k, dim=-1)
+    floor = -1.0 if min_score is None else float(min_score)
     return [
         {
-            "pred_label": int(label_row[0]),
+            "pred_label": int(label_row[0]) if score_row[0] >= floor else -1,
             "pred_score": float(score_row[0]),
-            "pred_class": classes[int(label_row[0])],
+            "pred_class": classes[int(label_row[0])] if score_row[0] >= floor else UNKNOWN,
             "topk": [
                 {"label": int(label), "class": classes[int(label)], "score": float(score)}
                 for label, score in zip(label_row.tolist(), score_row.tolist(), strict=True)
@@ -243,6 +275,11 @@ def contract(hparams: dict[str, Any], state_dict: dict[str, Any] | None = None) 
         "preprocess": Preprocess.from_dict(hparams["preprocess"]).describe(),
         "output": "logits (softmax for probabilities)",
     }
+    temperature = (state_dict or {}).get("temperature")
+    if temperature is not None and float(temperature) != 1.0:
+        meta.update(
+            temperature=round(float(temperature), 6), output="logits / temperature (softmax: calibrated)"
+        )
     if hparams.get("task") == "multilabel":
         saved = (state_dict or {}).get("thresholds")
         thresholds = saved.tolist() if saved is not None else [0.5] * len(meta["classes"])

@@ -15,6 +15,7 @@ from rich.table import Table
 from lightcls.evaluation.annotate import annotate
 from lightcls.files import write_json
 from lightcls.inference import check_some_read, collect_inputs, load_predictor, predict_files
+from lightcls.inference.embed import write_embeddings
 from lightcls.workflows.checks import check_predict
 
 log = logging.getLogger(__name__)
@@ -25,7 +26,8 @@ def predict(cfg: DictConfig) -> dict[str, Any]:
     check_predict(cfg)
     files, skipped = collect_inputs(Path(str(cfg.input)).expanduser())
     predictor = load_predictor(str(cfg.ckpt_path), device=str(cfg.device), provider=cfg.provider)
-    results, unreadable = predict_files(predictor, files, int(cfg.batch_size), int(cfg.topk))
+    tta, min_score = str(cfg.get("tta") or "none"), cfg.get("min_score")
+    results, unreadable = predict_files(predictor, files, int(cfg.batch_size), int(cfg.topk), tta, min_score)
     skipped += unreadable
     check_some_read(cfg.input, files, len(results), unreadable)
 
@@ -38,6 +40,9 @@ def predict(cfg: DictConfig) -> dict[str, Any]:
         "results": results,
         "skipped": skipped,
     }
+    if cfg.get("embed"):
+        done = [Path(r["file"]) for r in results]
+        summary.update(write_embeddings(predictor, cfg.ckpt_path, done, int(cfg.batch_size), out_dir))
     write_json(out_dir / "predictions.json", summary)
     if "csv" in cfg.formats:
         _write_csv(results, out_dir / "predictions.csv")

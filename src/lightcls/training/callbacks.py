@@ -99,9 +99,11 @@ class EpochCheckpoint(ModelCheckpoint):
 
 class KeptPredictions(Callback):
     """Class probabilities (the module's `probabilities`: softmax, or sigmoid for multi-label) and labels
-    of a split's batches, in order: what an evaluation's files are written from."""
+    of a split's batches, in order: what an evaluation's files are written from; `raw`: the logits instead
+    (what a temperature is fitted to)."""
 
-    def __init__(self) -> None:
+    def __init__(self, raw: bool = False) -> None:
+        self.raw = raw
         self.probs: list[torch.Tensor] = []
         self.labels: list[torch.Tensor] = []
         self._filling: tuple[list[torch.Tensor], list[torch.Tensor]] | None = None
@@ -127,7 +129,8 @@ class KeptPredictions(Callback):
         """A batch's probabilities (its step returns the logits) and labels, onto the lists being filled."""
         if self._filling is None or trainer.sanity_checking or not isinstance(outputs, torch.Tensor):
             return
-        self._filling[0].append(pl_module.probabilities(outputs.detach()).cpu())
+        outputs = outputs.detach().float() if self.raw else pl_module.probabilities(outputs.detach())
+        self._filling[0].append(outputs.cpu())
         self._filling[1].append(batch[1].detach().cpu())
 
 

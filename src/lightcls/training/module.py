@@ -99,6 +99,8 @@ class ClassificationModule(L.LightningModule):
                 "f1_macro": MultilabelF1Score(num_classes, average="macro"),
             }
         else:
+            # logits are divided by it for probabilities: 1 until calibrate=true fits it on the val split
+            self.register_buffer("temperature", torch.ones(()))
             self.train_top1 = MulticlassAccuracy(num_classes, top_k=1, average="micro", validate_args=False)
             scores = {"top1": MulticlassAccuracy(num_classes, top_k=1, average="micro")}
             if num_classes > 5:
@@ -150,9 +152,21 @@ class ClassificationModule(L.LightningModule):
         return "map" if self.multilabel else "top1"
 
     def probabilities(self, logits: torch.Tensor) -> torch.Tensor:
-        """Class probabilities for logits: softmax, or each label's sigmoid for a multi-label model."""
+        """Class probabilities for logits: softmax at the model's temperature, or each label's sigmoid for a
+        multi-label model."""
         logits = logits.float()
-        return logits.sigmoid() if self.multilabel else logits.softmax(dim=-1)
+        return logits.sigmoid() if self.multilabel else (logits / self.temperature).softmax(dim=-1)
+
+    @property
+    def calibration(self) -> float:
+        """The temperature its softmax divides the logits by (1.0: not calibrated, or multi-label)."""
+        return 1.0 if self.multilabel else float(self.temperature)
+
+    def _load_from_state_dict(self, state_dict: dict[str, Any], prefix: str, *args: Any) -> None:
+        # a checkpoint from before calibration existed holds no temperature: it is 1
+        if not self.multilabel:
+            state_dict.setdefault(f"{prefix}temperature", torch.ones(()))
+        super()._load_from_state_dict(state_dict, prefix, *args)
 
     def _predicted(self, logits: torch.Tensor) -> torch.Tensor:
         """What accuracy-like metrics take: logits, or a multi-label model's 0/1 labels at its thresholds."""

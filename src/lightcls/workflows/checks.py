@@ -15,13 +15,14 @@ from typing import Any
 
 from omegaconf import DictConfig, OmegaConf
 
-from lightcls.ckpt import best_of_sweep
+from lightcls.ckpt import best_of_sweep, model_file
 from lightcls.config.checks import check_devices, check_kinds, check_max_epochs, trainer_devices
 from lightcls.config.values import broken, check_values
 from lightcls.data import SplitFolderDataModule
 from lightcls.data.layout import read_layout
 from lightcls.errors import LightclsError, one_line
 from lightcls.evaluation.metrics import check_metric_options
+from lightcls.inference.embed import check_embeddable
 from lightcls.inference.export import FORMATS
 from lightcls.models.registry import resolve_stem
 from lightcls.models.zoo import check_input_size
@@ -102,11 +103,17 @@ def check_export(cfg: DictConfig) -> None:
     if cfg.format not in FORMATS:
         raise LightclsError(f"format={cfg.format}: choose one of {', '.join(FORMATS)}")
     check_kinds(cfg, ("fp16", "dynamic_batch"), ("parity_images",))
+    if cfg.get("quantize") and cfg.format != "onnx":
+        raise LightclsError(f"quantize={cfg.quantize}: ONNX Runtime quantizes ONNX; give format=onnx")
+    if cfg.get("quantize") and cfg.fp16:
+        raise LightclsError(f"quantize={cfg.quantize}: it quantizes the fp32 model; leave fp16=false")
 
 
 def check_predict(cfg: DictConfig) -> None:
-    """`lightcls-predict`: its values."""
+    """`lightcls-predict`: its values; `embed=true` needs a .ckpt."""
     check_values(cfg, "predict")
+    if cfg.get("embed"):
+        check_embeddable(cfg.ckpt_path)
 
 
 def check_serve(cfg: DictConfig) -> None:
@@ -128,6 +135,19 @@ def check_serve(cfg: DictConfig) -> None:
 def check_explain(cfg: DictConfig) -> None:
     """`lightcls-explain`: its values."""
     check_values(cfg, "explain")
+
+
+def check_index(cfg: DictConfig) -> None:
+    """`lightcls-index`: its values and the checkpoint it names."""
+    check_values(cfg, "index")
+    check_embeddable(cfg.ckpt_path)
+    if not model_file(Path(str(cfg.ckpt_path)).expanduser()).exists():
+        raise LightclsError(f"ckpt_path={cfg.ckpt_path}: no such file (or run or sweep dir)")
+
+
+def check_similar(cfg: DictConfig) -> None:
+    """`lightcls-similar`: its values."""
+    check_values(cfg, "similar")
 
 
 def check_info(cfg: DictConfig) -> None:

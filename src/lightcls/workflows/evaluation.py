@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import csv
 import logging
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
@@ -15,15 +16,25 @@ from rich.console import Console
 from rich.table import Table
 
 from lightcls.ckpt import best_of_sweep, data_provenance, read_checkpoint
+from lightcls.ckpt.io import update_weights
 from lightcls.data import ImageDataModule, SplitFolderDataModule
 from lightcls.data.shards import Manifest, has_manifest
 from lightcls.errors import LightclsError
 from lightcls.evaluation import classification_metrics, plot_confusion_matrix, write_metrics
 from lightcls.evaluation.annotate import annotate
+from lightcls.evaluation.calibration import (
+    expected_calibration_error,
+    fit_temperature,
+    nll,
+    reliability,
+    risk_coverage,
+    selective,
+    unscaled,
+)
 from lightcls.evaluation.gallery import find_label_mistakes, find_mistakes, write_gallery
-from lightcls.evaluation.metrics import AVERAGES, binarize, multilabel_metrics
-from lightcls.evaluation.plots import plot_pr_curves
-from lightcls.inference import load_predictor
+from lightcls.evaluation.metrics import AVERAGES, binarize, mean_average_precision, multilabel_metrics
+from lightcls.evaluation.plots import line_chart_svg, plot_pr_curves
+from lightcls.inference import CheckpointPredictor, Predictor, load_predictor
 from lightcls.training import ClassificationModule
 from lightcls.training.callbacks import TestPredictions
 from lightcls.training.quiet import quiet
@@ -45,16 +56,26 @@ def evaluate_checkpoint(cfg: DictConfig) -> dict[str, Any]:
     check_eval(cfg)
     ckpt = best_of_sweep(Path(str(cfg.ckpt_path)).expanduser())  # a sweep dir: its best run's
     exported = ckpt.suffix.lower() in (".onnx", ".pt")
+    tta = str(cfg.get("tta") or "none")
+    if exported and cfg.get("calibrate"):
+        raise LightclsError(
+            f"calibrate=true: {ckpt.name} is an exported model; calibrate its .ckpt, then export it again"
+        )
     if exported:
         predictor = load_predictor(ckpt, device=str(cfg.accelerator), provider=cfg.provider)
         classes, model_name = predictor.classes, predictor.meta["model"]
         preprocess, saved = predictor.preprocess.to_dict(), predictor.meta.get("data")
-        thresholds = predictor.thresholds
+        thresholds, temperature = predictor.thresholds, predictor.temperature
     else:
         module = ClassificationModule.from_checkpoint(ckpt)
         classes, model_name = module.classes, module.hparams["model"]["name"]
         preprocess, saved = module.preprocess.to_dict(), data_provenance(read_checkpoint(ckpt))
         thresholds = module.thresholds.tolist() if module.multilabel else None
+        if cfg.get("calibrate") and module.multilabel:
+            raise LightclsError(
+                "calibrate=true: for single-label models; a multi-label model's thresholds are tuned in "
+                "training (threshold=tune)"
+            )
     datamodule = eval_datamodule(cfg, saved, preprocess)
     if datamodule.classes != classes:
         raise LightclsError(
@@ -63,15 +84,52 @@ def evaluate_checkpoint(cfg: DictConfig) -> dict[str, Any]:
         )
     if not datamodule.layout.has(cfg.split):
         raise LightclsError(f"split={cfg.split}: {datamodule.layout.root} has no {cfg.split} images")
-    datamodule.setup_split(cfg.split)
     with quiet(bool(cfg.get("verbose", False))):
-        if exported:
-            probs, target = _predict_exported(predictor, datamodule, cfg.split)
+        if not exported and cfg.get("calibrate"):
+            calibrate_on_val(module, datamodule, ckpt, {"accelerator": cfg.accelerator})
+        if not exported:
+            temperature = module.calibration
+        datamodule.setup_split(cfg.split)
+        plain = None
+        if tta != "none":
+            predictor = predictor if exported else CheckpointPredictor(ckpt, device=str(cfg.accelerator))
+            probs, target, plain = _predict_with(predictor, datamodule, cfg.split, tta)
+        elif exported:
+            probs, target, _ = _predict_with(predictor, datamodule, cfg.split)
         else:
             probs, target = _predict_split(module, datamodule, cfg)
-    metrics = write_evaluation(cfg, ckpt, model_name, datamodule, probs, target, thresholds=thresholds)
+    extra = {"tta": tta_effect(tta, probs, plain, target)} if plain is not None else {}
+    metrics = write_evaluation(
+        cfg,
+        ckpt,
+        model_name,
+        datamodule,
+        probs,
+        target,
+        thresholds=thresholds,
+        temperature=temperature,
+        extra=extra,
+    )
     print_metrics(metrics, Path(cfg.paths.output_dir).resolve())
     return metrics
+
+
+def tta_effect(tta: str, probs: torch.Tensor, plain: torch.Tensor, target: torch.Tensor) -> dict[str, Any]:
+    """What test-time augmentation changed: the headline score (top-1, or mAP) with and without it."""
+    multilabel = target.ndim == 2
+    score = mean_average_precision if multilabel else _top1
+    with_tta, without = score(probs, target), score(plain, target)
+    return {
+        "mode": tta,
+        "metric": "map" if multilabel else "top1",
+        "with": with_tta,
+        "without": without,
+        "gain": with_tta - without,
+    }
+
+
+def _top1(probs: torch.Tensor, target: torch.Tensor) -> float:
+    return float((probs.argmax(1) == target).float().mean())
 
 
 def write_evaluation(
@@ -83,10 +141,13 @@ def write_evaluation(
     target: torch.Tensor,
     samples: list[tuple[Path, Any]] | None = None,
     thresholds: list[float] | None = None,
+    temperature: float = 1.0,
+    extra: Mapping[str, Any] | None = None,
 ) -> dict[str, Any]:
     """The metrics of the predictions of `samples` (default: all of `cfg.split`, in its order) and the files
     eval writes (eval.json, confusion matrix, gallery, predictions.csv, ...) in `cfg.paths.output_dir`; a
-    multi-label model's labels are those at or above its `thresholds`."""
+    multi-label model's labels are those at or above its `thresholds`; a single-label model's calibration
+    (at its `temperature`, and before it); `extra`: more results for eval.json."""
     samples = datamodule.layout.splits[cfg.split] if samples is None else samples
     classes = datamodule.classes
     multilabel = target.ndim == 2
@@ -103,11 +164,14 @@ def write_evaluation(
             else classification_metrics(probs, target, classes, list(cfg.topk), str(cfg.average))
         ),
     }
+    metrics.update(extra or {})
     out_dir = Path(cfg.paths.output_dir).resolve()
     out_dir.mkdir(parents=True, exist_ok=True)
     if multilabel:
         _write_multilabel_files(cfg, metrics, datamodule, probs, target, samples, thresholds)
         return metrics
+    metrics.update(calibration_metrics(probs, target, temperature, cfg.get("min_score")))
+    write_calibration_charts(metrics, out_dir)
     root = datamodule.layout.root
     if cfg.gallery:
         mistakes = find_mistakes(samples, probs, classes, root, right=bool(cfg.gallery_right))
@@ -122,6 +186,41 @@ def write_evaluation(
     if cfg.show_dir:
         _show(samples, probs, classes, Path(str(cfg.show_dir)).expanduser())
     return metrics
+
+
+def calibration_metrics(
+    probs: torch.Tensor, target: torch.Tensor, temperature: float, min_score: float | None
+) -> dict[str, Any]:
+    """ECE (and, for a calibrated model, the ECE before its temperature), the reliability bins, the
+    risk-coverage curve, and with `min_score` the accuracy and coverage of answering only above it."""
+    metrics: dict[str, Any] = {"ece": expected_calibration_error(probs, target), "temperature": temperature}
+    if temperature != 1.0:
+        metrics["ece_uncalibrated"] = expected_calibration_error(unscaled(probs, temperature), target)
+    metrics["reliability"] = reliability(probs, target)
+    metrics["risk_coverage"] = [[round(c, 4), round(a, 4)] for c, a in risk_coverage(probs, target)]
+    if min_score is not None:
+        metrics["selective"] = selective(probs, target, float(min_score))
+    return metrics
+
+
+def write_calibration_charts(metrics: dict[str, Any], out_dir: Path) -> None:
+    """reliability.svg (accuracy against confidence per bin, and the diagonal) and risk_coverage.svg."""
+    bins = [row for row in metrics["reliability"] if row["count"]]
+    diagram = line_chart_svg(
+        {
+            "accuracy per bin": [(row["confidence"], row["accuracy"]) for row in bins],
+            "calibrated": [(0.0, 0.0), (1.0, 1.0)],
+        },
+        f"reliability (ECE {metrics['ece']:.4f})",
+        "confidence",
+    )
+    (out_dir / "reliability.svg").write_text(diagram, encoding="utf-8")
+    curve = line_chart_svg(
+        {"accuracy": [tuple(point) for point in metrics["risk_coverage"]]},
+        "accuracy of the most confident answers",
+        "coverage (share of images answered)",
+    )
+    (out_dir / "risk_coverage.svg").write_text(curve, encoding="utf-8")
 
 
 def _write_multilabel_files(
@@ -190,15 +289,19 @@ def _write_rows(path: Path, header: list[str], rows: list[list[Any]]) -> None:
         writer.writerows(rows)
 
 
-def _predict_exported(
-    predictor: Any, datamodule: ImageDataModule, split: str
-) -> tuple[torch.Tensor, torch.Tensor]:
-    """Probabilities and labels of `split` from an exported model, batch by batch of the split's loader."""
-    probs, targets = [], []
+def _predict_with(
+    predictor: Predictor, datamodule: ImageDataModule, split: str, tta: str = "none"
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor | None]:
+    """Probabilities and labels of `split` from a predictor (an exported model's runtime), batch by batch
+    of the split's loader; with `tta`, averaged over its views, and the probabilities without it third."""
+    probs, targets, plain = [], [], []
     for images, labels in datamodule.loader(split):
-        probs.append(predictor.probabilities(list(images)))
+        resized = torch.stack([predictor.resize(image) for image in images])
+        probs.append(predictor.scores(resized, tta))
+        if tta != "none":
+            plain.append(predictor.scores(resized))
         targets.append(labels)
-    return torch.cat(probs), torch.cat(targets)
+    return torch.cat(probs), torch.cat(targets), torch.cat(plain) if plain else None
 
 
 def _write_scores(
@@ -240,6 +343,61 @@ def _predict_split(
     )
     trainer.test(module, dataloaders=datamodule.loader(cfg.split), verbose=False)
     return predictions.tensors()
+
+
+def val_outputs(
+    module: ClassificationModule,
+    datamodule: ImageDataModule,
+    ckpt: str | Path,
+    trainer: Mapping[str, Any],
+    raw: bool = False,
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """The val split's probabilities (`raw`: logits) and labels for the weights of `ckpt` (loaded into
+    `module`; "" keeps its own), on the run's accelerator and precision."""
+    if ckpt:
+        module.load_state_dict(torch.load(ckpt, map_location="cpu", weights_only=True)["state_dict"])
+    tester = L.Trainer(
+        accelerator=trainer.get("accelerator", "auto"),
+        devices=1,
+        precision=trainer.get("precision", "32-true"),
+        logger=False,
+        enable_checkpointing=False,
+        enable_model_summary=False,
+        enable_progress_bar=False,
+        callbacks=[predictions := TestPredictions(raw=raw)],
+    )
+    if "val" not in datamodule.datasets:
+        datamodule.setup_split("val")
+    tester.test(module, dataloaders=datamodule.loader("val"), verbose=False)
+    return predictions.tensors()
+
+
+def calibrate_on_val(
+    module: ClassificationModule, datamodule: ImageDataModule, ckpt: str | Path, trainer: Mapping[str, Any]
+) -> float:
+    """The temperature that calibrates `ckpt`'s softmax on the val split: set in `module` and written into
+    `ckpt`, so eval, predict, export and serve apply it."""
+    if not datamodule.layout.has("val"):
+        raise LightclsError(
+            f"calibrate=true: {datamodule.layout.root} has no val split to fit the temperature on"
+        )
+    logits, target = val_outputs(module, datamodule, ckpt, trainer, raw=True)
+    temperature = fit_temperature(logits, target)
+    module.temperature.fill_(temperature)
+    if ckpt:
+        update_weights(Path(ckpt), {"temperature": module.temperature})
+    log.info(
+        "calibrate=true: temperature %.3f fitted on %d val images (NLL %.4f -> %.4f, ECE %.4f -> %.4f), "
+        "saved in %s",
+        temperature,
+        len(target),
+        nll(logits, target),
+        nll(logits, target, temperature),
+        expected_calibration_error(logits.softmax(1), target),
+        expected_calibration_error((logits / temperature).softmax(1), target),
+        Path(ckpt).name if ckpt else "the model",
+    )
+    return temperature
 
 
 def eval_datamodule(
@@ -323,7 +481,24 @@ def print_metrics(metrics: dict[str, Any], out_dir: Path) -> None:
     shown = "  ".join(
         f"{k} {'-' if v is None else f'{v:.4f}'}" for k, v in sorted(tops, key=lambda t: int(t[0][3:]))
     )
-    Console().print(f"{shown}  -> {out_dir}")
+    Console().print(f"{shown}  {_trust(metrics)} -> {out_dir}", soft_wrap=True)
+
+
+def _trust(metrics: dict[str, Any]) -> str:
+    """ECE (before and after calibration), the minimum score's coverage, the test-time augmentation's gain."""
+    parts = [f"ECE {metrics['ece']:.4f}"]
+    if "ece_uncalibrated" in metrics:
+        parts[0] += f" (T={metrics['temperature']:.3g}; {metrics['ece_uncalibrated']:.4f} without)"
+    chosen = metrics.get("selective")
+    if chosen:
+        accuracy = "-" if chosen["accuracy"] is None else f"{chosen['accuracy']:.4f}"
+        parts.append(
+            f"min_score {chosen['min_score']:g}: coverage {chosen['coverage']:.4f}, accuracy {accuracy}"
+        )
+    tta = metrics.get("tta")
+    if tta:
+        parts.append(f"tta={tta['mode']}: {tta['metric']} {tta['with']:.4f} ({tta['gain']:+.4f})")
+    return "  ".join(parts)
 
 
 def _print_multilabel(metrics: dict[str, Any], out_dir: Path) -> None:

@@ -153,6 +153,7 @@ def _evaluation(
         "per_class": evaluation["per_class"],
         "confusion": _data_uri(eval_dir / "confusion_matrix.png"),
         "pr_curves": _data_uri(eval_dir / "pr_curves.png"),
+        "calibration": [_svg_file(eval_dir / f"{name}.svg") for name in ("reliability", "risk_coverage")],
         "pairs": evaluation.get("confused_pairs", [])[:10],
         "gallery": {name: _data_uri(gallery / f"wrong_{safe_name(name)}.png") for name in shown},
         "gallery_more": len(mistakes["wrong"]) - len(shown),
@@ -282,6 +283,15 @@ def _results(metrics: dict[str, Any] | None, evaluation: dict[str, Any] | None) 
         shown = ("map", "f1_micro", "f1_macro", "precision", "recall") if multilabel else ("top1", "top5")
         shown += () if multilabel else ("precision", "recall", "f1")
         rows.update({f"{evaluation['split']} {k}": evaluation[k] for k in shown})
+        rows.update({f"{evaluation['split']} {k}": evaluation.get(k) for k in ("ece", "ece_uncalibrated")})
+        if evaluation.get("temperature", 1.0) != 1.0:
+            rows["temperature"] = evaluation["temperature"]
+        chosen, tta = evaluation.get("selective"), evaluation.get("tta")
+        if chosen:
+            rows[f"coverage at min_score {chosen['min_score']:g}"] = chosen["coverage"]
+            rows[f"accuracy at min_score {chosen['min_score']:g}"] = chosen["accuracy"]
+        if tta:
+            rows[f"{tta['metric']} with tta={tta['mode']} (gain)"] = f"{tta['with']:.4f} ({tta['gain']:+.4f})"
     return {k: f"{v:.4f}" if isinstance(v, float) else str(v) for k, v in rows.items() if v is not None}
 
 
@@ -302,6 +312,10 @@ def _settings(run: Path, ckpt: str | None) -> str:
 
 def _data_uri(path: Path) -> str:
     return _png_uri(path.read_bytes()) if path.is_file() else ""
+
+
+def _svg_file(path: Path) -> str:
+    return _svg_uri(path.read_text(encoding="utf-8")) if path.is_file() else ""
 
 
 def _svg_uri(svg: str) -> str:

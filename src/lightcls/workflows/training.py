@@ -26,7 +26,7 @@ from rich.console import Console
 from rich.table import Table
 
 from lightcls.ckpt import best_of_sweep, check_resume, read_checkpoint
-from lightcls.ckpt.io import AtomicCheckpointIO, remove_partial_saves
+from lightcls.ckpt.io import AtomicCheckpointIO, remove_partial_saves, update_weights
 from lightcls.config import clock, compose, config_dir, quote
 from lightcls.config.rundir import check_run_dir, requeued
 from lightcls.data import ImageDataModule, StreamingDataModule
@@ -52,7 +52,7 @@ from lightcls.training.distill import check_distill
 from lightcls.training.quiet import quiet
 from lightcls.workflows.build import build_datamodule, mix_alphas, plain
 from lightcls.workflows.checks import check_train_values
-from lightcls.workflows.evaluation import END_EVAL, write_evaluation
+from lightcls.workflows.evaluation import END_EVAL, calibrate_on_val, val_outputs, write_evaluation
 from lightcls.workflows.page import build_report
 
 log = logging.getLogger(__name__)
@@ -99,6 +99,8 @@ def _train(cfg: DictConfig, extra: list[Callback]) -> dict[str, Any]:
         tune_thresholds_on_val(cfg, module, datamodule, tuned)
     elif module.multilabel:
         module.thresholds.fill_(float(cfg.get("threshold", 0.5)))
+    if cfg.get("calibrate"):
+        _calibrate(module, datamodule, best or (_last(checkpoint) if checkpoint is not None else ""), cfg)
     test, predictions = _test(cfg, trainer, module, datamodule, checkpoint, best)
     laps.lap("test")
 
@@ -354,28 +356,11 @@ def tune_thresholds_on_val(
     if not datamodule.has_val:
         log.warning("threshold=tune: no val split to tune on; keeping 0.5")
         return module.thresholds.tolist()
-    if ckpt:
-        module.load_state_dict(torch.load(ckpt, map_location="cpu", weights_only=True)["state_dict"])
-    tuner = L.Trainer(
-        accelerator=cfg.trainer.get("accelerator", "auto"),
-        devices=1,
-        precision=cfg.trainer.get("precision", "32-true"),
-        logger=False,
-        enable_checkpointing=False,
-        enable_model_summary=False,
-        enable_progress_bar=False,
-        callbacks=[predictions := TestPredictions()],
-    )
-    if "val" not in datamodule.datasets:
-        datamodule.setup_split("val")
-    tuner.test(module, dataloaders=datamodule.loader("val"), verbose=False)
-    probs, target = predictions.tensors()
+    probs, target = val_outputs(module, datamodule, ckpt, cfg.trainer)
     chosen = tune_thresholds(probs, target)
     module.thresholds.copy_(torch.tensor(chosen))
     if ckpt:
-        saved = torch.load(ckpt, map_location="cpu", weights_only=True)
-        saved["state_dict"]["thresholds"] = module.thresholds.detach().cpu().clone()
-        AtomicCheckpointIO().save_checkpoint(saved, ckpt)
+        update_weights(Path(ckpt), {"thresholds": module.thresholds})
     before = macro_f1(probs, target, [0.5] * len(chosen))
     after = macro_f1(probs, target, chosen)
     log.info(
@@ -386,6 +371,16 @@ def tune_thresholds_on_val(
         Path(ckpt).name if ckpt else "the model",
     )
     return chosen
+
+
+def _calibrate(module: ClassificationModule, datamodule: ImageDataModule, ckpt: str, cfg: DictConfig) -> None:
+    """calibrate=true: the tested checkpoint's temperature fitted on the val split, where it applies."""
+    if module.multilabel:
+        log.warning("calibrate=true: for single-label models; a multi-label model's are threshold=tune")
+    elif not datamodule.has_val:
+        log.warning("calibrate=true: no val split to fit a temperature on; the scores stay uncalibrated")
+    else:
+        calibrate_on_val(module, datamodule, ckpt, cfg.trainer)
 
 
 def _test(
@@ -435,6 +430,8 @@ def _metrics(
     scores.update({f"test_{key}": _float(test.get(f"test/{key}")) for key in tests})
     if module.multilabel:
         scores = {"task": "multilabel", **scores, "threshold": _threshold(module.thresholds.tolist())}
+    elif module.calibration != 1.0:
+        scores["temperature"] = round(module.calibration, 6)
     return {
         **scores,
         "test_images": _int(test.get("test/images")),
@@ -487,6 +484,7 @@ def write_run_report(
                 target,
                 samples,
                 thresholds,
+                metrics.get("temperature", 1.0),
             )
         settings = [f"accelerator={cfg.trainer.get('accelerator', 'auto')}"]  # where the run trained
         settings += [
