@@ -30,6 +30,7 @@ def test_a_training_runs_report_renders_with_every_image_and_no_request_out(
     assert len(images) >= 5 and all(done and width > 0 for _, done, width in images), images
     alts = [alt for alt, _, _ in images]
     assert {"loss", "top-1", "confusion matrix"} <= set(alts)  # curves from TensorBoard, the matrix
+    assert {"reliability diagram", "risk-coverage curve"} <= set(alts)  # how far the scores can be trusted
     assert any(alt.startswith("mistakes of ") for alt in alts) and any("predicted" in alt for alt in alts)
     requests = browser.execute_script("return performance.getEntriesByType('resource').map(e => e.name)")
     assert all(r.startswith(("data:", "file:")) for r in requests), requests

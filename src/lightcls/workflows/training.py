@@ -638,8 +638,10 @@ def print_summary(metrics: dict[str, Any], run_dir: Path) -> None:
     if metrics.get("task") == "multilabel":
         scores: tuple[str, ...] = ("best_val_map", "best_epoch", "test_map", "test_f1_micro", "test_f1_macro")
     else:
-        scores = ("best_val_top1", "best_epoch", "test_top1", "test_top5")
+        scores = ("best_val_top1", "best_epoch", "test_top1", "test_top5", "temperature")
     for key in (*scores, "epochs", "train_seconds", "train_images_per_second"):
+        if key not in metrics:  # a temperature: only where calibrate=true fitted one
+            continue
         value = metrics[key]
         table.add_row(
             key,
