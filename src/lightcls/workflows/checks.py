@@ -18,8 +18,9 @@ from omegaconf import DictConfig, OmegaConf
 from lightcls.ckpt import best_of_sweep, model_file
 from lightcls.config.checks import check_devices, check_kinds, check_max_epochs, trainer_devices
 from lightcls.config.values import broken, check_values
-from lightcls.data import SplitFolderDataModule
+from lightcls.data import SplitFolderDataModule, StreamingDataModule
 from lightcls.data.layout import read_layout
+from lightcls.data.shards import check_bucket, is_url
 from lightcls.errors import LightclsError, one_line
 from lightcls.evaluation.metrics import check_metric_options
 from lightcls.inference.embed import check_embeddable
@@ -66,6 +67,8 @@ def check_train(cfg: DictConfig) -> None:
             folder.root, folder.val_fraction, folder.split_seed, folder.lists, folder.label_delim
         )
         build_loss(loss, "multilabel" if layout.multilabel else "multiclass", None, 0.0)
+    if isinstance(datamodule, StreamingDataModule) and is_url(datamodule.location):
+        check_bucket(datamodule.location)  # a bucket that is not there, or no credentials: before any run dir
     for key in ("ckpt_path", "model.pretrained"):
         value = OmegaConf.select(cfg, key)
         if isinstance(value, str) and not best_of_sweep(Path(value).expanduser()).exists():

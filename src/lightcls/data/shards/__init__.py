@@ -26,7 +26,7 @@ from lightcls.data.shards.manifest import (
 )
 from lightcls.data.shards.pack import pack, write_shards
 from lightcls.data.shards.reader import ShardReader
-from lightcls.data.shards.storage import is_url, join
+from lightcls.data.shards.storage import check_bucket, is_url, join
 
 __all__ = [
     "CRC",
@@ -46,6 +46,7 @@ __all__ = [
     "decode_images",
     "decode_row",
     "has_manifest",
+    "check_bucket",
     "is_url",
     "join",
     "pack",

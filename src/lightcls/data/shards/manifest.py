@@ -10,7 +10,7 @@ from typing import Any
 
 import numpy as np
 
-from lightcls.data.shards.storage import _open, _size, _url_fs, is_url, join
+from lightcls.data.shards.storage import _open, _size, _url_fs, check_bucket, is_url, join, remote_error
 from lightcls.errors import LightclsError
 from lightcls.files import write_json
 
@@ -48,12 +48,16 @@ class Manifest:
             with _open(where) as f:
                 data = json.load(f)
         except FileNotFoundError:
+            if is_url(root):
+                check_bucket(root)  # a missing bucket says so
             raise LightclsError(
                 f"{where}: no such file; data=streaming reads shards written by "
                 "`lightcls-data pack SRC=<split folder> DST=<folder or URL>`"
             ) from None
         except (OSError, ValueError) as err:
             raise LightclsError(f"{where}: cannot read the shard manifest ({err})") from None
+        except Exception as err:  # noqa: BLE001 - an object store's client (credentials) raises its own
+            raise remote_error(root, err) from None
         if data.get("format") != FORMAT or data.get("version") != VERSION:
             raise LightclsError(f"{where}: not a {FORMAT} v{VERSION} manifest; pack the data set again")
         samples = {

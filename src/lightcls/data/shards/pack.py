@@ -20,7 +20,7 @@ from torch.utils.data import DataLoader, Dataset
 from lightcls.data.check import checked_layout
 from lightcls.data.decode import to_mode
 from lightcls.data.shards.manifest import MANIFEST, write_manifest
-from lightcls.data.shards.storage import _url_fs, is_url
+from lightcls.data.shards.storage import _url_fs, check_bucket, is_url, remote_error
 from lightcls.errors import LightclsError
 
 log = logging.getLogger(__name__)
@@ -83,6 +83,8 @@ def pack(
     layout = checked_layout(Path(src).expanduser(), val_fraction, split_seed, "fail", {})
     url = is_url(dst)
     remote = _url_fs(dst) if url else None  # an unknown protocol or a missing package: one line, at once
+    if url:
+        check_bucket(dst)
     stage = Path(tempfile.mkdtemp(prefix="lightcls-pack-")) if url else Path(dst).expanduser()
     if not url:
         _refuse_foreign(stage)
@@ -97,10 +99,7 @@ def pack(
                 )
         write_manifest(stage, layout.classes, str(layout.root), short_side, shards, samples)
         if remote is not None:
-            fs, path = remote
-            fs.makedirs(path, exist_ok=True)
-            for file in sorted(stage.iterdir()):
-                fs.put_file(str(file), f"{path.rstrip('/')}/{file.name}")
+            _upload(stage, dst, *remote)
     except BaseException:  # Ctrl-C, a full disk: no partial shards or manifest are left here
         if not url:
             for written in [*stage.glob("*.tar"), stage / MANIFEST]:
@@ -117,6 +116,16 @@ def pack(
         "splits": counts,
         "shards": {split: len(s) for split, s in shards.items()},
     }
+
+
+def _upload(stage: Path, dst: str, fs: Any, path: str) -> None:
+    """The packed files into `dst`'s store (an object store's bucket exists: checked before packing)."""
+    try:
+        fs.makedirs(path, exist_ok=True)
+        for file in sorted(stage.iterdir()):
+            fs.put_file(str(file), f"{path.rstrip('/')}/{file.name}")
+    except Exception as err:  # noqa: BLE001 - each store's client raises its own types
+        raise remote_error(dst, err) from None
 
 
 def _refuse_foreign(folder: Path) -> None:
