@@ -322,6 +322,10 @@ def test_an_exported_onnx_is_served_as_predict_scores_it_and_a_broken_one_is_one
         assert [p["label"] for p in answer["predictions"]] == expected.topk(2).indices.tolist()
         assert answer["predictions"][0]["score"] == pytest.approx(float(expected.max()), abs=1e-5)
     assert build_server(exported_onnx).model_metadata == info
+    api.min_score = 0.99  # an answer below it says so; the classes stay listed
+    doubtful = api.predict(api.batch([reader.decode(f.read_bytes()) for f in files]))
+    assert [a["unknown"] for a in doubtful] == [a["predictions"][0]["score"] < 0.99 for a in answers]
+    assert any(a["unknown"] for a in doubtful) and "unknown" not in answers[0]
 
     broken = tmp_path / "model.onnx"
     broken.write_bytes(b"not a model")

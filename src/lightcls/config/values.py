@@ -62,6 +62,7 @@ RULES: dict[str, dict[str, str]] = {
     },
     "serve": {
         "host": "choice:127.0.0.1|0.0.0.0|::",
+        "min_score": "number:0-1?",
         "port": "int:1024-65535",
         "device": "device",
         "topk": "int:1",

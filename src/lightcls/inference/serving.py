@@ -29,7 +29,7 @@ from lightcls.ckpt import DIGEST_KEY, data_provenance, read_checkpoint
 from lightcls.data.decode import load_image
 from lightcls.data.preprocess import Preprocess
 from lightcls.errors import LightclsError, one_line
-from lightcls.inference.predictor import contract, load_predictor, results_from_probs
+from lightcls.inference.predictor import UNKNOWN, contract, load_predictor, results_from_probs
 
 try:
     import litserve as ls
@@ -174,13 +174,14 @@ class ClassifierAPI(ls.LitAPI):
         max_batch_size: int = 16,
         batch_timeout: float = 0.005,
         threads: int | None = None,
+        min_score: float | None = None,
     ) -> None:
         loop = WaitingBatchedLoop() if max_batch_size > 1 else "auto"
         super().__init__(
             max_batch_size=max_batch_size, batch_timeout=batch_timeout, api_path="/predict", loop=loop
         )
         self.model, self.device_name, self.provider, self.topk = model, device, provider, topk
-        self.threads = threads
+        self.threads, self.min_score = threads, min_score
 
     def setup(self, device: str) -> None:
         if self.threads:
@@ -201,7 +202,9 @@ class ClassifierAPI(ls.LitAPI):
         predictor = self.predictor
         answers = [
             self.answer(result)
-            for result in results_from_probs(probs, predictor.classes, self.topk, predictor.thresholds)
+            for result in results_from_probs(
+                probs, predictor.classes, self.topk, predictor.thresholds, self.min_score
+            )
         ]
         return answers[0] if single else answers
 
@@ -213,10 +216,12 @@ class ClassifierAPI(ls.LitAPI):
 
     def answer(self, result: dict[str, Any]) -> dict[str, Any]:
         """An image's answer: its top-k (a multi-label model: each label at or above its threshold, and the
-        top-k scores)."""
+        top-k scores); with `min_score`, `unknown`: whether the best score is below it."""
         answer = {"predictions": result.get("labels", result["topk"]), "model": self.name, "task": self.task}
         if "labels" in result:
             answer["topk"] = result["topk"]
+        elif self.min_score is not None:
+            answer["unknown"] = result["pred_class"] == UNKNOWN
         return answer
 
 
@@ -266,6 +271,7 @@ def build_server(
     max_pixels: int = 40_000_000,
     api_key: str | None = None,
     threads: int | None = None,
+    min_score: float | None = None,
 ) -> ls.LitServer:
     """A LitServer for the model at `path` (`.ckpt`, `.onnx` or TorchScript `.pt`): `POST /predict`,
     `GET /health`, `GET /info`, `GET /` (a page to try it), `GET /docs`."""
@@ -278,7 +284,9 @@ def build_server(
     )
     if threads is None and not gpu:  # a core left to the web server: 161 -> 347 requests/s on 2 cores
         threads = max(1, len(os.sched_getaffinity(0)) - 1) if hasattr(os, "sched_getaffinity") else None
-    api = ClassifierAPI(str(path), device, provider, topk, max_batch_size, batch_timeout_ms / 1000, threads)
+    api = ClassifierAPI(
+        str(path), device, provider, topk, max_batch_size, batch_timeout_ms / 1000, threads, min_score
+    )
     server = ls.LitServer(
         api,
         accelerator="cuda" if gpu else "cpu",

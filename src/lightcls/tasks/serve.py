@@ -29,6 +29,7 @@ def serve(cfg: DictConfig) -> dict[str, Any]:
         max_pixels=int(cfg.max_pixels),
         api_key=str(cfg.api_key) if cfg.api_key else None,
         threads=cfg.threads,
+        min_score=cfg.get("min_score"),
     )
     run_server(server, host, int(cfg.port), str(cfg.log_level))
     return {"model": str(path), "host": host, "port": int(cfg.port)}
