@@ -58,7 +58,9 @@ def check_bucket(url: str) -> None:
     try:
         fs.info(bucket)  # `exists` says False for missing credentials too
     except FileNotFoundError:
-        raise LightclsError(f"{url}: no bucket {bucket!r} there (create it first, or check the name)") from None
+        raise LightclsError(
+            f"{url}: no bucket {bucket!r} there (create it first, or check the name)"
+        ) from None
     except Exception as err:  # noqa: BLE001 - each store's client raises its own types
         raise remote_error(url, err) from None
 
