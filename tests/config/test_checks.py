@@ -45,8 +45,9 @@ def _error(config: str, argv: list[str]) -> str:
         ("model=zzz", f"unknown model 'zzz'; {LISTED}"),
         (
             "data=digit",
-            "unknown data 'digit' (did you mean digits?); choose one of: digits, folder, hand_gray, "
-            "multilabel, streaming",
+            "unknown data 'digit' (did you mean digits?); choose one of: cifar10, cifar100, digits, "
+            "fashion_mnist, folder, hand_gray, hf, imagenet, kmnist, mnist, multilabel, qmnist, stl10, "
+            "streaming, svhn",
         ),
         (
             "optimizer=sgdd",
@@ -78,8 +79,8 @@ def test_unknown_group_option(override: str, message: str) -> None:
 def test_unknown_option_in_the_other_commands() -> None:
     assert _error("info", ["model=resnet81"]).startswith("unknown model 'resnet81' (did you mean resnet18, ")
     assert _error("eval", ["ckpt_path=x", "data=hand"]) == (
-        "unknown data 'hand' (did you mean hand_gray?); choose one of: digits, folder, hand_gray, "
-        "multilabel, streaming"
+        "unknown data 'hand' (did you mean hand_gray?); choose one of: cifar10, cifar100, digits, "
+        "fashion_mnist, folder, hand_gray, hf, imagenet, kmnist, mnist, multilabel, qmnist, stl10, streaming, svhn"
     )
 
 

@@ -11,6 +11,7 @@ from typing import Any
 
 import lightning as L
 import torch
+from hydra.utils import get_class
 from omegaconf import DictConfig, OmegaConf
 from rich.console import Console
 from rich.table import Table
@@ -427,7 +428,17 @@ def eval_datamodule(
             )
         log.info("%s holds shards packed from %s: evaluating on that folder", root, source)
         saved = {**saved, "root": source}
-    return SplitFolderDataModule.from_provenance({**saved, **given, **preprocess})
+    kind = _data_class(data) if given.get("root") else SplitFolderDataModule
+    return kind.from_provenance({**saved, **given, **preprocess})
+
+
+def _data_class(data: Any) -> type[SplitFolderDataModule]:
+    """The DataModule `data=NAME` names when it reads a split folder of its own making (data=cifar10,
+    data=hf: their `root` is where they read from); the split folder's otherwise."""
+    target = data.get("_target_") if isinstance(data, Mapping | DictConfig) else None
+    found = get_class(str(target)) if target else None
+    ours = isinstance(found, type) and issubclass(found, SplitFolderDataModule)
+    return found if ours else SplitFolderDataModule
 
 
 def _write_predictions(
