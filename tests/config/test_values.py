@@ -42,6 +42,8 @@ def _wrong(rule: str) -> list[str]:
         return ["nope"] + (["true"] if "true" not in arg.split("|") else [])
     if kind == "device":
         return ["tpu", "3"]
+    if kind == "workers":
+        return ["abc", "-1", "1.5"]
     values = ["abc", "true"]
     if kind == "int":
         low, _, high = arg.partition("-")

@@ -165,8 +165,7 @@ def test_cifar10_trains_on_its_python_batches_and_a_checkpoint_evaluates_alone(
             [
                 f"ckpt_path={quoted(alone)}",
                 "data=cifar10",
-                f"data.root={root}",
-                "data.num_workers=0",
+                f"data.root={root}",  # the data group's num_workers=auto is eval's too
                 "gallery=0",
             ],
             tmp_path / "eval2",

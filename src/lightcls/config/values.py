@@ -10,7 +10,8 @@ from omegaconf import DictConfig, ListConfig, OmegaConf
 from lightcls.errors import LightclsError
 
 #: A rule: `flag`; `int:MIN` or `int:LO-HI`; `number:>=0`, `number:>0`, `number:0-1` (both ends in),
-#: `number:0-<1`; `choice:a|b|c`; `device` (cpu, gpu, cuda, cuda:N, auto); a trailing `?` allows null.
+#: `number:0-<1`; `choice:a|b|c`; `device` (cpu, gpu, cuda, cuda:N, auto); `workers` (auto or an int >= 0);
+#: a trailing `?` allows null.
 #: Keys a command or object already checks itself (data.*, optimizer.*, trainer.max_epochs/devices, mixup,
 #: eval's split and switches, export's format, search's direction) are not repeated here.
 TRAIN = {
@@ -44,7 +45,7 @@ RULES: dict[str, dict[str, str]] = {
     "search": {"search.n_trials": "int:1", "search.timeout": "number:>0?"},
     "eval": {
         "data.batch_size": "int:1",
-        "data.num_workers": "int:0",
+        "data.num_workers": "workers",
         "accelerator": "device",
         "calibrate": "flag",
         "min_score": "number:0-1?",
@@ -133,6 +134,9 @@ def broken(value: Any, rule: str) -> str | None:
             if str(value) in options and not isinstance(value, bool)
             else f"choose one of {', '.join(options)}"
         )
+    if kind == "workers":
+        whole = isinstance(value, int) and not isinstance(value, bool)
+        return None if value == "auto" or (whole and value >= 0) else "give auto or a whole number >= 0"
     if kind == "device":
         return (
             None
