@@ -10,7 +10,7 @@ ARGS ?=
 $(STAMP): pyproject.toml constraints.txt
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
-	$(PY) -m pip install --quiet -c constraints.txt -e ".[dev,export,search,sweeps,explain,serve,streaming,index,hf,s3]"
+	$(PY) -m pip install --quiet -c constraints.txt -e ".[dev,export,search,sweeps,explain,serve,streaming,index,hf,s3,track]"
 	touch $(STAMP)
 
 install: $(STAMP)  ## create .venv with pinned versions

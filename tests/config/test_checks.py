@@ -62,7 +62,7 @@ def _error(config: str, argv: list[str]) -> str:
             "trainer=tpu",
             "unknown trainer 'tpu' (did you mean gpu?); choose one of: auto, cpu, ddp, ddp_cpu, gpu",
         ),
-        ("logger=wandb", "unknown logger 'wandb'; choose one of: none, tensorboard"),
+        ("logger=neptune", "unknown logger 'neptune'; choose one of: csv, mlflow, none, tensorboard, wandb"),
         ("callbacks=all", "unknown callbacks 'all'; choose one of: default, early_stopping, ema, none"),
         (
             "experiment=digits_resnet",
@@ -80,7 +80,8 @@ def test_unknown_option_in_the_other_commands() -> None:
     assert _error("info", ["model=resnet81"]).startswith("unknown model 'resnet81' (did you mean resnet18, ")
     assert _error("eval", ["ckpt_path=x", "data=hand"]) == (
         "unknown data 'hand' (did you mean hand_gray?); choose one of: cifar10, cifar100, digits, "
-        "fashion_mnist, folder, hand_gray, hf, imagenet, kmnist, mnist, multilabel, qmnist, stl10, streaming, svhn"
+        "fashion_mnist, folder, hand_gray, hf, imagenet, kmnist, mnist, multilabel, qmnist, stl10, "
+        "streaming, svhn"
     )
 
 

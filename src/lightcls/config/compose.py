@@ -73,13 +73,16 @@ MOVED = {
 
 def _composition_error(err: HydraException, config_name: str, overrides: Sequence[str]) -> str:
     """Hydra's composition error as one line: the unknown option or key, the valid choices."""
-    if isinstance(err, MissingConfigException) and err.missing_cfg_file and err.options is not None:
-        group, _, name = err.missing_cfg_file.rpartition("/")
+    missing = err.missing_cfg_file if isinstance(err, MissingConfigException) else None
+    group, _, name = (missing or "").rpartition("/")
+    # an option in a list (logger=[tensorboard,mlflw]): Hydra names no options, the group's folder has them
+    options = err.options if missing and err.options is not None else _group_options(group)
+    if missing and options is not None:
         if group == "model":  # every torchvision architecture: too many to list in a line
-            return unknown_model(name, err.options)
+            return unknown_model(name, options)
         if group:
-            choices = f"; choose one of: {', '.join(err.options)}" if err.options else ""
-            return f"unknown {group} {name!r}{did_you_mean(name, err.options)}{choices}"
+            choices = f"; choose one of: {', '.join(options)}" if options else ""
+            return f"unknown {group} {name!r}{did_you_mean(name, options)}{choices}"
     found = _COULD_NOT_OVERRIDE.match(str(err))
     if found and found.group(1) in MOVED:
         return f"{found.group(1)} is no longer a key: {MOVED[found.group(1)]}"
@@ -96,6 +99,12 @@ def _composition_error(err: HydraException, config_name: str, overrides: Sequenc
     if isinstance(err.__cause__, OmegaConfBaseException):
         text = f"{text}: {err.__cause__}"
     return one_line(text)
+
+
+def _group_options(group: str) -> list[str] | None:
+    """The options of config group `group` (its folder's yaml files), or None where it is no folder."""
+    folder = config_dir() / group
+    return sorted(f.stem for f in folder.glob("*.yaml")) if group and folder.is_dir() else None
 
 
 def _folder_only(key: str, overrides: Sequence[str]) -> bool:

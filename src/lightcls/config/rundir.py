@@ -20,6 +20,8 @@ log = logging.getLogger(__name__)
 STAMP = "%Y-%m-%d_%H-%M-%S"
 #: what a training run writes into its run dir (overwrite=true removes them)
 RUN_OUTPUTS = ("checkpoints", "metrics.json", "metrics.csv", "eval", "report.html", "tensorboard")
+#: the trackers' own files (logger=csv, wandb, and mlflow's local store in a run dir)
+RUN_OUTPUTS += ("csv", "wandb", "mlflow.db", "mlartifacts")
 #: the one line that ended a multirun's job, written in its dir (the sweep went on without it)
 FAILED_FILE = "failed.txt"
 

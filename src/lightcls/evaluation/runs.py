@@ -29,6 +29,8 @@ METRICS = (
 MULTILABEL_METRICS = tuple(k.replace("top1", "map") for k in METRICS)
 #: overrides that only say where a run writes or reads: never what differs between jobs
 _PLUMBING = ("paths.", "hydra.", "data.root")
+#: folders whose metrics.json is a copy, not a run (a local MLflow store's artifacts: logger=mlflow)
+_COPIES = ("mlartifacts",)
 
 
 def find_runs(paths: Sequence[str | Path]) -> list[Path]:
@@ -39,7 +41,8 @@ def find_runs(paths: Sequence[str | Path]) -> list[Path]:
         if _ended(path):
             runs.append(path)
         elif path.is_dir():
-            runs += sorted({p.parent for name in ("metrics.json", FAILED_FILE) for p in path.rglob(name)})
+            found = {p.parent for name in ("metrics.json", FAILED_FILE) for p in path.rglob(name)}
+            runs += sorted(p for p in found if not set(p.relative_to(path).parts) & set(_COPIES))
         else:
             raise LightclsError(f"{path}: no such folder")
     if not runs:

@@ -90,7 +90,7 @@ def _trial(trial: Any, spec: DictConfig, base: list[str], study_dir: Path) -> fl
     pruning = _pruning_callback(trial, str(spec.monitor))
     log.info("trial %d: %s", trial.number, " ".join(f"{k}={v}" for k, v in sampled.items()))
     with python_run(cfg, overrides, run_dir):
-        metrics = run_training(cfg, callbacks=[pruning])
+        metrics = run_training(cfg, callbacks=[pruning], group=study_dir)  # one tracker store and group
     if metrics.get("best_ckpt"):
         trial.set_user_attr("best_ckpt", str(run_dir / metrics["best_ckpt"]))
     trial.set_user_attr("epochs", metrics.get("epochs"))

@@ -31,6 +31,7 @@ from lightcls.training.distill import check_distill
 from lightcls.training.module import build_loss, build_mix
 from lightcls.training.optim import check_optimization
 from lightcls.workflows.build import build_datamodule, mix_alphas, plain
+from lightcls.workflows.trackers import check_loggers
 
 SPLITS = ("val", "test")
 SUGGEST = ("float", "int", "categorical")
@@ -40,6 +41,7 @@ def check_train_values(cfg: DictConfig) -> None:
     """The train config's values that would fail late, deep in torch, or start too many processes (the
     training run checks them again as it starts)."""
     check_values(cfg, "train")
+    check_loggers(cfg)
     threshold = cfg.get("threshold", 0.5)
     if threshold != "tune" and broken(threshold, "number:0-1"):
         raise LightclsError(f"threshold={threshold}: give a number from 0 to 1 (multi-label), or tune")

@@ -54,20 +54,24 @@ from lightcls.workflows.build import build_datamodule, mix_alphas, plain
 from lightcls.workflows.checks import check_train_values
 from lightcls.workflows.evaluation import END_EVAL, calibrate_on_val, val_outputs, write_evaluation
 from lightcls.workflows.page import build_report
+from lightcls.workflows.trackers import build_loggers, finish_trackers, flat, start_trackers, tracked
 
 log = logging.getLogger(__name__)
 
 
-def run_training(cfg: DictConfig, callbacks: Sequence[Callback] = ()) -> dict[str, Any]:
+def run_training(
+    cfg: DictConfig, callbacks: Sequence[Callback] = (), group: Path | None = None
+) -> dict[str, Any]:
     """Train a classifier as `cfg` says; return the metrics it writes to `<run dir>/metrics.json`.
 
-    `callbacks` join those of the config (a search's pruning callback, for one).
+    `callbacks` join those of the config (a search's pruning callback, for one); `group`: the dir of the
+    search this run is a trial of (its runs share one MLflow store and W&B group; a multirun's by default).
     """
-    with quiet(bool(cfg.get("verbose", False))):
-        return _train(cfg, list(callbacks))
+    with quiet(bool(cfg.get("verbose", False))), tracked():
+        return _train(cfg, list(callbacks), group)
 
 
-def _train(cfg: DictConfig, extra: list[Callback]) -> dict[str, Any]:
+def _train(cfg: DictConfig, extra: list[Callback], group: Path | None) -> dict[str, Any]:
     """Build -> fit -> test -> write."""
     laps = Laps(time.time() - clock.run_started())
     check_train_values(cfg)
@@ -78,7 +82,7 @@ def _train(cfg: DictConfig, extra: list[Callback]) -> dict[str, Any]:
     datamodule = _prepared_data(cfg, run_dir)
     laps.lap("data")
     module = _build_module(cfg, datamodule, resume)
-    trainer, checkpoint = _build_trainer(cfg, datamodule, extra)
+    trainer, checkpoint = _build_trainer(cfg, datamodule, extra, group)
     if cfg.get("lr_find") and not resume:
         find_lr(trainer, module, datamodule)
     laps.lap("model")
@@ -119,6 +123,7 @@ def _train(cfg: DictConfig, extra: list[Callback]) -> dict[str, Any]:
     laps.lap("teardown")
     metrics["seconds"] = laps.rounded()
     write_json(run_dir / "metrics.json", metrics)
+    finish_trackers(trainer.loggers, run_dir, metrics)  # metrics.json as written: an artifact
     return metrics
 
 
@@ -298,7 +303,7 @@ def _model_as_built(cfg: DictConfig, datamodule: ImageDataModule) -> dict[str, A
 
 
 def _build_trainer(
-    cfg: DictConfig, datamodule: ImageDataModule, extra: list[Callback]
+    cfg: DictConfig, datamodule: ImageDataModule, extra: list[Callback], group: Path | None = None
 ) -> tuple[L.Trainer, ModelCheckpoint | None]:
     """The Trainer of `cfg.trainer` with the config's callbacks and loggers, and its checkpoint callback.
     What the config cannot know (no val split, no logger, callbacks=none) is adapted here, in one log line
@@ -325,13 +330,14 @@ def _build_trainer(
             checkpoint.monitor, checkpoint.save_top_k = None, 0
     if datamodule.task == "multilabel":
         _select_by_map(callbacks)
-    loggers = [instantiate(c) for c in (cfg.get("logger") or {}).values() if c is not None]
+    loggers = build_loggers(cfg, group)
     if not loggers and any(isinstance(c, LearningRateMonitor) for c in callbacks):
         log.info("logger=none: the lr goes to metrics.csv only (LearningRateMonitor needs a logger)")
         callbacks = [c for c in callbacks if not isinstance(c, LearningRateMonitor)]
     trainer = instantiate(
         cfg.trainer, callbacks=callbacks, logger=loggers or False, **adapted, **_sweep_safe(cfg)
     )
+    start_trackers(loggers, cfg)
     return trainer, checkpoint
 
 
@@ -544,7 +550,7 @@ def _log_hparams(loggers: list, cfg: DictConfig, metrics: dict[str, Any]) -> Non
     if not board:
         return
     chosen = {k: plain(cfg[k]) for k in ("model", "data", "optimizer", "scheduler") if k in cfg}
-    params = {f"{group}.{key}": value for group, node in chosen.items() for key, value in _flat(node).items()}
+    params = {f"{group}.{key}": value for group, node in chosen.items() for key, value in flat(node).items()}
     params.update({"seed": cfg.seed, "trainer.max_epochs": cfg.trainer.max_epochs})
     params = {k: v if isinstance(v, (int, float, str, bool)) else str(v) for k, v in params.items()}
     final = {
@@ -577,17 +583,6 @@ def _board_confusion(loggers: list, module: ClassificationModule, step: int) -> 
         pixels = np.asarray(picture.convert("RGB"))
     for logger in board:
         logger.experiment.add_image("test/confusion_matrix", pixels, step, dataformats="HWC")
-
-
-def _flat(node: Any, prefix: str = "") -> dict[str, Any]:
-    """A nested dict as dotted keys (lists kept whole)."""
-    if not isinstance(node, dict):
-        return {prefix.rstrip("."): node}
-    flat: dict[str, Any] = {}
-    for key, value in node.items():
-        if not str(key).startswith("_"):
-            flat.update(_flat(value, f"{prefix}{key}."))
-    return flat
 
 
 def _tester(trainer: L.Trainer, cfg: DictConfig, predictions: TestPredictions | None) -> L.Trainer:
