@@ -141,6 +141,8 @@ def test_every_key_in_the_readme_config_table_overrides_without_plus(tmp_path) -
             added = ["data=streaming"]
         if key.startswith("loss."):  # the asymmetric loss's keys are there with loss=asl
             added = ["loss=asl"]
+        if key.startswith("logger."):  # a tracker's keys are there once the table's option adds it
+            added = [f"logger=[tensorboard,{key.split('.')[1]}]"]
         by_options.setdefault(tuple(added), []).append(key)
     for added, group in by_options.items():
         base = compose_train(list(added), tmp_path)
