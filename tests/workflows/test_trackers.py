@@ -66,6 +66,15 @@ def sweep(digits_root: Path, tmp_path_factory: pytest.TempPathFactory) -> tuple[
     return sweep_dir, commit
 
 
+@pytest.mark.slow
+def test_one_sweep_read_back_by_each_tracker(sweep, monkeypatch, tmp_path: Path) -> None:
+    """The sweep runs once (an xdist worker of its own would run it again): MLflow's runs, their params,
+    metrics and artifacts, then W&B's offline runs and the CSV files."""
+    check_one_mlflow_run_per_job_in_the_sweep_dirs_store_grouped(sweep, monkeypatch)
+    check_mlflow_reads_back_params_epoch_metrics_and_artifacts(sweep, monkeypatch, tmp_path)
+    check_wandb_runs_offline_in_each_run_dir_and_csv_writes_its_file(sweep)
+
+
 def _client(sweep_dir: Path):
     from mlflow import MlflowClient
 
@@ -79,8 +88,7 @@ def _runs(sweep_dir: Path) -> dict[str, object]:
     return {run.info.run_name: run for run in client.search_runs([experiment.experiment_id])}
 
 
-@pytest.mark.slow
-def test_a_sweep_is_one_mlflow_run_per_job_in_the_sweep_dirs_store_grouped(sweep, monkeypatch) -> None:
+def check_one_mlflow_run_per_job_in_the_sweep_dirs_store_grouped(sweep, monkeypatch) -> None:
     sweep_dir, commit = sweep
     monkeypatch.setenv("MLFLOW_DISABLE_TELEMETRY", "true")
     runs = _runs(sweep_dir)
@@ -99,8 +107,7 @@ def test_a_sweep_is_one_mlflow_run_per_job_in_the_sweep_dirs_store_grouped(sweep
     assert sorted(Path(row["run_dir"]).name for row in rows) == [str(job) for job in range(JOBS)]
 
 
-@pytest.mark.slow
-def test_mlflow_reads_back_params_epoch_metrics_and_artifacts(sweep, monkeypatch, tmp_path: Path) -> None:
+def check_mlflow_reads_back_params_epoch_metrics_and_artifacts(sweep, monkeypatch, tmp_path: Path) -> None:
     sweep_dir, _ = sweep
     monkeypatch.setenv("MLFLOW_DISABLE_TELEMETRY", "true")
     client, run_dir = _client(sweep_dir), sweep_dir / "0"
@@ -147,8 +154,7 @@ def _wandb_records(run_file: Path) -> dict[str, list]:
     return records
 
 
-@pytest.mark.slow
-def test_wandb_runs_offline_in_each_run_dir_and_csv_writes_its_file(sweep) -> None:
+def check_wandb_runs_offline_in_each_run_dir_and_csv_writes_its_file(sweep) -> None:
     sweep_dir, _ = sweep
     for job in range(JOBS):
         run_dir = sweep_dir / str(job)
