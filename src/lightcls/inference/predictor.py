@@ -85,6 +85,8 @@ class Predictor:
     def scores(self, resized: torch.Tensor, tta: str = "none") -> torch.Tensor:
         """`probabilities` of a batch already resized to the model's input (N, C, S, S) uint8."""
         batches = tta_views(resized, tta, self.preprocess)
+        if len(batches) == 1:
+            return self._scores(resized)
         return torch.stack([self._scores(batch) for batch in batches]).mean(dim=0)
 
     def _scores(self, resized: torch.Tensor) -> torch.Tensor:
