@@ -9,15 +9,15 @@ ARGS ?=
 
 $(STAMP): pyproject.toml constraints.txt
 	$(PYTHON) -m venv $(VENV)
-	$(PY) -m pip install --quiet --upgrade pip
-	$(PY) -m pip install --quiet -c constraints.txt -e ".[dev,export,search,sweeps,explain,serve,streaming,index,hf,s3,track]"
+	$(PY) -m pip install --quiet --no-cache-dir --upgrade pip
+	$(PY) -m pip install --quiet --no-cache-dir -c constraints.txt -e ".[dev,export,search,sweeps,explain,serve,streaming,index,hf,s3,track]"
 	touch $(STAMP)
 
 install: $(STAMP)  ## create .venv with pinned versions
 
 install-browser:  ## Chromium + chromedriver (the report.html test) and a CJK font (class names in figures), from the system's packages; needs root
 	command -v chromium >/dev/null && command -v chromedriver >/dev/null && test -d /usr/share/fonts/truetype/wqy || { \
-		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium chromium-driver fonts-wqy-zenhei; }
+		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium chromium-driver fonts-wqy-zenhei && apt-get clean; }
 
 train: $(STAMP)  ## default run: lenet on the embedded digits set (make train ARGS="model=resnet18")
 	$(PY) train.py $(ARGS)
