@@ -15,7 +15,11 @@ SRC = Path(__file__).resolve().parents[1] / "src"
 
 
 @pytest.mark.slow
-def test_quickstart_notebook_runs(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_quickstart_notebook_runs(digits_root: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    # data/digits is the session's copy of the embedded set, decoded and checked once: the notebook trains on
+    # it as on the one its first run writes there (that write: tests/data/test_datamodule.py)
+    (tmp_path / "data").mkdir()
+    (tmp_path / "data" / "digits").symlink_to(digits_root, target_is_directory=True)
     monkeypatch.setenv("PYTHONPATH", os.pathsep.join([str(SRC), os.environ.get("PYTHONPATH", "")]))
     monkeypatch.setenv("MPLBACKEND", "Agg")
     notebook = nbformat.read(NOTEBOOK, as_version=4)

@@ -95,14 +95,14 @@ def test_the_smallest_of_each_family_trains_a_step(family: str) -> None:
     side = max(32, smallest, multiple)
     torch.manual_seed(0)
     net = build_model(name, 3, 1, image_size=side).train()
-    x, y = torch.randn(4, 1, side, side), torch.tensor([0, 1, 2, 0])
+    x, y = torch.randn(2, 1, side, side), torch.tensor([0, 2])
     optimizer = torch.optim.SGD(net.parameters(), lr=0.01)  # one pass over the weights (vgg: 133M)
 
     head = [p for p in net.parameters()][-1].detach().clone()
     torch.nn.functional.cross_entropy(net(x), y).backward()
     optimizer.step()
-    grads = [p.grad for p in net.parameters()]
-    assert all(g is not None and torch.isfinite(g).all() for g in grads), name  # every weight learns
+    grads = [p.grad for p in net.parameters()]  # every weight learns (a NaN or inf in a grad: its sum is one)
+    assert all(g is not None and torch.isfinite(g.sum()) for g in grads), name
     assert not torch.equal(head, [p for p in net.parameters()][-1]), name
 
 

@@ -75,7 +75,9 @@ def test_search_mistakes_are_one_line_before_any_trial(tmp_path: Path, capsys) -
 def test_two_processes_share_one_study_through_sqlite(digits_root: Path, tmp_path: Path) -> None:
     storage = f"sqlite:///{tmp_path / 'study.db'}"
     args = [f"data.root={digits_root}", TINY, f"search.storage={storage}"]  # trials of one tiny epoch
-    args += ["search.study_name=shared", "search.n_trials=4"]
+    # 2 trials for the study: each process runs one at least (the limit is checked after a trial), so the
+    # other process, which creates the study, runs one or both, and this one, which joins it, runs one
+    args += ["search.study_name=shared", "search.n_trials=2"]
     (tmp_path / "b").mkdir()
     other = start_entry("search", args, tmp_path / "b")  # another process (on another machine, alike)
     for _ in range(900):  # it creates the study; this process joins it
@@ -88,7 +90,7 @@ def test_two_processes_share_one_study_through_sqlite(digits_root: Path, tmp_pat
 
     study = optuna.load_study(study_name="shared", storage=storage)
     finished = [t for t in study.trials if t.state.is_finished()]
-    assert len(finished) >= 4
+    assert len(finished) >= 2
     workers = {t.user_attrs["worker"].split(":")[1] for t in finished}
     assert workers == {str(os.getpid()), str(other.pid)}  # both processes ran trials of the one study
     folders = {Path(t.user_attrs["run_dir"]).relative_to(tmp_path).parts[0] for t in finished}
