@@ -23,6 +23,7 @@ train: $(STAMP)  ## default run: lenet on the embedded digits set (make train AR
 	$(PY) train.py $(ARGS)
 
 test: $(STAMP)  ## the whole suite (CI runs this), two workers: many tests wait on single-threaded imports
+	$(PY) -m compileall -q src  # bytecode once: with PYTHONDONTWRITEBYTECODE set, each test process recompiled it
 	$(PY) -m pytest -q -n 2 --dist worksteal --durations=10 $(ARGS)
 
 model-configs: $(STAMP)  ## conf/model/NAME.yaml for every torchvision classifier (after a torchvision upgrade)
