@@ -292,9 +292,9 @@ class ClassificationModule(L.LightningModule):
         self.train_top1.update(torch.cat(predicted), targets.long() if self.multilabel else targets)
         sizes = [len(y) for y in labels]
         # each step's mean loss once per image (MeanMetric drops its weights when nan_strategy="disable")
-        per_image = torch.stack(losses).repeat_interleave(
-            torch.tensor(sizes, device=losses[0].device), output_size=sum(sizes)
-        )
+        # (no host-device sync on a GPU: the counts go over without waiting, the output size is known)
+        counts = torch.tensor(sizes).to(losses[0].device, non_blocking=True)
+        per_image = torch.stack(losses).repeat_interleave(counts, output_size=sum(sizes))
         self.train_loss.update(per_image)
 
     def on_train_batch_start(self, batch: Any, batch_idx: int) -> None:
