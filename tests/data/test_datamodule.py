@@ -168,3 +168,19 @@ def test_a_flip_where_data_hflip_says_mirrors_change_the_class_is_one_line(digit
         "class here; remove the flip, or set data.hflip=P if mirrors are fine"
     )
     assert build_datamodule(compose_train([*base, flip, "data.hflip=0.5"])).augment
+
+
+def test_a_crop_larger_than_what_reaches_it_is_one_line(digits_root: Path) -> None:
+    from helpers import compose_train, one_line_error
+    from lightcls.workflows.build import build_datamodule
+
+    def crop(size: int, padding: int) -> str:
+        step = f"_target_: lightcls.data.augment.RandomCrop, size: {size}, padding: {padding}"
+        return f"data.augment=[{{{step}}}]"
+
+    base = [f"data.root={digits_root}", "data.image_size=32"]
+    assert one_line_error(build_datamodule, compose_train([*base, crop(40, 2)])) == (
+        "data.augment: RandomCrop(size=40, padding=2) of a 32x32 image; its size must be at most 36 "
+        "(the image and twice the padding)"
+    )
+    assert build_datamodule(compose_train([*base, crop(36, 2)])).augment  # the largest that fits

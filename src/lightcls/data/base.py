@@ -18,6 +18,7 @@ from omegaconf import Container, OmegaConf
 from torch.utils.data import Dataset
 from torchvision.transforms import v2
 
+from lightcls.data.augment import RandomCrop, RandomResizedCrop
 from lightcls.data.layout import Layout
 from lightcls.data.preprocess import INTERPOLATIONS, Preprocess
 from lightcls.errors import LightclsError
@@ -140,6 +141,7 @@ class ImageDataModule(L.LightningDataModule):
                 "says a mirrored image changes its class here; remove the flip, or set data.hflip=P if "
                 "mirrors are fine"
             )
+        _check_crops(self.augment, self.preprocess.image_size)
         self.pin_memory = torch.cuda.is_available() if pin_memory is None else pin_memory
         self.prefetch_factor = prefetch_factor
         self.drop_last = bool(drop_last)
@@ -245,6 +247,20 @@ class ImageDataModule(L.LightningDataModule):
         if self.num_workers == "auto":
             return 0 if serial else min(cpus, 8)
         return min(self.num_workers, cpus)
+
+
+def _check_crops(steps: list[Any], image_size: int) -> None:
+    """A RandomCrop larger than what reaches it (the input size, or an earlier crop's, plus its padding) is
+    refused in one line before any run, not at the first training batch."""
+    side = image_size
+    for step in steps:
+        if isinstance(step, RandomCrop) and step.size > side + 2 * step.padding:
+            raise LightclsError(
+                f"data.augment: RandomCrop(size={step.size}, padding={step.padding}) of a {side}x{side} "
+                f"image; its size must be at most {side + 2 * step.padding} (the image and twice the padding)"
+            )
+        if isinstance(step, (RandomCrop, RandomResizedCrop)):
+            side = step.size
 
 
 def _flip_probability(step: Any) -> float:
