@@ -9,9 +9,10 @@
   fused SGD update (the limit), (a) a hand-written loop (ImageFolder + DataLoader, plain SGD), and (d) the
   limit's steps in a bare Lightning Trainer (Lightning's own floor), for lenet and resnet18 on 32x32 RGB
   PNGs (benchmarks/train_throughput.py's set); median of `--repeats`, the order rotated each repeat, the
-  first 5 batches of each epoch left out. `b/c per step`: the limit's median full-step time over lightcls's
-  (the loader included), over every step of all repeats: a burst on a shared machine moves a few steps,
-  where it moves a whole run's images/s.
+  first 5 batches of each epoch left out. `b/c paired`: one more lightcls run each repeat with a step of
+  (c) after each of its own (train_throughput.PairedLimit), the median over all repeats' steps of the
+  limit's step time over lightcls's (the loader and Lightning's hooks included): the two alternate every
+  few milliseconds, so a shared machine's slow spells move both, where they move whole runs 10-20% apart.
 - run: the default `python train.py` (lenet on the embedded digits, 10 epochs, report.html) in the
   repository, `--runs` times after one that writes the data and its cache: the whole process's wall time
   against metrics.json's `seconds`, part by part; `unaccounted` is the wall time no part holds (before
@@ -51,33 +52,35 @@ def steps(repeats: int, epochs: int, data: Path, models: list[str]) -> None:
     )
     print(
         "| model | (a) hand loop | (b) lightcls | (c) limit | (d) Lightning floor | b/a | b/c | d/c "
-        "| b/c per step |"
+        "| b/c paired |"
     )
     print("| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |")
     with tempfile.TemporaryDirectory() as out:
         for model in models:
             runs: dict[str, list[float]] = {"a": [], "b": [], "c": [], "d": []}
-            step_b: list[float] = []  # every full step's seconds, all repeats: their medians resist bursts
-            step_c: list[float] = []
+            ratios: list[float] = []  # each paired step's limit over lightcls, all repeats
             tt.lightcls_run(root, Path(out) / f"{model}-warm", model, 32, 64, 0)  # the decode cache, once
             for rep in range(repeats):
-                for key in "abcd"[rep % 4 :] + "abcd"[: rep % 4]:
+                for key in "abcdp"[rep % 5 :] + "abcdp"[: rep % 5]:
                     if key == "a":
                         runs["a"].append(tt.baseline(root, model, 32, 64, 2, epochs))
                     elif key == "b":
                         run = Path(out) / f"{model}{rep}"
                         metrics = tt.lightcls_run(root, run, model, 32, 64, 0, epochs)
                         runs["b"].append(metrics["train_images_per_second"])
-                        step_b += metrics["step_seconds"]
                     elif key == "c":
-                        runs["c"].append(tt.limit(model, 32, 64, 5000, epochs, step_c))
+                        runs["c"].append(tt.limit(model, 32, 64, 5000, epochs))
+                    elif key == "p":
+                        run = Path(out) / f"{model}{rep}-paired"
+                        pairs = tt.lightcls_run(root, run, model, 32, 64, 0, epochs, paired=True)["pairs"]
+                        ratios += [c / b for b, c in pairs]
                     else:
                         runs["d"].append(lightning_floor(model, 32, 64, 5000, epochs))
             a, b, c, d = (statistics.median(runs[k]) for k in "abcd")
             print(
                 f"| {model} | {a:.0f} | {b:.0f} | {c:.0f} | {d:.0f} | "
                 f"{b / a:.2f} | {b / c:.2f} | {d / c:.2f} | "
-                f"{statistics.median(step_c) / statistics.median(step_b):.2f} |"
+                f"{statistics.median(ratios):.2f} |"
             )
             every = "; ".join(f"{k}: " + " ".join(f"{v:.0f}" for v in runs[k]) for k in "abcd")
             print(f"|   runs: {every} | | | | | | | | |")

@@ -74,31 +74,41 @@ def baseline(root: Path, model: str, size: int, batch: int, workers: int, epochs
     return len(speeds) / sum(1 / s for s in speeds)  # all images over all seconds: epochs are equal
 
 
-class StepTimes(L.Callback):
-    """Each full batch's step time in a lightcls run (from the previous batch's end to this one's, the loader
-    included) past the first SKIP of an epoch, kept in `StepTimes.seconds` (the last run's)."""
+class PairedLimit(L.Callback):
+    """(b) and (c) step by step in one run: after each full training batch of a lightcls run past the first
+    SKIP of an epoch, one step of the limit (c) on its own copy of the model and a batch in memory. The two
+    alternate every few milliseconds, so a shared machine that slows down slows both alike, where it moves
+    whole runs apart by 10-20%. `PairedLimit.pairs`: the last run's (lightcls step, limit step) seconds;
+    lightcls's step runs from the end of the previous limit step (Lightning's hooks and the loader included).
+    """
 
-    seconds: list[float] = []
+    pairs: list[tuple[float, float]] = []
 
-    def __init__(self, batch: int) -> None:
-        self.batch, self._last = batch, 0.0
-        StepTimes.seconds = []
+    def __init__(self, model: str, size: int, batch: int) -> None:
+        self.net = build_model(model, 10, 3).train()
+        self.optimizer = torch.optim.SGD(
+            self.net.parameters(), lr=0.01, momentum=0.9, weight_decay=1e-4, fused=True
+        )
+        self.x, self.y = torch.randn(batch, 3, size, size), torch.randint(0, 10, (batch,))
+        self.loss, self.batch, self._last = nn.CrossEntropyLoss(), batch, 0.0
+        PairedLimit.pairs = []
 
     def on_train_batch_end(
         self, trainer: L.Trainer, module: L.LightningModule, outputs, batch, i: int
     ) -> None:
-        now = time.perf_counter()
+        start = time.perf_counter()
         if i >= SKIP and len(batch[0]) == self.batch:
-            StepTimes.seconds.append(now - self._last)
-        self._last = now
+            self.optimizer.zero_grad()
+            self.loss(self.net(self.x), self.y).backward()
+            self.optimizer.step()
+            end = time.perf_counter()
+            PairedLimit.pairs.append((start - self._last, end - start))
+        self._last = time.perf_counter()
 
 
-def limit(
-    model: str, size: int, batch: int, images: int, epochs: int = 1, steps: list[float] | None = None
-) -> float:
+def limit(model: str, size: int, batch: int, images: int, epochs: int = 1) -> float:
     """(c) The same epoch of steps (the last batch partial, as in (a) and (b)) on tensors in memory, with
-    lightcls's own optimizer settings (torch's fused SGD update); each full step's seconds past the first
-    SKIP added to `steps`."""
+    lightcls's own optimizer settings (torch's fused SGD update)."""
     net = build_model(model, 10, 3)
     optimizer = torch.optim.SGD(net.parameters(), lr=0.01, momentum=0.9, weight_decay=1e-4, fused=True)
     loss_fn = nn.CrossEntropyLoss()
@@ -115,16 +125,21 @@ def limit(
             times.append(time.perf_counter())
         done += sum(sizes[SKIP:])
         seconds += times[-1] - times[SKIP - 1]
-        if steps is not None:
-            pairs = zip(times[SKIP - 1 : -1], times[SKIP:], sizes[SKIP:], strict=True)
-            steps += [b - a for a, b, n in pairs if n == batch]
     return done / seconds
 
 
 def lightcls_run(
-    root: Path, out: Path, model: str, size: int, batch: int, workers: int, epochs: int = 1
+    root: Path,
+    out: Path,
+    model: str,
+    size: int,
+    batch: int,
+    workers: int,
+    epochs: int = 1,
+    paired: bool = False,
 ) -> dict:
-    """(b) The real train task, `epochs` epochs, no validation or test in the timing."""
+    """(b) The real train task, `epochs` epochs, no validation or test in the timing; `paired`: a limit step
+    after each of its steps (PairedLimit), their seconds in `pairs`."""
     overrides = [
         "data=folder",
         f"data.root={root}",
@@ -145,14 +160,18 @@ def lightcls_run(
         "logger=none",
         "report=false",  # the figures are of training, not of the end-of-run report.html
         f"paths.output_dir={out}",
-        f"+callbacks.step_times={{_target_: train_throughput.StepTimes, batch: {batch}}}",
     ]
+    if paired:
+        overrides.append(
+            "+callbacks.paired={_target_: train_throughput.PairedLimit, "
+            f"model: {model}, size: {size}, batch: {batch}}}"
+        )
     cfg = compose("train", overrides)
     start = time.perf_counter()
     metrics = train(cfg)
     metrics["wall_seconds"] = time.perf_counter() - start
     # the class Hydra instantiated: this module's own, also when this file runs as __main__
-    metrics["step_seconds"] = list(importlib.import_module("train_throughput").StepTimes.seconds)
+    metrics["pairs"] = list(importlib.import_module("train_throughput").PairedLimit.pairs) if paired else []
     return metrics
 
 

@@ -49,6 +49,21 @@ def test_each_crop_of_a_batch_is_a_window_of_its_own_padded_image() -> None:
         assert any(torch.equal(crop, image[:, t : t + 4, left : left + 4]) for t, left in windows)
 
 
+def test_each_crop_keeps_its_own_batch_when_padded_batches_follow_one_another() -> None:
+    crop = RandomCrop(4, padding=2, fill=9)
+    for n, value in [(6, 1), (6, 2), (3, 3), (6, 4)]:  # the padded copy is reused between same-shape batches
+        torch.manual_seed(value)
+        batch = torch.full((n, 2, 4, 4), value, dtype=torch.uint8)
+        crops = crop(batch)
+        torch.manual_seed(value)
+        top, left = torch.randint(0, 5, (n,)), torch.randint(0, 5, (n,))
+        padded = F.pad(batch, (2, 2, 2, 2), value=9)
+        corners = enumerate(zip(top, left, strict=True))
+        expected = [padded[i, :, t : t + 4, u : u + 4] for i, (t, u) in corners]
+        assert torch.equal(crops, torch.stack(expected))
+        assert set(crops.unique().tolist()) <= {9, value}
+
+
 @pytest.mark.parametrize(("height", "width"), [(32, 32), (24, 40)])
 def test_resized_crop_draws_a_box_per_image_within_v2s_scale_and_ratio(height: int, width: int) -> None:
     torch.manual_seed(0)

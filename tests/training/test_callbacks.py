@@ -157,3 +157,20 @@ def test_the_report_keeps_the_val_predictions_of_the_best_checkpoint(tmp_path: P
     assert "epoch=0" in checkpoint.best_model_path and kept.of(checkpoint.best_model_path)
     probs, labels = kept.tensors()
     assert probs.argmax(-1).tolist() == labels.tolist() == [0, 1, 0, 1]  # epoch 0's, all right
+
+
+@pytest.mark.parametrize("every", [0, 2])
+def test_epoch_checkpoint_saves_within_an_epoch_only_when_asked(tmp_path: Path, every: int) -> None:
+    from torch.utils.data import DataLoader, TensorDataset
+
+    from lightcls.training.callbacks import EpochCheckpoint
+
+    data = DataLoader(TensorDataset(torch.zeros(5, 1), torch.zeros(5, dtype=torch.long)), batch_size=1)
+    checkpoint = EpochCheckpoint(
+        dirpath=tmp_path, filename="{step}", save_top_k=-1, every_n_train_steps=every, save_last=True
+    )
+    trainer = L.Trainer(max_epochs=1, callbacks=[checkpoint], logger=False, enable_progress_bar=False)
+    trainer.fit(_ScoredByEpoch(), train_dataloaders=data)
+    saved = sorted(p.name for p in tmp_path.iterdir())
+    within = ["step=2.ckpt", "step=4.ckpt"] if every else []
+    assert saved == ["last.ckpt", *within]

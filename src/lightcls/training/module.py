@@ -163,6 +163,12 @@ class ClassificationModule(L.LightningModule):
         """The temperature its softmax divides the logits by (1.0: not calibrated, or multi-label)."""
         return 1.0 if self.multilabel else float(self.temperature)
 
+    def __setattr__(self, name: str, value: Any) -> None:
+        if name == "_current_fx_name":  # Lightning sets it around each hook, ~40 times a step
+            self.__dict__[name] = value  # a plain string: nn.Module's checks cost ~2 us each
+            return
+        super().__setattr__(name, value)
+
     def _load_from_state_dict(self, state_dict: dict[str, Any], prefix: str, *args: Any) -> None:
         # a checkpoint from before calibration existed holds no temperature: it is 1
         if not self.multilabel:
