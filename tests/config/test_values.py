@@ -2,10 +2,15 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import pytest
+from hydra.core.override_parser.overrides_parser import OverridesParser
+from omegaconf import DictConfig, OmegaConf
 
 from helpers import one_line_error
-from lightcls.config.checks import check_command
+from lightcls.config import compose
+from lightcls.config.checks import check_command, check_composed
 from lightcls.config.values import RULES, broken
 from lightcls.workflows.checks import check_eval, check_export, check_search, check_train
 
@@ -83,7 +88,7 @@ def _cases(every_value: bool = True) -> list[tuple[str, str, str, str]]:
 
 
 CASES = _cases()
-#: what the commands are fed: composed and checked as on the command line (a composition each)
+#: what the commands are fed: set on each command's composed config, checked as the command checks
 COMMAND_CASES = _cases(every_value=False)
 TASK_CHECKS = {"train": check_train, "search": check_search, "eval": check_eval, "export": check_export}
 
@@ -99,28 +104,44 @@ def test_the_fuzz_covers_every_rule_with_values_each_rule_refuses() -> None:
     assert len(CASES) > 150
 
 
-@pytest.mark.parametrize(
-    ("command", "key", "rule", "value"), COMMAND_CASES, ids=[f"{c}-{k}={v}" for c, k, _, v in COMMAND_CASES]
-)
-def test_a_wrong_value_is_one_line_naming_its_key(
-    command: str, key: str, rule: str, value: str, tmp_path
-) -> None:
-    ckpt = tmp_path / "model.ckpt"
+@pytest.fixture(scope="module")
+def composed(tmp_path_factory: pytest.TempPathFactory) -> Callable[[str, bool], DictConfig]:
+    """Each command's config composed once (with `loss=asl` where asked): a case sets its one wrong value
+    on a copy, as a command-line override would (Hydra's own parser reads the value)."""
+    folder = tmp_path_factory.mktemp("values")
+    ckpt = folder / "model.ckpt"
     ckpt.write_bytes(b"")
     required = {
         "eval": [f"ckpt_path={ckpt}"],
         "export": [f"ckpt_path={ckpt}"],
         "serve": [f"ckpt_path={ckpt}"],
-        "predict": [f"ckpt_path={ckpt}", f"input={tmp_path}"],
-        "index": [f"ckpt_path={ckpt}", f"input={tmp_path}"],
-        "similar": [f"index={tmp_path}", f"query={tmp_path}"],
-        "explain": [f"ckpt_path={ckpt}", f"input={tmp_path}"],
-        "train": [f"data.root={tmp_path}"],
-        "search": [f"data.root={tmp_path}"],
-    }.get(command, [])
-    if key.startswith("loss.") and key != "loss.name":  # the asymmetric loss's own keys
-        required.append("loss=asl")
-    message = one_line_error(check_command, command, [*required, f"{key}={value}"], TASK_CHECKS.get(command))
+        "predict": [f"ckpt_path={ckpt}", f"input={folder}"],
+        "index": [f"ckpt_path={ckpt}", f"input={folder}"],
+        "similar": [f"index={folder}", f"query={folder}"],
+        "explain": [f"ckpt_path={ckpt}", f"input={folder}"],
+        "train": [f"data.root={folder}"],
+        "search": [f"data.root={folder}"],
+    }
+    configs: dict[tuple[str, bool], DictConfig] = {}
+
+    def get(command: str, asl: bool) -> DictConfig:
+        if (command, asl) not in configs:
+            overrides = required.get(command, []) + (["loss=asl"] if asl else [])
+            configs[command, asl] = compose(command, overrides)
+        return configs[command, asl].copy()
+
+    return get
+
+
+@pytest.mark.parametrize(
+    ("command", "key", "rule", "value"), COMMAND_CASES, ids=[f"{c}-{k}={v}" for c, k, _, v in COMMAND_CASES]
+)
+def test_a_wrong_value_is_one_line_naming_its_key(
+    command: str, key: str, rule: str, value: str, composed: Callable[[str, bool], DictConfig]
+) -> None:
+    cfg = composed(command, key.startswith("loss.") and key != "loss.name")  # the asymmetric loss's keys
+    OmegaConf.update(cfg, key, OverridesParser.create().parse_override(f"{key}={value}").value())
+    message = one_line_error(check_composed, cfg, command, TASK_CHECKS.get(command))
     assert message.startswith(key), message
     assert "Traceback" not in message and "\n" not in message
 

@@ -60,15 +60,19 @@ def test_a_family_default_optimizer_and_the_users_choice() -> None:
 
 @pytest.mark.parametrize("family", [f.name for f in FAMILIES])
 def test_every_model_runs_at_its_smallest_side_with_1_and_3_channels(family: str) -> None:
+    # every model at its own smallest side; the first-layer swap to one channel, family by family (each
+    # family swaps the same layer); a forward on the meta device is all Python (~0.1 s for a big model)
     for i, name in enumerate(members(family)):
         smallest, multiple = size_rule(name)
         side = max(smallest, multiple)
         with on_meta_device(), torch.no_grad():
             net = build_model(name, 7, 3, image_size=side).eval()
             assert net(torch.zeros(2, 3, side, side)).shape == (2, 7), name
+            if i > 0:
+                continue
             _set_in_channels(net, 1)
             assert net(torch.zeros(2, 1, side, side)).shape == (2, 7), name
-            if i == 0 and not multiple and smallest > 1:  # the smallest side is the smallest: one less fails
+            if not multiple and smallest > 1:  # the smallest side is the smallest: one less fails
                 with pytest.raises((RuntimeError, ValueError)):
                     net(torch.zeros(2, 1, side - 1, side - 1))
 

@@ -65,13 +65,19 @@ def check_command(
             if missing:
                 raise LightclsError(f"{missing[0]} is required: pass {missing[0]}=...")
             first = cfg if first is None else first
-            if args.cfg:
-                continue
-            check_values(cfg, config_name)
-            if check_task is not None:
-                with contextlib.suppress(InterpolationResolutionError):  # needs the run's Hydra context:
-                    check_task(cfg)  # the task checks again when it starts
+            if not args.cfg:
+                check_composed(cfg, config_name, check_task)
     return None if args.cfg else (first, bool(args.multirun))
+
+
+def check_composed(
+    cfg: DictConfig, config_name: str, check_task: Callable[[DictConfig], None] | None = None
+) -> None:
+    """A composed `config_name`: the values its rules name, then `check_task` (one-line LightclsErrors)."""
+    check_values(cfg, config_name)
+    if check_task is not None:
+        with contextlib.suppress(InterpolationResolutionError):  # needs the run's Hydra context:
+            check_task(cfg)  # the task checks again when it starts
 
 
 def _check_added_key(config_name: str, key: str, overrides: list[str]) -> None:
