@@ -174,3 +174,17 @@ def test_epoch_checkpoint_saves_within_an_epoch_only_when_asked(tmp_path: Path, 
     saved = sorted(p.name for p in tmp_path.iterdir())
     within = ["step=2.ckpt", "step=4.ckpt"] if every else []
     assert saved == ["last.ckpt", *within]
+
+
+def test_the_checkpoints_state_key_follows_what_it_monitors() -> None:
+    from lightning.pytorch.callbacks import ModelCheckpoint
+
+    from lightcls.training.callbacks import EpochCheckpoint
+
+    ours, theirs = (
+        EpochCheckpoint(monitor="val/top1", mode="max"),
+        ModelCheckpoint(monitor="val/top1", mode="max"),
+    )
+    assert ours.state_key == theirs.state_key.replace("ModelCheckpoint", "EpochCheckpoint")
+    ours.monitor = theirs.monitor = "val/map"  # as multi-label data sets it, after the callback is built
+    assert ours.state_key == theirs.state_key.replace("ModelCheckpoint", "EpochCheckpoint")

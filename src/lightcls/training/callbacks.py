@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import functools
 import logging
 import math
 import time
@@ -68,10 +67,14 @@ class EpochCheckpoint(ModelCheckpoint):
     after removing the old file: not atomic, and it dangles once that top-k file is replaced.
     """
 
-    @functools.cached_property
+    @property
     def state_key(self) -> str:
-        """ModelCheckpoint's key, built once: Lightning formats it around every hook call of every step."""
-        return super().state_key
+        """ModelCheckpoint's key, built again only when what it names changes: Lightning formats it around
+        every hook call of every step."""
+        named = (self.monitor, self.mode, self._every_n_train_steps, self._every_n_epochs)
+        if getattr(self, "_key_of", None) != (*named, self._train_time_interval):
+            self._key_of, self._key = (*named, self._train_time_interval), super().state_key
+        return self._key
 
     def on_train_batch_end(self, trainer: L.Trainer, pl_module: L.LightningModule, *args: Any) -> None:
         if self._every_n_train_steps < 1 and self._train_time_interval is None:
