@@ -90,7 +90,7 @@ class TensorImageDataset(Dataset):
         images = self.images.index_select(0, index)  # ~10x faster than self.images[index] on the CPU
         for transform in self.augment:
             images = transform(images)
-        return Batch((images, self._label_tensor[index]))
+        return Batch((images, self._label_tensor.index_select(0, index)))
 
 
 class Batch(tuple):
