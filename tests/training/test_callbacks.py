@@ -188,3 +188,27 @@ def test_the_checkpoints_state_key_follows_what_it_monitors() -> None:
     assert ours.state_key == theirs.state_key.replace("ModelCheckpoint", "EpochCheckpoint")
     ours.monitor = theirs.monitor = "val/map"  # as multi-label data sets it, after the callback is built
     assert ours.state_key == theirs.state_key.replace("ModelCheckpoint", "EpochCheckpoint")
+
+
+@pytest.mark.parametrize(("interval", "shown"), [(0.0, [1, 2, 3, 4, 5] * 2), (3600.0, [1, 5, 5])])
+def test_the_progress_bar_moves_at_most_every_interval_and_ends_each_epoch_full(
+    monkeypatch, interval: float, shown: list[int]
+) -> None:
+    from torch.utils.data import DataLoader, TensorDataset
+
+    from lightcls.training.callbacks import ProgressBar
+
+    moved: list[int] = []
+    update = ProgressBar._update
+
+    def counted(self, bar_id, current: int, *args, **kwargs) -> None:
+        if bar_id is not None and bar_id == self.train_progress_bar_id:
+            moved.append(current)
+        update(self, bar_id, current, *args, **kwargs)
+
+    monkeypatch.setattr(ProgressBar, "_update", counted)
+    data = DataLoader(TensorDataset(torch.zeros(5, 1), torch.zeros(5, dtype=torch.long)), batch_size=1)
+    bar = ProgressBar(interval=interval)
+    trainer = L.Trainer(max_epochs=2, callbacks=[bar], logger=False, enable_checkpointing=False)
+    trainer.fit(_ScoredByEpoch(), train_dataloaders=data)
+    assert moved == shown  # an hour apart: the first batch (nothing shown yet), then each epoch's last

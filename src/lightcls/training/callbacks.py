@@ -324,7 +324,22 @@ class FitResults(Callback):
 
 
 class ProgressBar(RichProgressBar):
-    """Lightning's rich progress bar, counting epochs from 1 as the logs, metrics.json and checkpoints do."""
+    """Lightning's rich progress bar, counting epochs from 1 as the logs, metrics.json and checkpoints do,
+    and moved on at most every `interval` seconds (and at an epoch's last batch): its update and metrics
+    cost ~0.3-0.5 ms a batch, a few percent of a small model's step."""
+
+    def __init__(self, *args: Any, interval: float = 0.1, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.interval, self._moved = interval, 0.0
+
+    def on_train_batch_end(
+        self, trainer: L.Trainer, pl_module: L.LightningModule, outputs: Any, batch: Any, batch_idx: int
+    ) -> None:
+        now = time.monotonic()
+        if now - self._moved < self.interval and batch_idx + 1 < self.total_train_batches:
+            return
+        self._moved = now
+        super().on_train_batch_end(trainer, pl_module, outputs, batch, batch_idx)
 
     def _get_train_description(self, current_epoch: int) -> str:
         description = f"Epoch {current_epoch + 1}/{self.trainer.max_epochs}"
