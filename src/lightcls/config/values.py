@@ -39,6 +39,7 @@ TRAIN = {
     "trainer.log_every_n_steps": "int:1",
     "trainer.gradient_clip_val": "number:>=0?",
     "trainer.num_nodes": "int:1",
+    "callbacks.progress_bar.interval": "number:>=0",
 }
 RULES: dict[str, dict[str, str]] = {
     "train": TRAIN,
