@@ -13,6 +13,7 @@
   (c) after each of its own (train_throughput.PairedLimit), the median over all repeats' steps of the
   limit's step time over lightcls's (the loader and Lightning's hooks included): the two alternate every
   few milliseconds, so a shared machine's slow spells move both, where they move whole runs 10-20% apart.
+  `d/c paired`: the same for (d), Lightning's floor.
 - run: the default `python train.py` (lenet on the embedded digits, 10 epochs, report.html) in the
   repository, `--runs` times after one that writes the data and its cache: the whole process's wall time
   against metrics.json's `seconds`, part by part; `unaccounted` is the wall time no part holds (before
@@ -52,16 +53,17 @@ def steps(repeats: int, epochs: int, data: Path, models: list[str]) -> None:
     )
     print(
         "| model | (a) hand loop | (b) lightcls | (c) limit | (d) Lightning floor | b/a | b/c | d/c "
-        "| b/c paired |"
+        "| b/c paired | d/c paired |"
     )
-    print("| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |")
+    print("| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |")
     with tempfile.TemporaryDirectory() as out:
         for model in models:
             runs: dict[str, list[float]] = {"a": [], "b": [], "c": [], "d": []}
             ratios: list[float] = []  # each paired step's limit over lightcls, all repeats
+            floor_ratios: list[float] = []  # each paired step's limit over Lightning's floor
             tt.lightcls_run(root, Path(out) / f"{model}-warm", model, 32, 64, 0)  # the decode cache, once
             for rep in range(repeats):
-                for key in "abcdp"[rep % 5 :] + "abcdp"[: rep % 5]:
+                for key in "abcdpq"[rep % 6 :] + "abcdpq"[: rep % 6]:
                     if key == "a":
                         runs["a"].append(tt.baseline(root, model, 32, 64, 2, epochs))
                     elif key == "b":
@@ -74,22 +76,29 @@ def steps(repeats: int, epochs: int, data: Path, models: list[str]) -> None:
                         run = Path(out) / f"{model}{rep}-paired"
                         pairs = tt.lightcls_run(root, run, model, 32, 64, 0, epochs, paired=True)["pairs"]
                         ratios += [c / b for b, c in pairs]
+                    elif key == "q":
+                        lightning_floor(model, 32, 64, 5000, epochs, paired=True)
+                        floor_ratios += [c / d for d, c in tt.PairedLimit.pairs]
                     else:
                         runs["d"].append(lightning_floor(model, 32, 64, 5000, epochs))
             a, b, c, d = (statistics.median(runs[k]) for k in "abcd")
             print(
                 f"| {model} | {a:.0f} | {b:.0f} | {c:.0f} | {d:.0f} | "
                 f"{b / a:.2f} | {b / c:.2f} | {d / c:.2f} | "
-                f"{statistics.median(ratios):.2f} |"
+                f"{statistics.median(ratios):.2f} | {statistics.median(floor_ratios):.2f} |"
             )
             every = "; ".join(f"{k}: " + " ".join(f"{v:.0f}" for v in runs[k]) for k in "abcd")
-            print(f"|   runs: {every} | | | | | | | | |")
+            print(f"|   runs: {every} | | | | | | | | | |")
 
 
-def lightning_floor(model: str, size: int, batch: int, images: int, epochs: int) -> float:
+def lightning_floor(
+    model: str, size: int, batch: int, images: int, epochs: int, paired: bool = False
+) -> float:
     """(d) The limit's steps inside a bare Lightning Trainer (a LightningModule that only computes the loss,
-    no callbacks, logger, progress bar or checkpoints): what Lightning's loop itself costs a step."""
+    no callbacks, logger, progress bar or checkpoints): what Lightning's loop itself costs a step; `paired`:
+    a step of the limit after each of its own (train_throughput.PairedLimit, its `pairs`)."""
     import lightning as L
+    import train_throughput as tt
     from torch import nn
 
     from lightcls.models import build_model
@@ -127,6 +136,7 @@ def lightning_floor(model: str, size: int, batch: int, images: int, epochs: int)
         enable_checkpointing=False,
         enable_progress_bar=False,
         enable_model_summary=False,
+        callbacks=[tt.PairedLimit(model, size, batch)] if paired else [],
     )
     trainer.fit(step, train_dataloaders=Batches())
     per_epoch = len(sizes)

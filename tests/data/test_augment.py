@@ -64,6 +64,52 @@ def test_each_crop_keeps_its_own_batch_when_padded_batches_follow_one_another() 
         assert set(crops.unique().tolist()) <= {9, value}
 
 
+@pytest.mark.parametrize("padding", [0, 2])
+def test_crops_cut_from_the_whole_store_are_the_gathered_batchs_crops(padding: int) -> None:
+    store = torch.randint(0, 256, (50, 3, 8, 7), dtype=torch.uint8)
+    index = torch.tensor([7, 3, 49, 0, 3])
+    crop = RandomCrop(6, padding=padding, fill=5)
+    for seed, source in [(0, store), (1, store), (2, store.flip(0).contiguous())]:  # then another store
+        torch.manual_seed(seed)
+        expected = RandomCrop(6, padding=padding, fill=5)(source.index_select(0, index))
+        torch.manual_seed(seed)
+        assert torch.equal(crop.gather(source, index), expected)
+    crop.store_max_bytes = 0  # a store too big to copy padded: the crops of the gathered batch
+    torch.manual_seed(3)
+    expected = crop(store.index_select(0, index))
+    torch.manual_seed(3)
+    assert torch.equal(crop.gather(store, index), expected)
+    assert crop._store is None if not padding else crop._store[1] is None  # no copy kept (none needed at 0)
+
+
+def test_the_padded_store_is_made_once_and_never_pickled() -> None:
+    import pickle
+
+    store = torch.zeros(2000, 3, 32, 32, dtype=torch.uint8)
+    crop = RandomCrop(32, padding=4)
+    crop.gather(store, torch.arange(8))
+    copy = crop._store[1]
+    crop.gather(store, torch.arange(8, 16))
+    assert crop._store[1] is copy and copy.shape == (2000, 3, 40, 40)
+    restored = pickle.loads(pickle.dumps(crop))  # to a loader worker: without the 9.6 MB copy
+    assert len(pickle.dumps(crop)) < 10_000 and restored._store is None
+    assert restored.gather(store, torch.arange(4)).shape == (4, 3, 32, 32)
+
+
+def test_a_cached_split_cuts_its_crops_from_the_store_then_applies_the_other_steps() -> None:
+    from lightcls.data.datasets import TensorImageDataset
+
+    store = torch.randint(0, 256, (40, 3, 8, 8), dtype=torch.uint8)
+    crop, flip = RandomCrop(8, padding=2), RandomHorizontalFlip()
+    dataset = TensorImageDataset(store, list(range(40)), [crop, flip])
+    torch.manual_seed(0)
+    images, labels = dataset.__getitems__([5, 1, 30])
+    torch.manual_seed(0)
+    expected = flip(RandomCrop(8, padding=2)(store[[5, 1, 30]]))
+    assert torch.equal(images, expected) and labels.tolist() == [5, 1, 30]
+    assert crop._store is not None  # cut from the padded store, not from a gathered batch
+
+
 @pytest.mark.parametrize(("height", "width"), [(32, 32), (24, 40)])
 def test_resized_crop_draws_a_box_per_image_within_v2s_scale_and_ratio(height: int, width: int) -> None:
     torch.manual_seed(0)

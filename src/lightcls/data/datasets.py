@@ -55,7 +55,8 @@ class TensorImageDataset(Dataset):
     """(image, label) from uint8 images already decoded and resized (the decode cache); `labels` are class
     indices, or multi-hot rows (N, classes) for a multi-label set.
 
-    A DataLoader fetches a whole batch at once (`__getitems__`): one gather from the cache, and
+    A DataLoader fetches a whole batch at once (`__getitems__`): one gather from the cache (or a first
+    augment step's own `gather`, e.g. RandomCrop's crops cut straight from a padded copy), and
     augmentations that all draw per image (lightcls.data.augment) applied to the batch in one go, handed
     over as the finished (images, labels) batch (`collate` passes it through).
     """
@@ -87,8 +88,12 @@ class TensorImageDataset(Dataset):
         if not self.batched:
             return [self[i] for i in indices]
         index = torch.as_tensor(indices)
-        images = self.images.index_select(0, index)  # ~10x faster than self.images[index] on the CPU
-        for transform in self.augment:
+        steps = self.augment
+        if steps and hasattr(steps[0], "gather"):  # a step that cuts its output straight from the cache
+            images, steps = steps[0].gather(self.images, index), steps[1:]
+        else:
+            images = self.images.index_select(0, index)  # ~10x faster than self.images[index] on the CPU
+        for transform in steps:
             images = transform(images)
         return Batch((images, self._label_tensor.index_select(0, index)))
 
