@@ -29,7 +29,7 @@ class RandomCrop(nn.Module):
         super().__init__()
         self.size, self.padding, self.fill = int(size), int(padding), fill
         self._padded = torch.empty(0)  # the last batch's padded copy: its border is filled once, reused
-        self._store: tuple[tuple[Any, ...], torch.Tensor | None] | None = None  # (its source's key, copy)
+        self._store: tuple[torch.Tensor, torch.Tensor | None] | None = None  # (a store, its padded copy)
 
     def forward(self, images: torch.Tensor) -> torch.Tensor:
         """Crops of (N, C, H, W) or (C, H, W) images."""
@@ -81,8 +81,7 @@ class RandomCrop(nn.Module):
         the copy would take more than `store_max_bytes`."""
         if not self.padding:
             return store
-        key = (store.data_ptr(), tuple(store.shape), store.dtype, store.device)
-        if self._store is None or self._store[0] != key:
+        if self._store is None or self._store[0] is not store:  # the store itself: an address can be reused
             n, c, h, w = store.shape
             p = self.padding
             size = n * c * (h + 2 * p) * (w + 2 * p) * store.element_size()
@@ -90,7 +89,7 @@ class RandomCrop(nn.Module):
             if size <= self.store_max_bytes:
                 copy = store.new_full((n, c, h + 2 * p, w + 2 * p), self.fill)
                 copy[:, :, p : p + h, p : p + w] = store
-            self._store = (key, copy)
+            self._store = (store, copy)
         return self._store[1]
 
     def __getstate__(self) -> dict[str, Any]:
