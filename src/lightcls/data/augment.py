@@ -77,9 +77,9 @@ class RandomCrop(nn.Module):
         return buffer
 
     def _padded_store(self, store: torch.Tensor) -> torch.Tensor | None:
-        """`store` padded (itself when `padding` is 0), kept while `store` is the one asked for; None when
-        the copy would take more than `store_max_bytes`."""
-        if not self.padding:
+        """`store` padded (itself when `padding` is 0 and it is contiguous), kept while `store` is the one
+        asked for; None when a copy would take more than `store_max_bytes`."""
+        if not self.padding and store.is_contiguous():
             return store
         if self._store is None or self._store[0] is not store:  # the store itself: an address can be reused
             n, c, h, w = store.shape
