@@ -83,6 +83,14 @@ def test_crops_cut_from_the_whole_store_are_the_gathered_batchs_crops(padding: i
     assert crop._store[0] is not store if not padding else crop._store[1] is None  # no copy of it kept
 
 
+@pytest.mark.parametrize(("size", "padding"), [(32, -1), (0, 2)])
+def test_a_negative_padding_or_an_empty_crop_is_one_line(size: int, padding: int) -> None:
+    with pytest.raises(
+        LightclsError, match=rf"^RandomCrop\(size={size}, padding={padding}\): size must be >= 1"
+    ):
+        RandomCrop(size, padding=padding)
+
+
 def test_the_padded_store_is_made_once_and_never_pickled() -> None:
     import pickle
 

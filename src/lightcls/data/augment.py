@@ -28,6 +28,10 @@ class RandomCrop(nn.Module):
     def __init__(self, size: int, padding: int = 0, fill: int = 0) -> None:
         super().__init__()
         self.size, self.padding, self.fill = int(size), int(padding), fill
+        if self.size < 1 or self.padding < 0:
+            raise LightclsError(
+                f"RandomCrop(size={size}, padding={padding}): size must be >= 1, padding >= 0"
+            )
         self._padded = torch.empty(0)  # the last batch's padded copy: its border is filled once, reused
         self._store: tuple[torch.Tensor, torch.Tensor | None] | None = None  # (a store, its padded copy)
 
